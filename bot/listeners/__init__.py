@@ -1,0 +1,1 @@
+"""Listeners, one module per concern; each has register(app)."""

@@ -1,0 +1,1 @@
+"""Ingestion: sources to documents to chunks in the knowledge base."""

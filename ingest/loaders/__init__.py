@@ -1,0 +1,1 @@
+"""One loader module per source kind: files, web, slack."""

@@ -1,0 +1,218 @@
+"""The `lore` command: the composition root, the one place that wires bot/, workers/ and ingest/ together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lore import __version__
+from lore.commands.common import EXIT_FAILED, emit_json, fail, load_settings
+from lore.config import Settings
+from lore.db import DatabaseError, check_database, database_url, redact, stop_embedded, table_counts
+from lore.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lore")
+def main() -> None:
+    """Lore: answers your team's questions from its own documents, and learns from reactions."""
+    settings = load_settings()
+    setup_logging(settings.log_level)
+
+
+# -- database -----------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database: migrate, show the URL, stop the embedded server."""
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """`alembic upgrade` against the configured database (embedded server started if needed)."""
+    from alembic import command
+    from lore.migrations import alembic_config
+
+    check_database(settings)
+    command.upgrade(alembic_config(settings), revision)
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    settings = load_settings()
+    try:
+        upgrade_database(settings, revision)
+    except DatabaseError as exc:
+        fail(str(exc))
+    click.echo(f"database at {redact(database_url(settings))} is at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (`base` removes every table)."""
+    from alembic import command
+    from lore.migrations import alembic_config
+
+    settings = load_settings()
+    try:
+        check_database(settings)
+    except DatabaseError as exc:
+        fail(str(exc))
+    command.downgrade(alembic_config(settings), revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the database URL in use (starting the embedded server if needed)."""
+    settings = load_settings()
+    try:
+        click.echo(database_url(settings))
+    except DatabaseError as exc:
+        fail(str(exc))
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server (it otherwise keeps running for other Lore processes)."""
+    settings = load_settings()
+    if settings.database_url:
+        fail("DATABASE_URL is set: Lore does not manage that server")
+    click.echo("stopped" if stop_embedded(settings) else "not running")
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+
+def redis_status(url: str) -> dict[str, Any]:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        info = client.info("server")
+        return {"reachable": True, "version": info.get("redis_version")}
+    except Exception as exc:
+        return {"reachable": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    from sqlalchemy.exc import ProgrammingError
+
+    from lore.models import TABLES
+
+    info = check_database(settings)
+    try:
+        counts: dict[str, int] | None = table_counts(settings, TABLES)
+    except ProgrammingError:
+        counts = None
+    return {
+        "version": __version__,
+        "database": info,
+        "tables": counts,
+        "migrated": counts is not None,
+        "redis": {"url": redact(settings.redis_url), **redis_status(settings.redis_url)},
+        "chat_model": settings.effective_chat_model,
+        "embeddings": settings.embeddings,
+        "slack": "socket" if settings.slack_app_token else ("http" if settings.slack_configured else "off"),
+    }
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def status(as_json: bool) -> None:
+    """Database, pgvector version, table counts, Redis reachable."""
+    settings = load_settings()
+    try:
+        report = collect_status(settings)
+    except DatabaseError as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report)
+        return
+    console = Console()
+    database = report["database"]
+    console.print(f"[bold]Lore {report['version']}[/bold]")
+    kind = "embedded" if database["embedded"] else "external"
+    console.print(f"database   {database['url']} ({kind})")
+    console.print(f"postgres   {database['postgres_version']}")
+    console.print(
+        f"pgvector   {database['pgvector_installed'] or 'not installed (run `lore db upgrade`)'}"
+        f" (available {database['pgvector_available']})"
+    )
+    redis_info = report["redis"]
+    reach = (
+        f"reachable, {redis_info['version']}" if redis_info["reachable"] else f"NOT reachable ({redis_info['error']})"
+    )
+    console.print(f"redis      {redis_info['url']} {reach}")
+    console.print(f"chat model {report['chat_model'] or 'none (search-only answers)'}")
+    console.print(f"embeddings {report['embeddings']}")
+    console.print(f"slack      {report['slack']}")
+    if report["tables"] is None:
+        console.print("tables     not migrated: run `lore db upgrade`")
+        return
+    table = Table(title="tables")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in report["tables"].items():
+        table.add_row(name, str(count))
+    console.print(table)
+
+
+# -- workers ------------------------------------------------------------------------------------------
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--concurrency", "-c", default=2, show_default=True)
+@click.option("--queues", "-Q", default="ingest,feedback", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int, queues: str) -> None:
+    """Run a Celery worker (the Procfile's `worker` line)."""
+    from workers.app import app
+
+    settings = load_settings()
+    _require_redis(settings)
+    try:
+        database_url(settings)  # start the embedded server before forking pool processes
+    except DatabaseError as exc:
+        fail(str(exc))
+    argv = ["worker", "--loglevel", settings.log_level, "-c", str(concurrency), "-Q", queues, *ctx.args]
+    app.worker_main(argv)
+
+
+@main.command()
+def beat() -> None:
+    """Run Celery beat (periodic syncs; the Procfile's `beat` line)."""
+    from workers.app import app
+
+    settings = load_settings()
+    _require_redis(settings)
+    schedule = settings.home / "celerybeat-schedule"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(schedule)])
+
+
+def _require_redis(settings: Settings) -> None:
+    state = redis_status(settings.redis_url)
+    if not state["reachable"]:
+        fail(
+            f"Redis at {redact(settings.redis_url)} is not reachable ({state['error']}): "
+            "start redis-server or set REDIS_URL",
+            EXIT_FAILED,
+        )
+
+
+def run() -> None:
+    main(prog_name="lore")
+
+
+if __name__ == "__main__":
+    run()

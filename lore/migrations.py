@@ -1,0 +1,20 @@
+"""Alembic configuration for Lore's own migrations, wherever Lore is installed from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from lore.config import Settings
+from lore.db import sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["url"] = sqlalchemy_url(settings)
+    config.attributes["skip_logging"] = True
+    return config

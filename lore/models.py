@@ -1,0 +1,277 @@
+"""Every table of Lore: the one schema definition that Alembic migrations are generated from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import (
+    text as sql,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The dimension of the default offline embedder (all-MiniLM-L6-v2). A different embedder must match it:
+# lore.embeddings refuses to write vectors of another size.
+EMBEDDING_DIM = 384
+
+# The ACL entry that makes a document visible everywhere.
+PUBLIC = "public"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Document(Base):
+    """One source: a file, a web page, or a Slack channel's messages (or one thread)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    uri: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    title: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    source_kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="file")
+    # The directory or site root a document was found under: a sync of that root deletes what vanished.
+    source_root: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    # Channel ids that may see this document, or ['public'].
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=sql("ARRAY['public']::text[]"))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "source_root"),)
+
+
+class Chunk(Base):
+    """A retrievable passage of a document, with its embedding and full-text vector."""
+
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False)
+    ord: Mapped[int] = mapped_column(Integer, nullable=False)
+    heading: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    # sha256 of the text: identical text is embedded once and its vector reused.
+    text_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed("to_tsvector('english'::regconfig, heading || ' ' || text)", persisted=True),
+    )
+    # Copied from the document so the permission filter runs inside the index scan, without a join.
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    # Query-independent adjustment from feedback (bounded by lore.feedback).
+    boost: Mapped[float] = mapped_column(Float, nullable=False, server_default=sql("0"))
+
+    __table_args__ = (
+        UniqueConstraint("document_id", "ord"),
+        Index(None, "text_hash"),
+        Index(
+            "ix_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index("ix_chunks_acl", "acl", postgresql_using="gin"),
+    )
+
+
+class Answer(Base):
+    """Every answer Lore gave: what feedback attaches to and what exports read."""
+
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(Text)
+    channel_id: Mapped[str | None] = mapped_column(Text)
+    # The Slack message that carries the answer, and the thread it is in.
+    message_ts: Mapped[str | None] = mapped_column(Text)
+    thread_ts: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    # Where the question came from: slack, cli, api; and whether its context was private.
+    surface: Mapped[str] = mapped_column(Text, nullable=False, server_default="cli")
+    private: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    question: Mapped[str] = mapped_column(Text, nullable=False)
+    question_embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
+    answer: Mapped[str] = mapped_column(Text, nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    # The exact messages the model saw (system prompt, fenced context, history, question).
+    prompt: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+    chunk_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, server_default=sql("'{}'::bigint[]")
+    )
+    generation: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'"))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("channel_id", "message_ts"),
+        Index(None, "parent_id"),
+        Index(None, "created_at"),
+        Index(
+            "ix_answers_question_embedding_hnsw",
+            "question_embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"question_embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class Vote(Base):
+    """A user's current vote on an answer: one row per answer and user, the latest wins."""
+
+    __tablename__ = "votes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    value: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    via: Mapped[str] = mapped_column(Text, nullable=False, server_default="reaction")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("answer_id", "user_id"),
+        CheckConstraint("value IN (-1, 1)", name="value"),
+    )
+
+
+class Comparison(Base):
+    """A user's choice between two answers to the same question."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    chosen_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), nullable=False)
+    rejected_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("chosen_id", "rejected_id", "user_id"),)
+
+
+class Critique(Base):
+    """What a user said was wrong with an answer, and optionally the right answer."""
+
+    __tablename__ = "critiques"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    critique: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    correction: Mapped[str | None] = mapped_column(Text)
+    # The source the correction points to, when it names one (strong evidence for the feedback memory).
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("answer_id", "user_id"),)
+
+
+class IngestJob(Base):
+    """A queued ingest: its sources, status, counts and errors."""
+
+    __tablename__ = "ingest_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="queued")
+    sources: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+    acl: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    batches_total: Mapped[int] = mapped_column(Integer, nullable=False, server_default=sql("0"))
+    batches_done: Mapped[int] = mapped_column(Integer, nullable=False, server_default=sql("0"))
+    counts: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'"))
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),)
+
+
+class IngestBatch(Base):
+    """One Celery task's share of an ingest job; `done` makes a redelivered task a no-op."""
+
+    __tablename__ = "ingest_batches"
+
+    job_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ingest_jobs.id", ondelete="CASCADE"), primary_key=True)
+    batch_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sources: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    done: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    counts: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'"))
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+
+
+class SlackEvent(Base):
+    """Slack deliveries already handled: event ids, and message keys that both an app_mention and a
+    message event share, so retries and replicas never answer twice."""
+
+    __tablename__ = "slack_events"
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    received_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "received_at"),)
+
+
+class SyncCursor(Base):
+    """Where an incremental sync (a Slack channel's history) stopped."""
+
+    __tablename__ = "sync_cursors"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _created()
+
+
+class ChannelSetting(Base):
+    """Per-channel switches: live indexing of new messages, opting out of feedback collection."""
+
+    __tablename__ = "channel_settings"
+
+    channel_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    live_index: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    feedback_opt_out: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    updated_at: Mapped[datetime] = _created()
+
+
+TABLES = [t.name for t in Base.metadata.sorted_tables]

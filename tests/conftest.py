@@ -1,0 +1,108 @@
+"""Shared fixtures: a throwaway embedded PostgreSQL+pgvector, a reserved Redis database, a real Celery worker.
+
+The environment is set here, before any Lore module is imported, so every process the tests start
+(CLI subprocesses, `lore serve`, workers) sees the same throwaway LORE_HOME and Redis database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TEST_HOME = Path(tempfile.mkdtemp(prefix="lore-test-"))
+TEST_REDIS_URL = os.environ.get("LORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+for _name in list(os.environ):
+    if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":
+        del os.environ[_name]
+os.environ.update(
+    {
+        "LORE_HOME": str(TEST_HOME),
+        "REDIS_URL": TEST_REDIS_URL,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens: a test that forgets the fake fails
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+)
+
+from lore.config import Settings, get_settings  # noqa: E402
+from lore.db import database_url, dispose_engines, get_engine, stop_embedded  # noqa: E402
+from lore.models import TABLES  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _require_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        pytest.exit(f"Redis is required at {url} and is not reachable ({exc}); start redis-server", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    get_settings.cache_clear()
+    yield get_settings()
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> Iterator[Settings]:
+    """The embedded server under the throwaway LORE_HOME, migrated to head; stopped and removed at the end."""
+    from lore.cli import upgrade_database
+
+    upgrade_database(settings)
+    yield settings
+    dispose_engines()
+    stop_embedded(settings)
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def db(migrated: Settings) -> Settings:
+    """A migrated, empty database: every table truncated before the test."""
+    from sqlalchemy import text
+
+    with get_engine(migrated).begin() as conn:
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in TABLES) + " RESTART IDENTITY CASCADE"))
+    return migrated
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _require_redis(TEST_REDIS_URL)
+    import redis
+
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(migrated: Settings, redis_url: str) -> Iterator[object]:
+    """A real Celery worker thread on the test Redis database, consuming every Lore queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.app import FEEDBACK_QUEUE, INGEST_QUEUE, app
+
+    database_url(migrated)
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        queues=[INGEST_QUEUE, FEEDBACK_QUEUE],
+        perform_ping_check=False,
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session: object, db: Settings) -> object:
+    return celery_worker_session

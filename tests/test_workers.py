@@ -1,0 +1,23 @@
+"""The Celery app: configuration that keeps work from being lost, and a real task through Redis."""
+
+from __future__ import annotations
+
+from lore.config import Settings
+from workers.app import FEEDBACK_QUEUE, INGEST_QUEUE, app
+
+
+def test_celery_is_configured_for_reliability() -> None:
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.task_serializer == "json"
+    assert conf.broker_url.startswith("redis://")
+    assert {q.name for q in conf.task_queues} == {INGEST_QUEUE, FEEDBACK_QUEUE}
+
+
+def test_ping_task_runs_on_a_real_worker(celery_worker: object, db: Settings) -> None:
+    from workers.tasks import ping
+
+    result = ping.apply_async(queue=INGEST_QUEUE).get(timeout=60)
+    assert result["ok"] is True
+    assert result["postgres_version"].startswith("18")

@@ -1,0 +1,54 @@
+"""The Celery application: Redis broker and result backend, queues, reliability settings, beat schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from lore.config import Settings, get_settings
+
+INGEST_QUEUE = "ingest"
+FEEDBACK_QUEUE = "feedback"
+
+# Periodic jobs other modules add (name -> schedule entry); `configure` copies them into beat_schedule.
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+
+
+def configure(app: Celery, settings: Settings) -> Celery:
+    app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # Work that must not be lost: acknowledged only when done, requeued if the worker dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(INGEST_QUEUE), Queue(FEEDBACK_QUEUE)],
+        task_default_queue=INGEST_QUEUE,
+        task_routes={
+            "workers.tasks.ingest_*": {"queue": INGEST_QUEUE},
+            "workers.tasks.sync_*": {"queue": INGEST_QUEUE},
+            "workers.tasks.record_*": {"queue": FEEDBACK_QUEUE},
+            "workers.tasks.feedback_*": {"queue": FEEDBACK_QUEUE},
+        },
+        # A redelivered task after a crash must wait no longer than the slowest task (ingest batches).
+        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=True,
+        result_expires=3600,
+        beat_schedule=dict(BEAT_SCHEDULE),
+        timezone="UTC",
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    app = Celery("lore", include=["workers.tasks"])
+    return configure(app, settings or get_settings())
+
+
+app = create_celery()

@@ -1,0 +1,16 @@
+"""Celery tasks: thin wrappers that take ids and small values and call the logic in ingest/ and lore/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lore.config import get_settings
+from lore.db import check_database
+from workers.app import app
+
+
+@app.task(name="workers.tasks.ping")
+def ping() -> dict[str, Any]:
+    """Round trip through broker, worker and database: used by health checks and tests."""
+    info = check_database(get_settings())
+    return {"ok": True, "postgres_version": info["postgres_version"]}
