@@ -210,6 +210,9 @@ def _require_redis(settings: Settings) -> None:
         )
 
 
+# -- commands from the other parts (one line each; keep this block sorted) -----------------------------
+
+
 def run() -> None:
     main(prog_name="lore")
 
