@@ -106,3 +106,7 @@ def celery_worker_session(migrated: Settings, redis_url: str) -> Iterator[object
 @pytest.fixture
 def celery_worker(celery_worker_session: object, db: Settings) -> object:
     return celery_worker_session
+
+
+# Fixtures of the local fakes, available to every test.
+from tests.fakes.slack_api import fake_slack  # noqa: E402, F401
