@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
+    # Answers: cosine a retrieved chunk must reach to count as relevant (below it: "I don't know"), chunks per answer.
+    min_similarity: float = Field(default=0.3, ge=0, le=1, validation_alias="LORE_MIN_SIMILARITY")
+    answer_k: int = Field(default=6, ge=1, le=50, validation_alias="LORE_ANSWER_K")
 
     @field_validator("embeddings")
     @classmethod

@@ -1,0 +1,102 @@
+"""Chat model factory: OpenAI, any OpenAI-compatible server (vLLM, Ollama, llama.cpp), or none (search-only).
+
+Also decides whether a model can drive a tool-calling agent: small local models cannot do so reliably,
+so `LORE_AGENT=auto` gives them the fixed retrieve-then-answer chain.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from langchain_core.language_models import BaseChatModel
+
+from lore.config import Settings
+
+# Sent when a base URL is set without a key: local servers ignore it, the client library requires one.
+PLACEHOLDER_KEY = "not-needed"
+# Used with a base URL but no LORE_CHAT_MODEL: single-model servers (llama.cpp) answer whatever the name.
+DEFAULT_LOCAL_MODEL = "local-model"
+
+# Families that call tools reliably (OpenAI's own, and open models trained for it).
+_TOOL_CAPABLE = re.compile(
+    r"(gpt-4|gpt-5|gpt-3\.5-turbo|^o[134]|qwen2\.5|qwen3|llama-?3\.[1-9]|llama-?4|mistral|mixtral|"
+    r"command-r|hermes|firefunction|functionary|granite-3|deepseek-v3|claude|gemini)",
+    re.IGNORECASE,
+)
+# Too small to follow a tool protocol whatever the server says.
+_TOO_SMALL = re.compile(r"(smollm|tinyllama|\b(135|360|500)m\b|-(135|360|500)m|0\.5b|qwen2?\.?5?-0\.5b)", re.IGNORECASE)
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class LLMError(RuntimeError):
+    """The chat model failed (unreachable, timed out, error reply); the message names the server."""
+
+
+def model_name(settings: Settings) -> str | None:
+    """The chat model name in use, or None for search-only answers."""
+    if settings.effective_chat_model:
+        return settings.effective_chat_model
+    if settings.openai_base_url:
+        return DEFAULT_LOCAL_MODEL
+    return None
+
+
+def get_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel | None:
+    """A ChatOpenAI for the configured server and model, or None when no model is configured."""
+    name = model_name(settings)
+    if name is None:
+        return None
+    from langchain_openai import ChatOpenAI
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else PLACEHOLDER_KEY
+    options: dict[str, Any] = {
+        "model": name,
+        "api_key": key,
+        "base_url": settings.openai_base_url,
+        "timeout": settings.llm_timeout_s,
+        "max_retries": 1,
+        # Token counts come back on streamed replies too, so every answer row has them.
+        "stream_usage": True,
+    }
+    options.update(overrides)
+    return ChatOpenAI(**options)
+
+
+def is_local_server(base_url: str | None) -> bool:
+    if not base_url:
+        return False
+    host = urlsplit(base_url).hostname or ""
+    return host in _LOCAL_HOSTS or host.endswith(".local")
+
+
+def supports_tools(settings: Settings, model: BaseChatModel) -> bool:
+    """Whether `auto` should use the tool-calling agent for this model.
+
+    Known tool-capable families do; tiny models never do; other models behind a local server (llama.cpp,
+    Ollama with an unknown model) get the chain, since a failed tool protocol is worse than no tools; any
+    other model on OpenAI's API does.
+    """
+    name = _model_label(model) or model_name(settings) or ""
+    if _TOO_SMALL.search(name):
+        return False
+    if _TOOL_CAPABLE.search(name):
+        return True
+    if is_local_server(settings.openai_base_url):
+        return False
+    # A chat model object that cannot bind tools at all (plain scripted models) cannot run the agent.
+    return type(model).bind_tools is not BaseChatModel.bind_tools
+
+
+def _model_label(model: BaseChatModel) -> str | None:
+    for attribute in ("model_name", "model"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def describe_model(model: BaseChatModel, settings: Settings) -> str:
+    """The model name recorded with an answer."""
+    return _model_label(model) or model_name(settings) or type(model).__name__

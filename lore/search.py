@@ -1,0 +1,211 @@
+"""Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and boosts.
+
+One network round trip per search: the two pgvector settings (`SET LOCAL`, so they never leak into the
+pooled connection), the query and its COMMIT go out together in psycopg's pipeline mode.
+
+- The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
+  view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
+  graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
+- Reciprocal rank fusion (k=60) of the two ranked lists; then two bounded adjustments: the chunk's
+  query-independent `boost` and the feedback memory (lore.feedback_memory) of similar past questions.
+- Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.embeddings import get_embedder
+from lore.models import PUBLIC
+from lore.types import Asker, Hit
+
+log = logging.getLogger(__name__)
+
+MODES = ("vector", "fulltext", "hybrid")
+RRF_K = 60
+# chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10.
+BOOST_BOUND = 0.004
+# Cosine similarity above which two retrieved chunks count as the same passage.
+NEAR_DUPLICATE_COSINE = 0.97
+# pgvector's default; raised when more candidates are asked for.
+MIN_EF_SEARCH = 40
+
+# Used until the feedback memory exists, and when use_feedback=False: no rows, so the term is 0.
+EMPTY_FEEDBACK_CTE = "feedback_adj AS (SELECT NULL::bigint AS chunk_id, 0::double precision AS adj WHERE false)"
+
+
+class SearchError(ValueError):
+    """A search request is invalid (unknown mode, bad k)."""
+
+
+@dataclass(frozen=True)
+class ScoredHit:
+    """A hit with the signals the agent needs to judge relevance."""
+
+    hit: Hit
+    similarity: float | None  # cosine similarity of the chunk to the query (None without an embedding)
+    fulltext: bool  # matched the full-text query
+    feedback: float  # the feedback-memory adjustment that was added
+
+
+def _vector_cte(with_acl: bool) -> str:
+    where = "WHERE acl && %(acl)s::text[]" if with_acl else ""
+    # MATERIALIZED: relaxed_order may return rows slightly out of order, so rank them again outside.
+    return f"""vec AS MATERIALIZED (
+    SELECT id, row_number() OVER (ORDER BY dist) AS rank FROM (
+        SELECT id, embedding <=> %(qvec)s AS dist FROM chunks {where}
+        ORDER BY embedding <=> %(qvec)s LIMIT %(n)s
+    ) v
+)"""
+
+
+_FULLTEXT_CTE = """fts AS MATERIALIZED (
+    SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
+        SELECT c.id, ts_rank_cd(c.tsv, q.query) AS r
+        FROM chunks c, websearch_to_tsquery('english', %(q)s) AS q(query)
+        WHERE c.tsv @@ q.query AND c.acl && %(acl)s::text[]
+        ORDER BY r DESC LIMIT %(n)s
+    ) f
+)"""
+
+_EMPTY_VEC = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+_EMPTY_FTS = "fts AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+
+
+def build_query(*, mode: str, feedback_sql: str) -> str:
+    """The search statement for a mode: candidate CTEs, feedback CTE, fusion and the final ranking."""
+    vec = _vector_cte(with_acl=True) if mode in ("vector", "hybrid") else _EMPTY_VEC
+    fts = _FULLTEXT_CTE if mode in ("fulltext", "hybrid") else _EMPTY_FTS
+    return f"""WITH {vec},
+{fts},
+{feedback_sql},
+fused AS (
+    SELECT id, sum(1.0 / ({RRF_K} + rank))::double precision AS rrf, bool_or(is_fts) AS is_fts
+    FROM (SELECT id, rank, false AS is_fts FROM vec UNION ALL SELECT id, rank, true FROM fts) u
+    GROUP BY id
+)
+SELECT c.id, c.document_id, d.uri, d.title, c.heading, c.text, c.text_hash, c.embedding,
+       f.rrf + LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND}) + COALESCE(fa.adj, 0) AS score,
+       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts, COALESCE(fa.adj, 0) AS adj
+FROM fused f
+JOIN chunks c ON c.id = f.id
+JOIN documents d ON d.id = c.document_id
+LEFT JOIN feedback_adj fa ON fa.chunk_id = c.id
+ORDER BY score DESC, c.id
+LIMIT %(limit)s"""
+
+
+def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str, dict[str, Any]]:
+    if not use_feedback:
+        return EMPTY_FEEDBACK_CTE, {}
+    try:
+        from lore.feedback_memory import feedback_cte
+    except ImportError:
+        return EMPTY_FEEDBACK_CTE, {}
+    return feedback_cte(settings)
+
+
+def candidate_count(k: int, mode: str) -> int:
+    """How many candidates each scan returns: a margin for de-duplication, more for fusion to work with."""
+    return max(2 * k, k + 10) if mode == "vector" else max(3 * k, 30)
+
+
+def visible_acl(asker: Asker | None) -> list[str]:
+    return asker.visible_acl() if asker is not None else [PUBLIC]
+
+
+def embed_query(settings: Settings, query: str) -> np.ndarray:
+    return np.asarray(get_embedder(settings).embed([query])[0], dtype=np.float32)
+
+
+def search_scored(
+    settings: Settings,
+    query: str,
+    *,
+    asker: Asker | None = None,
+    k: int = 10,
+    mode: str = "hybrid",
+    query_embedding: np.ndarray | None = None,
+    use_feedback: bool = True,
+) -> list[ScoredHit]:
+    """`hybrid_search` with relevance signals per hit (similarity, full-text match, feedback term)."""
+    if mode not in MODES:
+        raise SearchError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    if k < 1:
+        raise SearchError(f"k must be at least 1, got {k}")
+    query = query.strip()
+    if not query:
+        return []
+    qvec = query_embedding if query_embedding is not None else embed_query(settings, query)
+    feedback_sql, feedback_params = _feedback_cte(settings, use_feedback)
+    n = candidate_count(k, mode)
+    params: dict[str, Any] = {
+        **feedback_params,
+        "qvec": np.asarray(qvec, dtype=np.float32),
+        "q": query,
+        "acl": visible_acl(asker),
+        "n": n,
+        "limit": 2 * k + 5,
+    }
+    sql = build_query(mode=mode, feedback_sql=feedback_sql)
+    ef_search = max(MIN_EF_SEARCH, n)
+    with raw_connection(settings) as conn, conn.pipeline():
+        conn.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            (str(ef_search),),
+        )
+        cur = conn.execute(sql, params)
+        conn.commit()
+        rows = cur.fetchall()
+    return _collapse(rows, k)
+
+
+def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
+    """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical)."""
+    kept: list[ScoredHit] = []
+    kept_vectors: list[np.ndarray] = []
+    seen_hashes: set[str] = set()
+    for chunk_id, document_id, uri, title, heading, text, text_hash, embedding, score, similarity, is_fts, adj in rows:
+        if text_hash in seen_hashes:
+            continue
+        vector = np.asarray(embedding, dtype=np.float32)
+        if any(float(np.dot(vector, other)) >= NEAR_DUPLICATE_COSINE for other in kept_vectors):
+            continue
+        seen_hashes.add(text_hash)
+        kept_vectors.append(vector)
+        hit = Hit(
+            chunk_id=int(chunk_id),
+            document_id=int(document_id),
+            uri=uri,
+            title=title,
+            heading=heading,
+            text=text,
+            score=round(float(score), 6),
+        )
+        kept.append(ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), float(adj)))
+        if len(kept) == k:
+            break
+    return kept
+
+
+def hybrid_search(
+    settings: Settings,
+    query: str,
+    *,
+    asker: Asker | None = None,
+    k: int = 10,
+    mode: str = "hybrid",
+    query_embedding: np.ndarray | None = None,
+    use_feedback: bool = True,
+) -> list[Hit]:
+    """The k best chunks the asker may see for `query` (asker None: public documents only)."""
+    scored = search_scored(
+        settings, query, asker=asker, k=k, mode=mode, query_embedding=query_embedding, use_feedback=use_feedback
+    )
+    return [s.hit for s in scored]

@@ -1,0 +1,84 @@
+"""Hybrid search on a real PostgreSQL+pgvector: each mode, the permission filter, boosts and duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.search import BOOST_BOUND, SearchError, hybrid_search, search_scored
+from lore.types import Asker
+from tests.search.conftest import CANARY, PRIVATE_CHANNEL
+
+
+def test_vector_mode_finds_the_passage_by_meaning(db: Settings, kb: dict[str, int]) -> None:
+    hits = hybrid_search(db, "how can I work remotely over a secure tunnel", mode="vector", k=3)
+    assert hits and hits[0].heading == "VPN"
+    assert hits[0].uri.endswith("/onboarding") or hits[0].uri.endswith("/onboarding-copy")
+
+
+def test_fulltext_mode_returns_only_term_matches(db: Settings, kb: dict[str, int]) -> None:
+    hits = hybrid_search(db, "ERR_4711", mode="fulltext", k=5)
+    assert [h.heading for h in hits] == ["Rollback"]
+    assert hybrid_search(db, "zanzibar quokka", mode="fulltext") == []
+
+
+def test_hybrid_mode_ranks_a_match_on_both_signals_first(db: Settings, kb: dict[str, int]) -> None:
+    hits = hybrid_search(db, "roll back a failed deploy", k=5)
+    assert hits[0].heading == "Rollback"
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    # Fused from both lists: a chunk found by both scans scores more than one found by a single scan can.
+    assert hits[0].score > 1.0 / 61
+
+
+def test_modes_are_validated(db: Settings) -> None:
+    with pytest.raises(SearchError, match="unknown search mode"):
+        hybrid_search(db, "x", mode="semantic")
+
+
+@pytest.mark.parametrize("mode", ["vector", "fulltext", "hybrid"])
+def test_private_channel_canary_never_reaches_outsiders(db: Settings, kb: dict[str, int], mode: str) -> None:
+    query = f"secret launch codename {CANARY}"
+    outsiders = [
+        None,
+        Asker(channel_id="C0OTHER"),
+        Asker(user_id="U1", is_dm=True, member_channels=["C0OTHER"]),
+    ]
+    for asker in outsiders:
+        hits = hybrid_search(db, query, asker=asker, mode=mode, k=50)
+        assert all(CANARY not in h.text for h in hits), (asker, mode)
+        assert all(h.uri != "slack://C0SECRET/launch" for h in hits)
+    members = [Asker(channel_id=PRIVATE_CHANNEL), Asker(user_id="U2", is_dm=True, member_channels=["C0X", PRIVATE_CHANNEL])]
+    for asker in members:
+        hits = hybrid_search(db, query, asker=asker, mode=mode, k=5)
+        assert hits and CANARY in hits[0].text, (asker, mode)
+
+
+def test_feedback_term_is_zero_without_votes(db: Settings, kb: dict[str, int]) -> None:
+    with_feedback = search_scored(db, "VPN from home", k=5, use_feedback=True)
+    without = search_scored(db, "VPN from home", k=5, use_feedback=False)
+    assert with_feedback and all(s.feedback == 0.0 for s in with_feedback)
+    assert [(s.hit.chunk_id, s.hit.score) for s in with_feedback] == [(s.hit.chunk_id, s.hit.score) for s in without]
+
+
+def test_chunk_boost_moves_a_score_by_a_bounded_amount(db: Settings, kb: dict[str, int]) -> None:
+    before = {h.chunk_id: h.score for h in hybrid_search(db, "laptop holidays manager", k=10, mode="vector")}
+    with raw_connection(db) as conn:
+        conn.execute("UPDATE chunks SET boost = 1000 WHERE heading = 'Laptop'")
+    after = {h.chunk_id: h.score for h in hybrid_search(db, "laptop holidays manager", k=10, mode="vector")}
+    with raw_connection(db) as conn:
+        row = conn.execute("SELECT id FROM chunks WHERE heading = 'Laptop'").fetchone()
+    assert row is not None
+    assert after[row[0]] - before[row[0]] == pytest.approx(BOOST_BOUND, abs=1e-6)
+
+
+def test_identical_passages_are_collapsed(db: Settings, kb: dict[str, int]) -> None:
+    hits = hybrid_search(db, "connect to the VPN from home with WireGuard", k=5)
+    vpn = [h for h in hits if h.heading == "VPN"]
+    assert len(vpn) == 1
+    assert len({h.text for h in hits}) == len(hits)
+
+
+def test_empty_query_returns_nothing(db: Settings, kb: dict[str, int]) -> None:
+    assert hybrid_search(db, "   ") == []
