@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
+    # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
+    feedback_threshold: float = Field(default=0.55, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
+    feedback_weight: float = Field(default=0.03, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")
+    # How long the bot waits for the broker before writing feedback straight to PostgreSQL.
+    feedback_broker_timeout_s: float = Field(default=1.0, gt=0, validation_alias="LORE_FEEDBACK_BROKER_TIMEOUT")
     # Answers: cosine a retrieved chunk must reach to count as relevant (below it: "I don't know"), chunks per answer.
     min_similarity: float = Field(default=0.3, ge=0, le=1, validation_alias="LORE_MIN_SIMILARITY")
     answer_k: int = Field(default=6, ge=1, le=50, validation_alias="LORE_ANSWER_K")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     Text,
     UniqueConstraint,
@@ -175,6 +177,26 @@ class Vote(Base):
         UniqueConstraint("answer_id", "user_id"),
         CheckConstraint("value IN (-1, 1)", name="value"),
     )
+
+
+class VoteMark(Base):
+    """The latest event of each reaction kind (up or down) per answer and user, by Slack event time.
+
+    `votes` is recomputed from these marks, so a redelivered or reordered event (an old "removed" after a
+    newer "added") can never undo a newer one: an event older than its mark is ignored.
+    """
+
+    __tablename__ = "vote_marks"
+
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    present: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # Slack's event_ts (seconds with microseconds) or the time the event was first seen.
+    event_ts: Mapped[Decimal] = mapped_column(Numeric(20, 6), nullable=False)
+    via: Mapped[str] = mapped_column(Text, nullable=False, server_default="reaction")
+
+    __table_args__ = (CheckConstraint("value IN (-1, 1)", name="value"),)
 
 
 class Comparison(Base):

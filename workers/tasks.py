@@ -14,3 +14,6 @@ def ping() -> dict[str, Any]:
     """Round trip through broker, worker and database: used by health checks and tests."""
     info = check_database(get_settings())
     return {"ok": True, "postgres_version": info["postgres_version"]}
+
+
+from workers import feedback_tasks  # noqa: E402, F401  (registers the feedback tasks)

@@ -1,0 +1,278 @@
+"""Recording feedback: votes (reactions and buttons), comparisons, critiques, and forgetting deleted messages.
+
+Every write is idempotent. Votes are ordered by the Slack event time (`event_ts`): each reaction kind keeps
+its latest event in `vote_marks`, and the user's vote in `votes` is recomputed from those marks, so Slack
+retries, Celery redeliveries and events that arrive out of order all end in the state the user last chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import psycopg
+
+from lore.config import Settings
+from lore.db import raw_connection
+
+log = logging.getLogger(__name__)
+
+VIAS = frozenset({"reaction", "button", "cli", "import"})
+
+
+class FeedbackError(ValueError):
+    """Feedback that cannot be recorded (unknown answer, bad value); the message says which."""
+
+
+def now_ts() -> str:
+    """An event time in Slack's format, for feedback that has none (CLI, imports)."""
+    return f"{time.time():.6f}"
+
+
+def _event_ts(event_ts: str | float | None) -> Decimal:
+    if event_ts is None:
+        return Decimal(now_ts())
+    try:
+        value = Decimal(str(event_ts))
+    except InvalidOperation as exc:
+        raise FeedbackError(f"event_ts {event_ts!r} is not a Slack timestamp") from exc
+    if not value.is_finite() or value < 0:
+        raise FeedbackError(f"event_ts {event_ts!r} is not a Slack timestamp")
+    return value.quantize(Decimal("0.000001"))
+
+
+def reaction_value(settings: Settings, reaction: str) -> int | None:
+    """+1 / -1 for a configured vote reaction (skin tones ignored), None for any other reaction."""
+    name = reaction.strip().strip(":").split("::", 1)[0]
+    if name in settings.csv("up_reactions"):
+        return 1
+    if name in settings.csv("down_reactions"):
+        return -1
+    return None
+
+
+def is_regenerate_reaction(settings: Settings, reaction: str) -> bool:
+    return reaction.strip().strip(":").split("::", 1)[0] in settings.csv("regenerate_reactions")
+
+
+# -- votes ------------------------------------------------------------------------------------------------
+
+# One advisory lock per (answer, user): two workers handling events of the same user never interleave.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(answer_id)s::text || ':' || %(user_id)s, 7))"
+
+_MARK = """
+INSERT INTO vote_marks (answer_id, user_id, value, present, event_ts, via)
+SELECT %(answer_id)s, %(user_id)s, kind.value, kind.present, %(ts)s, %(via)s
+FROM (VALUES (1, %(up)s::boolean), (-1, %(down)s::boolean)) AS kind(value, present)
+WHERE kind.present IS NOT NULL
+ON CONFLICT (answer_id, user_id, value) DO UPDATE
+SET present = excluded.present, event_ts = excluded.event_ts, via = excluded.via
+WHERE vote_marks.event_ts < excluded.event_ts
+"""
+
+# The vote is the most recent kind still present; none present means no vote.
+_RECOMPUTE_DELETE = """
+DELETE FROM votes WHERE answer_id = %(answer_id)s AND user_id = %(user_id)s
+AND NOT EXISTS (SELECT 1 FROM vote_marks m
+                WHERE m.answer_id = %(answer_id)s AND m.user_id = %(user_id)s AND m.present)
+"""
+
+_RECOMPUTE_UPSERT = """
+INSERT INTO votes (answer_id, user_id, value, via)
+SELECT m.answer_id, m.user_id, m.value, m.via FROM vote_marks m
+WHERE m.answer_id = %(answer_id)s AND m.user_id = %(user_id)s AND m.present
+ORDER BY m.event_ts DESC, m.value DESC
+LIMIT 1
+ON CONFLICT (answer_id, user_id) DO UPDATE
+SET value = excluded.value, via = excluded.via, updated_at = now()
+WHERE (votes.value, votes.via) IS DISTINCT FROM (excluded.value, excluded.via)
+"""
+
+
+def _apply_marks(
+    conn: psycopg.Connection[Any],
+    *,
+    answer_id: int,
+    user_id: str,
+    up: bool | None,
+    down: bool | None,
+    via: str,
+    ts: Decimal,
+) -> None:
+    params = {"answer_id": answer_id, "user_id": user_id, "up": up, "down": down, "via": via, "ts": ts}
+    conn.execute(_LOCK, params)
+    conn.execute(_MARK, params)
+    conn.execute(_RECOMPUTE_DELETE, params)
+    conn.execute(_RECOMPUTE_UPSERT, params)
+
+
+def _marks_for(value: int) -> tuple[bool | None, bool | None]:
+    """(up, down) marks for a vote: choosing one kind withdraws the other; 0 withdraws both."""
+    if value == 1:
+        return True, False
+    if value == -1:
+        return False, True
+    if value == 0:
+        return False, False
+    raise FeedbackError(f"vote value must be 1, -1 or 0 (clear), not {value!r}")
+
+
+def channel_opted_out(settings: Settings, conn: psycopg.Connection[Any], channel_id: str | None) -> bool:
+    """True when feedback in this channel must not be collected (LORE_OPT_OUT_CHANNELS or channel_settings)."""
+    if channel_id is None:
+        return False
+    if channel_id in settings.csv("opt_out_channels"):
+        return True
+    row = conn.execute("SELECT feedback_opt_out FROM channel_settings WHERE channel_id = %s", (channel_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def record_vote(
+    settings: Settings,
+    *,
+    answer_id: int,
+    user_id: str,
+    value: int,
+    via: str,
+    event_ts: str | float | None = None,
+) -> None:
+    """Set (1, -1) or clear (0) `user_id`'s vote on an answer; an event older than the last one is ignored."""
+    up, down = _marks_for(value)
+    if via not in VIAS:
+        raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
+    if not user_id:
+        raise FeedbackError("a vote needs a user id")
+    ts = _event_ts(event_ts)
+    with raw_connection(settings) as conn:
+        row = conn.execute("SELECT channel_id FROM answers WHERE id = %s", (answer_id,)).fetchone()
+        if row is None:
+            raise FeedbackError(f"answer {answer_id} does not exist")
+        if channel_opted_out(settings, conn, row[0]):
+            log.info("event=feedback_skipped reason=opt_out answer_id=%s", answer_id)
+            return
+        _apply_marks(conn, answer_id=answer_id, user_id=user_id, up=up, down=down, via=via, ts=ts)
+
+
+def record_reaction(
+    settings: Settings,
+    *,
+    channel_id: str,
+    message_ts: str,
+    user_id: str,
+    reaction: str,
+    added: bool,
+    event_ts: str | float | None = None,
+    is_bot: bool = False,
+) -> bool:
+    """A reaction added to / removed from a message: a vote when it is a vote reaction on a Lore answer.
+
+    Returns False (and records nothing) for other reactions, other messages, bots and opted-out channels.
+    Removing a reaction withdraws only that kind: removing 👍 after switching to 👎 keeps the 👎.
+    """
+    value = reaction_value(settings, reaction)
+    if value is None or is_bot or not user_id:
+        return False
+    ts = _event_ts(event_ts)
+    up: bool | None = added if value == 1 else None
+    down: bool | None = added if value == -1 else None
+    # Only this kind's mark changes: the other kind's stays, so removing this reaction later falls back to
+    # the other one if it is still on the message (Slack shows both).
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            "SELECT id FROM answers WHERE channel_id = %s AND message_ts = %s", (channel_id, message_ts)
+        ).fetchone()
+        if row is None:
+            return False
+        if channel_opted_out(settings, conn, channel_id):
+            return False
+        _apply_marks(conn, answer_id=int(row[0]), user_id=user_id, up=up, down=down, via="reaction", ts=ts)
+    return True
+
+
+# -- comparisons and critiques ------------------------------------------------------------------------------
+
+
+def _require_answers(conn: psycopg.Connection[Any], ids: list[int]) -> list[tuple[int, str | None]]:
+    rows = conn.execute("SELECT id, channel_id FROM answers WHERE id = ANY(%s)", (ids,)).fetchall()
+    found = {int(r[0]) for r in rows}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise FeedbackError(f"answer {missing[0]} does not exist")
+    return [(int(r[0]), r[1]) for r in rows]
+
+
+def record_comparison(settings: Settings, *, chosen_id: int, rejected_id: int, user_id: str) -> None:
+    """`user_id` prefers one answer to another to the same question; their latest choice of the pair wins."""
+    if chosen_id == rejected_id:
+        raise FeedbackError("a comparison needs two different answers")
+    with raw_connection(settings) as conn:
+        rows = _require_answers(conn, [chosen_id, rejected_id])
+        if any(channel_opted_out(settings, conn, channel) for _, channel in rows):
+            return
+        conn.execute(_LOCK, {"answer_id": min(chosen_id, rejected_id), "user_id": user_id})
+        conn.execute(
+            "DELETE FROM comparisons WHERE chosen_id = %s AND rejected_id = %s AND user_id = %s",
+            (rejected_id, chosen_id, user_id),
+        )
+        conn.execute(
+            "INSERT INTO comparisons (chosen_id, rejected_id, user_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (chosen_id, rejected_id, user_id) DO NOTHING",
+            (chosen_id, rejected_id, user_id),
+        )
+
+
+_FIND_SOURCE = """
+SELECT uri FROM documents
+WHERE %(text)s LIKE '%%' || uri || '%%'
+ORDER BY length(uri) DESC
+LIMIT 1
+"""
+
+
+def record_critique(
+    settings: Settings,
+    *,
+    answer_id: int,
+    user_id: str,
+    critique: str,
+    correction: str | None,
+    source_uri: str | None = None,
+) -> None:
+    """What was wrong with an answer and, optionally, the right answer; a source the correction names (a
+    document uri in its text, or `source_uri`) becomes strong evidence for the feedback memory."""
+    correction = (correction or "").strip() or None
+    critique = critique.strip()
+    if not critique and correction is None:
+        return
+    with raw_connection(settings) as conn:
+        rows = _require_answers(conn, [answer_id])
+        if channel_opted_out(settings, conn, rows[0][1]):
+            return
+        if source_uri is None and correction is not None:
+            found = conn.execute(_FIND_SOURCE, {"text": correction}).fetchone()
+            source_uri = found[0] if found else None
+        conn.execute(
+            "INSERT INTO critiques (answer_id, user_id, critique, correction, source_uri) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (answer_id, user_id) DO UPDATE "
+            "SET critique = excluded.critique, correction = excluded.correction, source_uri = excluded.source_uri",
+            (answer_id, user_id, critique, correction, source_uri),
+        )
+
+
+# -- deletion -----------------------------------------------------------------------------------------------
+
+
+def forget_message(settings: Settings, *, channel_id: str, message_ts: str) -> int:
+    """A Slack message was deleted: delete the answers it carried or asked for (and, by cascade, their votes,
+    comparisons and critiques). Returns the number of answers deleted."""
+    with raw_connection(settings) as conn:
+        cur = conn.execute(
+            "DELETE FROM answers WHERE channel_id = %s AND (message_ts = %s OR generation->>'question_ts' = %s)",
+            (channel_id, message_ts, message_ts),
+        )
+        deleted = cur.rowcount or 0
+    if deleted:
+        log.info("event=feedback_forgot channel=%s answers=%s", channel_id, deleted)
+    return deleted

@@ -1,0 +1,1 @@
+"""Tests of the feedback loop: votes, reactions, feedback memory, exports, reward model, fine-tuning."""

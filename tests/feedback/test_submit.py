@@ -1,0 +1,49 @@
+"""submit_feedback: through the real broker and Celery worker, and straight to PostgreSQL when Redis is down."""
+
+from __future__ import annotations
+
+import time
+
+from lore.config import Settings
+from lore.db import raw_connection
+from tests.feedback.helpers import add_answer, votes
+from workers.feedback_tasks import submit_feedback
+
+
+def _wait_for(predicate: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the worker")
+
+
+def test_reactions_go_through_celery_into_postgresql(celery_worker: object, db: Settings) -> None:
+    a = add_answer(db, question="q", channel_id="C1", message_ts="10.1")
+    b = add_answer(db, question="q", channel_id="C1", message_ts="10.2", parent_id=a)
+    base = {"channel_id": "C1", "message_ts": "10.1"}
+    submit_feedback(db, "record_reaction", **base, user_id="U1", reaction="+1", added=True, event_ts="11.0")
+    submit_feedback(db, "workers.tasks.record_reaction", **base, user_id="U2", reaction="-1", added=True)
+    submit_feedback(db, "record_vote", answer_id=b, user_id="U3", value=1, via="button")
+    submit_feedback(db, "record_comparison", chosen_id=b, rejected_id=a, user_id="U3")
+    submit_feedback(db, "record_critique", answer_id=a, user_id="U2", critique="wrong version", correction=None)
+    _wait_for(lambda: len(votes(db)) == 3 and _count(db, "comparisons") == 1 and _count(db, "critiques") == 1)
+    assert votes(db) == {(a, "U1"): 1, (a, "U2"): -1, (b, "U3"): 1}
+
+
+def _count(settings: Settings, table: str) -> int:
+    with raw_connection(settings) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_dead_broker_records_directly_in_postgresql(db: Settings) -> None:
+    dead = db.model_copy(update={"redis_url": "redis://127.0.0.1:9/0", "feedback_broker_timeout_s": 0.5})
+    a = add_answer(db, question="q", channel_id="C1", message_ts="20.1")
+    started = time.monotonic()
+    submit_feedback(
+        dead, "record_reaction", channel_id="C1", message_ts="20.1", user_id="U1", reaction="+1", added=True
+    )
+    submit_feedback(dead, "record_vote", answer_id=a, user_id="U2", value=-1, via="button")
+    assert time.monotonic() - started < 5
+    assert votes(db) == {(a, "U1"): 1, (a, "U2"): -1}

@@ -1,0 +1,124 @@
+"""Feedback tasks on the `feedback` queue, and `submit_feedback`, the bot's one way to record feedback.
+
+The bot must never lose a vote: `submit_feedback` stamps the event time before sending (so a redelivery
+carries the same time and cannot undo a newer event), gives the broker a short connect timeout, and when
+the broker cannot take the task it records the feedback straight in PostgreSQL instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import sqlalchemy.exc
+from celery import Task
+from kombu import Connection
+
+from lore import feedback
+from lore.config import Settings, get_settings
+from workers.app import FEEDBACK_QUEUE, app
+
+log = logging.getLogger(__name__)
+
+# Transient database trouble is retried with backoff; a bad request (FeedbackError) is dropped and logged.
+_TRANSIENT = (psycopg.OperationalError, sqlalchemy.exc.OperationalError)
+_TASK_OPTIONS: dict[str, Any] = {
+    "ignore_result": True,
+    "acks_late": True,
+    "autoretry_for": _TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
+
+def _run(name: str, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return call(get_settings(), **kwargs)
+    except feedback.FeedbackError as exc:
+        log.warning("event=feedback_rejected task=%s error=%s", name, exc)
+        return None
+
+
+@app.task(name="workers.tasks.record_reaction", **_TASK_OPTIONS)
+def record_reaction(**kwargs: Any) -> bool | None:
+    result: bool | None = _run("record_reaction", feedback.record_reaction, kwargs)
+    return result
+
+
+@app.task(name="workers.tasks.record_vote", **_TASK_OPTIONS)
+def record_vote(**kwargs: Any) -> None:
+    _run("record_vote", feedback.record_vote, kwargs)
+
+
+@app.task(name="workers.tasks.record_comparison", **_TASK_OPTIONS)
+def record_comparison(**kwargs: Any) -> None:
+    _run("record_comparison", feedback.record_comparison, kwargs)
+
+
+@app.task(name="workers.tasks.record_critique", **_TASK_OPTIONS)
+def record_critique(**kwargs: Any) -> None:
+    _run("record_critique", feedback.record_critique, kwargs)
+
+
+TASKS: dict[str, Task] = {
+    "record_reaction": record_reaction,
+    "record_vote": record_vote,
+    "record_comparison": record_comparison,
+    "record_critique": record_critique,
+}
+DIRECT: dict[str, Callable[..., Any]] = {
+    "record_reaction": feedback.record_reaction,
+    "record_vote": feedback.record_vote,
+    "record_comparison": feedback.record_comparison,
+    "record_critique": feedback.record_critique,
+}
+# Events whose order matters carry an event time; the others are idempotent upserts without one.
+_ORDERED = frozenset({"record_reaction", "record_vote"})
+
+# kombu connections are not thread-safe: one per thread (the HTTP server handles events on several).
+_local = threading.local()
+
+
+def _connection(settings: Settings) -> Connection:
+    conn: Connection | None = getattr(_local, "conn", None)
+    if conn is None or getattr(_local, "url", None) != settings.redis_url:
+        timeout = settings.feedback_broker_timeout_s
+        conn = app.connection_for_write(
+            settings.redis_url,
+            connect_timeout=timeout,
+            transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        )
+        _local.conn, _local.url = conn, settings.redis_url
+    return conn
+
+
+def _drop_connection() -> None:
+    conn: Connection | None = getattr(_local, "conn", None)
+    _local.conn = None
+    if conn is not None:
+        try:
+            conn.release()
+        except Exception:  # a broken connection may fail to close; it is discarded either way
+            log.debug("event=broker_release_failed", exc_info=True)
+
+
+def submit_feedback(settings: Settings, task_name: str, **kwargs: Any) -> None:
+    """Send a feedback task (`record_reaction`, `record_vote`, ...; the `workers.tasks.` prefix is optional)
+    to the feedback queue; if the broker cannot take it, record it directly in PostgreSQL."""
+    name = task_name.removeprefix("workers.tasks.")
+    if name not in TASKS:
+        raise ValueError(f"unknown feedback task {task_name!r}; expected one of {sorted(TASKS)}")
+    if name in _ORDERED and kwargs.get("event_ts") is None:
+        kwargs["event_ts"] = feedback.now_ts()
+    try:
+        TASKS[name].apply_async(kwargs=kwargs, queue=FEEDBACK_QUEUE, connection=_connection(settings), retry=False)
+        return
+    except Exception as exc:  # any broker failure: kombu, redis and socket errors differ by transport
+        _drop_connection()
+        log.warning("event=feedback_broker_down task=%s error=%s fallback=postgresql", name, type(exc).__name__)
+    DIRECT[name](settings, **kwargs)
