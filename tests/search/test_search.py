@@ -49,7 +49,10 @@ def test_private_channel_canary_never_reaches_outsiders(db: Settings, kb: dict[s
         hits = hybrid_search(db, query, asker=asker, mode=mode, k=50)
         assert all(CANARY not in h.text for h in hits), (asker, mode)
         assert all(h.uri != "slack://C0SECRET/launch" for h in hits)
-    members = [Asker(channel_id=PRIVATE_CHANNEL), Asker(user_id="U2", is_dm=True, member_channels=["C0X", PRIVATE_CHANNEL])]
+    members = [
+        Asker(channel_id=PRIVATE_CHANNEL),
+        Asker(user_id="U2", is_dm=True, member_channels=["C0X", PRIVATE_CHANNEL]),
+    ]
     for asker in members:
         hits = hybrid_search(db, query, asker=asker, mode=mode, k=5)
         assert hits and CANARY in hits[0].text, (asker, mode)
