@@ -1,0 +1,343 @@
+"""Formats to blocks: Markdown (markdown-it), reStructuredText (docutils), HTML (lxml, trafilatura as fallback),
+PDF (pypdf), DOCX (python-docx), plain text and source code. Each raises SourceError with a clear reason."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import PurePosixPath
+
+from ingest.document import Block, Parsed, RawDocument, SourceError
+
+# A "line" longer than this is not prose: minified or generated content that would make useless chunks.
+MAX_LINE_CHARS = 1_000_000
+_SNIFF = 8192
+_WS = re.compile(r"[ \t\r\f\v]+")
+
+
+def decode_text(data: bytes) -> str:
+    """Strict UTF-8 text, refusing binary data, empty files and absurdly long lines with a reason."""
+    head = data[:_SNIFF]
+    if b"\x00" in head:
+        raise SourceError("binary file (contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 1].hex()
+        raise SourceError(f"not valid UTF-8 text (byte 0x{bad} at offset {exc.start})") from None
+    if not text.strip():
+        raise SourceError("empty file: nothing to index")
+    longest = max(len(line) for line in text.split("\n"))
+    if longest > MAX_LINE_CHARS:
+        raise SourceError(f"a single line of {longest / 1e6:.1f} million characters: not a text document")
+    control = sum(1 for ch in text[:_SNIFF] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if control > len(text[:_SNIFF]) * 0.1:
+        raise SourceError("binary file (mostly control characters), not text")
+    return text
+
+
+def _stem_title(raw: RawDocument) -> str:
+    if raw.title_hint:
+        return raw.title_hint
+    name = PurePosixPath(raw.uri.rstrip("/")).name or raw.uri
+    return name.rsplit(".", 1)[0].replace("-", " ").replace("_", " ").strip() or name
+
+
+def _first_heading(blocks: list[Block]) -> str:
+    return next((b.text for b in blocks if b.kind == "heading"), "")
+
+
+# -- Markdown -----------------------------------------------------------------------------------------
+
+
+def parse_markdown(raw: RawDocument) -> Parsed:
+    return markdown_to_parsed(decode_text(raw.data), _stem_title(raw))
+
+
+def markdown_to_parsed(text: str, fallback_title: str) -> Parsed:
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    lines = text.split("\n")
+    blocks: list[Block] = []
+    tokens = md.parse(text)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.level != 0 or token.map is None:
+            index += 1
+            continue
+        if token.type == "heading_open":
+            inline = tokens[index + 1]
+            blocks.append(Block("heading", inline.content.strip(), int(token.tag[1:])))
+        elif token.type in ("fence", "code_block"):
+            blocks.append(Block("code", token.content.rstrip("\n")))
+        elif token.type != "hr":
+            start, end = token.map
+            chunk = "\n".join(lines[start:end]).strip()
+            if chunk:
+                blocks.append(Block("text", chunk))
+        index += 1
+    return Parsed(_first_heading(blocks) or fallback_title, blocks)
+
+
+# -- reStructuredText ---------------------------------------------------------------------------------
+
+
+def parse_rst(raw: RawDocument) -> Parsed:
+    from docutils import nodes
+    from docutils.core import publish_doctree
+    from docutils.utils import SystemMessage
+
+    text = decode_text(raw.data)
+    try:
+        tree = publish_doctree(
+            text,
+            settings_overrides={
+                "report_level": 5,
+                "halt_level": 5,
+                "file_insertion_enabled": False,
+                "raw_enabled": False,
+                "_disable_config": True,
+            },
+        )
+    except (SystemMessage, ValueError, IndexError, AttributeError) as exc:
+        raise SourceError(f"invalid reStructuredText: {exc}") from None
+    blocks: list[Block] = []
+    skip = (nodes.system_message, nodes.comment, nodes.substitution_definition, nodes.target, nodes.title)
+
+    def walk(node: nodes.Element, depth: int) -> None:
+        for child in node.children:
+            if isinstance(child, nodes.section):
+                title = child.next_node(nodes.title)
+                if title is not None:
+                    blocks.append(Block("heading", title.astext().strip(), depth + 1))
+                walk(child, depth + 1)
+            elif isinstance(child, skip):
+                continue
+            elif isinstance(child, nodes.literal_block):
+                blocks.append(Block("code", child.astext().rstrip("\n")))
+            elif isinstance(child, (nodes.bullet_list, nodes.enumerated_list)):
+                items = ["- " + " ".join(item.astext().split()) for item in child.children]
+                blocks.append(Block("text", "\n".join(items)))
+            elif isinstance(child, nodes.Element):
+                body = child.astext().strip()
+                if body:
+                    blocks.append(Block("text", body))
+
+    title = tree.get("title") or ""
+    if title:
+        blocks.append(Block("heading", str(title), 1))
+    walk(tree, 1 if title else 0)
+    return Parsed(str(title) or _first_heading(blocks) or _stem_title(raw), blocks)
+
+
+# -- HTML ---------------------------------------------------------------------------------------------
+
+# lxml (libxml2) silently drops everything nested deeper than 255 levels: refuse instead of losing text.
+MAX_HTML_DEPTH = 250
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form", "iframe")
+_DROP_XPATH = (
+    "//*[@role='navigation' or @role='banner' or @role='contentinfo' or @role='search']"
+    " | //a[contains(concat(' ', @class, ' '), ' headerlink ')]"
+    " | //*[contains(concat(' ', @class, ' '), ' sphinxsidebar ') or contains(concat(' ', @class, ' '), ' related ')"
+    " or contains(concat(' ', @class, ' '), ' md-sidebar ') or contains(concat(' ', @class, ' '), ' md-header ')"
+    " or contains(concat(' ', @class, ' '), ' md-footer ') or contains(concat(' ', @class, ' '), ' footer ')]"
+)
+_MAIN_XPATHS = (
+    "//main",
+    "//*[@role='main']",
+    "//article",
+    "//div[contains(concat(' ', @class, ' '), ' body ')]",
+    "//div[contains(concat(' ', @class, ' '), ' md-content ')]",
+    "//*[@id='content']",
+)
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_BLOCK_TAGS = {
+    "p", "div", "section", "article", "main", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "table",
+    "figure", "figcaption", "details", "summary", "hr", "body", *_HEADINGS,
+}  # fmt: skip
+
+
+def parse_html(raw: RawDocument) -> Parsed:
+    if not raw.data.strip():
+        raise SourceError("empty file: nothing to index")
+    if b"\x00" in raw.data[:_SNIFF]:
+        raise SourceError("binary file (contains NUL bytes), not HTML")
+    return html_to_parsed(raw.data, _stem_title(raw))
+
+
+def _max_depth(root: object) -> int:
+    from lxml import etree
+
+    depth = deepest = 0
+    for event, _element in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _clean(text: str) -> str:
+    return "\n".join(line for line in (_WS.sub(" ", part).strip() for part in text.split("\n")) if line)
+
+
+def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
+    import lxml.html
+    from lxml import etree
+
+    try:
+        doc = lxml.html.document_fromstring(data)
+    except (etree.ParserError, ValueError) as exc:
+        raise SourceError(f"cannot parse HTML: {exc}") from None
+    if _max_depth(doc) >= MAX_HTML_DEPTH:
+        raise SourceError(f"HTML nested more than {MAX_HTML_DEPTH} levels deep: refusing (the parser would drop text)")
+    page_title = _clean(doc.findtext(".//title") or "")
+    for element in doc.xpath(_DROP_XPATH) + [e for tag in _DROP_TAGS for e in doc.iter(tag)]:
+        if element.getparent() is not None:
+            element.drop_tree()
+    main = next((found[0] for xp in _MAIN_XPATHS if (found := doc.xpath(xp))), None)
+    if main is None:
+        return _html_fallback(data, page_title or fallback_title)
+    blocks: list[Block] = []
+    _walk_html(main, blocks)
+    if not any(b.kind != "heading" for b in blocks):
+        raise SourceError("no text content in the HTML page")
+    title = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "") or page_title or fallback_title
+    return Parsed(title, blocks)
+
+
+def _html_fallback(data: bytes, title: str) -> Parsed:
+    """Pages without a main/article container: trafilatura's boilerplate removal, read back as Markdown."""
+    import trafilatura
+
+    extracted = trafilatura.extract(
+        data.decode("utf-8", errors="replace"),
+        output_format="markdown",
+        include_formatting=True,
+        include_tables=True,
+        include_comments=False,
+        favor_recall=True,
+    )
+    if not extracted or not extracted.strip():
+        raise SourceError("no text content in the HTML page")
+    parsed = markdown_to_parsed(extracted, title)
+    return Parsed(title or parsed.title, parsed.blocks)
+
+
+def _walk_html(element: object, blocks: list[Block]) -> None:
+    tag = getattr(element, "tag", None)
+    if not isinstance(tag, str):
+        return
+    text_content = element.text_content  # type: ignore[attr-defined]
+    if tag in _HEADINGS:
+        heading = _clean(text_content()).replace("\n", " ")
+        if heading:
+            blocks.append(Block("heading", heading, _HEADINGS[tag]))
+        return
+    if tag == "pre":
+        code = text_content().rstrip("\n")
+        if code.strip():
+            blocks.append(Block("code", code))
+        return
+    if tag == "table":
+        rows = []
+        for row in element.iter("tr"):  # type: ignore[attr-defined]
+            cells = [_clean(cell.text_content()).replace("\n", " ") for cell in row if isinstance(cell.tag, str)]
+            if any(cells):
+                rows.append(" | ".join(cells))
+        if rows:
+            blocks.append(Block("text", "\n".join(rows)))
+        return
+    children = [child for child in element if isinstance(child.tag, str)]  # type: ignore[attr-defined]
+    if not any(child.tag in _BLOCK_TAGS for child in children):
+        body = _clean(text_content())
+        if body:
+            blocks.append(Block("text", ("- " + body) if tag == "li" else body))
+        return
+    own = _clean(element.text or "")  # type: ignore[attr-defined]
+    if own:
+        blocks.append(Block("text", own))
+    for child in children:
+        _walk_html(child, blocks)
+        tail = _clean(child.tail or "")
+        if tail:
+            blocks.append(Block("text", tail))
+
+
+# -- PDF and DOCX -------------------------------------------------------------------------------------
+
+
+def parse_pdf(raw: RawDocument) -> Parsed:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError, PyPdfError
+
+    if not raw.data:
+        raise SourceError("empty file: nothing to index")
+    try:
+        reader = PdfReader(io.BytesIO(raw.data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise SourceError("password-protected PDF: cannot read it without the password")
+        blocks: list[Block] = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = (page.extract_text() or "").strip()
+            if text:
+                blocks.append(Block("heading", f"Page {number}", 2))
+                blocks.append(Block("text", text))
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except SourceError:
+        raise
+    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise SourceError(f"corrupt or truncated PDF: {exc}") from None
+    if not blocks:
+        raise SourceError("PDF has no extractable text (scanned images?)")
+    return Parsed(str(meta_title).strip() or _stem_title(raw), blocks)
+
+
+def parse_docx(raw: RawDocument) -> Parsed:
+    import zipfile
+
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(io.BytesIO(raw.data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise SourceError(f"corrupt DOCX file: {exc}") from None
+    blocks: list[Block] = []
+    title = ""
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            text = item.text.strip()
+            style = item.style.name if item.style is not None else ""
+            if not text:
+                continue
+            if style == "Title":
+                title = title or text
+                blocks.append(Block("heading", text, 1))
+            elif style.startswith("Heading") and style[7:].strip().isdigit():
+                blocks.append(Block("heading", text, int(style[7:].strip())))
+            else:
+                blocks.append(Block("text", text))
+        elif isinstance(item, Table):
+            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
+            blocks.append(Block("text", "\n".join(r for r in rows if r.strip(" |"))))
+    if not any(b.kind == "text" for b in blocks):
+        raise SourceError("DOCX has no text")
+    return Parsed(title or _first_heading(blocks) or _stem_title(raw), blocks)
+
+
+# -- plain text and code ------------------------------------------------------------------------------
+
+
+def parse_text(raw: RawDocument) -> Parsed:
+    text = decode_text(raw.data)
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+    blocks = [Block("text", p) for p in paragraphs]
+    return Parsed(_stem_title(raw), blocks)
+
+
+def parse_code(raw: RawDocument) -> Parsed:
+    text = decode_text(raw.data)
+    name = PurePosixPath(raw.uri).name
+    return Parsed(name, [Block("heading", name, 1), Block("code", text.rstrip("\n"))])

@@ -1,0 +1,230 @@
+"""Writes to the knowledge base: document upserts and chunk COPY in one transaction, vector reuse, deletes,
+sync cursors, and the HNSW index strategy for bulk loads.
+
+Index strategy (measured in docs/benchmarks.md): inserting into a table that has the HNSW index costs
+milliseconds per row, while building the index once costs well under a millisecond per row with
+`maintenance_work_mem` = 1 GB. So a run starts with the index in place (small incremental batches keep
+it), and once it has written more than BULK_MIN_ROWS rows and more than a fifth of what the table held
+before, it drops the index, keeps COPYing, and rebuilds it at the end. An advisory lock keeps two runs
+from doing this at once, and every run first recreates the index if a killed run left it missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from ingest.chunking import ChunkText
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.logs import kv
+
+log = logging.getLogger(__name__)
+
+HNSW_INDEX = "ix_chunks_embedding_hnsw"
+# Exactly the index lore/models.py declares (Alembic compares them).
+CREATE_HNSW = (
+    f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)"
+    " WITH (m = 16, ef_construction = 64)"
+)
+BULK_MIN_ROWS = 2000
+_BULK_LOCK_KEY = 0x4C4F5245  # "LORE": one bulk load at a time
+COPY_CHUNKS = "COPY chunks (document_id, ord, heading, text, text_hash, embedding, acl) FROM STDIN WITH (FORMAT BINARY)"
+COPY_TYPES = ["int8", "int4", "text", "text", "text", "vector", "text[]"]
+
+
+@dataclass
+class PreparedDocument:
+    """A parsed, chunked document ready to write (vectors filled in by the pipeline)."""
+
+    uri: str
+    title: str
+    source_kind: str
+    source_root: str | None
+    content_hash: str
+    acl: list[str]
+    meta: dict[str, Any]
+    chunks: list[ChunkText]
+    source: str = ""
+    vectors: np.ndarray | None = None
+
+
+@dataclass
+class WriteResult:
+    added: int = 0
+    updated: int = 0
+    chunks: int = 0
+
+
+def existing_hashes(settings: Settings, uris: list[str]) -> dict[str, str]:
+    if not uris:
+        return {}
+    with raw_connection(settings) as conn:
+        rows = conn.execute("SELECT uri, content_hash FROM documents WHERE uri = ANY(%s)", (uris,)).fetchall()
+    return {str(uri): str(content_hash) for uri, content_hash in rows}
+
+
+def stored_vectors(settings: Settings, text_hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors already in the knowledge base for these text hashes: identical text is never embedded twice."""
+    if not text_hashes:
+        return {}
+    with raw_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (text_hash) text_hash, embedding FROM chunks WHERE text_hash = ANY(%s)",
+            (text_hashes,),
+        ).fetchall()
+    return {str(h): np.asarray(vector, dtype=np.float32) for h, vector in rows}
+
+
+def write_documents(settings: Settings, documents: list[PreparedDocument]) -> WriteResult:
+    """Upsert the documents and replace their chunks, all in one transaction (readers see old or new)."""
+    result = WriteResult()
+    if not documents:
+        return result
+    rows = [
+        {
+            "uri": d.uri,
+            "title": d.title,
+            "source_kind": d.source_kind,
+            "source_root": d.source_root,
+            "content_hash": d.content_hash,
+            "acl": d.acl,
+            "meta": d.meta,
+        }
+        for d in documents
+    ]
+    with raw_connection(settings) as conn:
+        upserted = conn.execute(
+            """
+            INSERT INTO documents (uri, title, source_kind, source_root, content_hash, acl, meta)
+            SELECT uri, title, source_kind, source_root, content_hash, acl, meta
+            FROM jsonb_to_recordset(%s::jsonb)
+                 AS x(uri text, title text, source_kind text, source_root text, content_hash text,
+                      acl text[], meta jsonb)
+            ON CONFLICT (uri) DO UPDATE SET
+                title = EXCLUDED.title, source_kind = EXCLUDED.source_kind, source_root = EXCLUDED.source_root,
+                content_hash = EXCLUDED.content_hash, acl = EXCLUDED.acl, meta = EXCLUDED.meta, updated_at = now()
+            RETURNING id, uri, (xmax = 0) AS inserted
+            """,
+            (json.dumps(rows),),
+        ).fetchall()
+        ids = {str(uri): int(doc_id) for doc_id, uri, _ in upserted}
+        result.added = sum(1 for *_, inserted in upserted if inserted)
+        result.updated = len(upserted) - result.added
+        replaced = [int(doc_id) for doc_id, _, inserted in upserted if not inserted]
+        if replaced:
+            conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (replaced,))
+        with conn.cursor() as cur, cur.copy(COPY_CHUNKS) as copy:
+            copy.set_types(COPY_TYPES)
+            for document in documents:
+                assert document.vectors is not None
+                doc_id = ids[document.uri]
+                for chunk, vector in zip(document.chunks, document.vectors, strict=True):
+                    copy.write_row(
+                        (doc_id, chunk.ord, chunk.heading, chunk.text, chunk.text_hash, vector, document.acl)
+                    )
+                    result.chunks += 1
+    return result
+
+
+def delete_vanished(settings: Settings, root: str, seen_uris: list[str]) -> int:
+    """A directory sync: delete the documents under `root` whose files are gone (chunks cascade)."""
+    with raw_connection(settings) as conn:
+        deleted = conn.execute(
+            "DELETE FROM documents WHERE source_root = %s AND NOT (uri = ANY(%s)) RETURNING id", (root, seen_uris)
+        ).fetchall()
+    return len(deleted)
+
+
+def delete_uris(settings: Settings, uris: list[str]) -> int:
+    with raw_connection(settings) as conn:
+        return len(conn.execute("DELETE FROM documents WHERE uri = ANY(%s) RETURNING id", (uris,)).fetchall())
+
+
+def get_cursor(settings: Settings, source: str) -> str | None:
+    with raw_connection(settings) as conn:
+        row = conn.execute("SELECT cursor FROM sync_cursors WHERE source = %s", (source,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def set_cursor(settings: Settings, source: str, cursor: str) -> None:
+    with raw_connection(settings) as conn:
+        conn.execute(
+            "INSERT INTO sync_cursors (source, cursor) VALUES (%s, %s)"
+            " ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+            (source, cursor),
+        )
+
+
+def synced_channels(settings: Settings) -> list[str]:
+    """Channels to sync on schedule: those synced before, and those switched to live indexing."""
+    with raw_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT substr(source, 9) FROM sync_cursors WHERE source LIKE 'slack://%%'"
+            " UNION SELECT channel_id FROM channel_settings WHERE live_index"
+        ).fetchall()
+    return sorted({str(r[0]) for r in rows} | set(settings.csv("live_index_channels")))
+
+
+class IndexStrategy:
+    """Keeps the HNSW index for incremental writes; drops it for a big load and rebuilds it once at the end."""
+
+    def __init__(self, settings: Settings, *, allow_bulk: bool = True) -> None:
+        self.settings = settings
+        self.allow_bulk = allow_bulk
+        self.written = 0
+        self.bulk = False
+        self.rebuild_seconds: float | None = None
+        self._lock_conn: psycopg.Connection[Any] | None = None
+        with raw_connection(settings) as conn:
+            # A run killed during a bulk load left the index missing (checked first: CREATE INDEX IF NOT
+            # EXISTS would still wait for a share lock behind concurrent writers).
+            if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (HNSW_INDEX,)).fetchone() is None:
+                conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+                conn.execute(CREATE_HNSW)
+            row = conn.execute("SELECT count(*) FROM chunks").fetchone()
+        self.rows_before = int(row[0]) if row else 0
+
+    def after_write(self, rows: int) -> None:
+        self.written += rows
+        if self.bulk or not self.allow_bulk:
+            return
+        if self.written >= BULK_MIN_ROWS and self.written * 5 >= self.rows_before:
+            self._start_bulk()
+
+    def _start_bulk(self) -> None:
+        from lore.db import database_url
+
+        conn = psycopg.connect(database_url(self.settings), autocommit=True)
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_BULK_LOCK_KEY,)).fetchone()
+        if not got or not got[0]:
+            conn.close()
+            self.allow_bulk = False  # another run holds it: stay incremental
+            return
+        conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        self._lock_conn = conn
+        self.bulk = True
+        log.info(kv("ingest.bulk_mode", written=self.written, rows_before=self.rows_before))
+
+    def finish(self) -> None:
+        """Rebuild the index after a bulk load (always, also when the run failed)."""
+        conn = self._lock_conn
+        if conn is None:
+            return
+        try:
+            started = time.perf_counter()
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            conn.execute(CREATE_HNSW)
+            self.rebuild_seconds = time.perf_counter() - started
+            log.info(kv("ingest.index_rebuilt", seconds=round(self.rebuild_seconds, 1)))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_BULK_LOCK_KEY,))
+            conn.close()
+            self._lock_conn = None
+            self.bulk = False

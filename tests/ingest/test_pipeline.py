@@ -1,0 +1,83 @@
+"""The pipeline end to end on the bundled handbook: counts, chunks, re-ingest, updates, directory sync."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ingest.pipeline import ingest_sources
+from lore.config import Settings
+from lore.db import raw_connection
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "examples"
+
+
+def _rows(settings: Settings, sql: str, *params: object) -> list[tuple]:
+    with raw_connection(settings) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_examples_go_in_with_headings_and_reingest_changes_nothing(db: Settings, tmp_path: Path) -> None:
+    corpus = tmp_path / "handbook"
+    shutil.copytree(EXAMPLES, corpus)
+    first = ingest_sources(db, [str(corpus)])
+    files = sorted(p.name for p in corpus.iterdir())
+    assert first.errors == []
+    assert first.documents_added == len(files)
+    assert first.chunks_added == _rows(db, "SELECT count(*) FROM chunks")[0][0] > len(files)
+
+    heading, text = _rows(
+        db,
+        "SELECT c.heading, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+        " WHERE d.uri LIKE %s AND c.text LIKE %s",
+        "%deploy-process.md",
+        "%shipyard rollback%",
+    )[0]
+    assert heading == "Deploy Process > Rollbacks"
+    assert "```\nshipyard rollback --service tidepool-api --env production\n```" in text
+
+    # The HTML page keeps its article and loses navigation, sidebar, footer and script.
+    html = " ".join(
+        t
+        for (t,) in _rows(
+            db,
+            "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " WHERE d.uri LIKE '%%security-policy.html' ORDER BY c.ord",
+        )
+    )
+    assert "YubiKey 5" in html and "16 characters" in html
+    assert "window.analytics" not in html and "Edit this page" not in html and "On this page" not in html
+
+    again = ingest_sources(db, [str(corpus)])
+    assert again.as_json() == {
+        "documents_added": 0,
+        "documents_updated": 0,
+        "documents_unchanged": len(files),
+        "documents_deleted": 0,
+        "chunks_added": 0,
+        "errors": [],
+    }
+    assert again.chunks_embedded == 0
+
+
+def test_changed_file_replaces_its_chunks_and_vanished_file_is_deleted(db: Settings, tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha service listens on port 8123.\n")
+    (corpus / "b.md").write_text("# Beta\n\nThe beta service listens on port 9001.\n")
+    (corpus / "c.md").write_text("# Gamma\n\nGamma runs nightly at 02:00.\n")
+    assert ingest_sources(db, [str(corpus)]).documents_added == 3
+    ids_before = {r[0] for r in _rows(db, "SELECT id FROM chunks")}
+
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha service listens on port 8124.\n\n## Limits\n\n100 rps.\n")
+    (corpus / "c.md").unlink()
+    report = ingest_sources(db, [str(corpus)])
+    assert (report.documents_updated, report.documents_unchanged, report.documents_deleted) == (1, 1, 1)
+    texts = sorted(t for (t,) in _rows(db, "SELECT text FROM chunks"))
+    assert texts == sorted(
+        ["The alpha service listens on port 8124.", "100 rps.", "The beta service listens on port 9001."]
+    )
+    # b.md's chunk was not rewritten; a.md's were replaced; nothing of c.md is left.
+    assert len(ids_before & {r[0] for r in _rows(db, "SELECT id FROM chunks")}) == 1
+    assert _rows(db, "SELECT count(*) FROM documents WHERE uri LIKE '%%c.md'")[0][0] == 0
