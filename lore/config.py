@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
+    # Ingest (ingest/): documents per Celery task, web crawl limits and politeness, Slack sync period.
+    ingest_batch_docs: int = Field(default=25, ge=1, le=10000, validation_alias="LORE_INGEST_BATCH_DOCS")
+    crawl_depth: int = Field(default=0, ge=0, le=10, validation_alias="LORE_CRAWL_DEPTH")
+    crawl_max_pages: int = Field(default=100, ge=1, le=100000, validation_alias="LORE_CRAWL_MAX_PAGES")
+    crawl_delay_s: float = Field(default=1.0, ge=0, validation_alias="LORE_CRAWL_DELAY")
+    http_timeout_s: float = Field(default=20.0, gt=0, validation_alias="LORE_HTTP_TIMEOUT")
+    slack_sync_minutes: float = Field(default=15.0, gt=0, validation_alias="LORE_SLACK_SYNC_MINUTES")
+    # Redis redelivers an unacknowledged task after this long (a worker died mid-task); tests make it short.
+    celery_visibility_timeout_s: int = Field(default=3600, ge=1, validation_alias="LORE_CELERY_VISIBILITY_TIMEOUT")
     # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
     feedback_threshold: float = Field(default=0.55, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
     feedback_weight: float = Field(default=0.03, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")

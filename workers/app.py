@@ -36,10 +36,17 @@ def configure(app: Celery, settings: Settings) -> Celery:
             "workers.tasks.feedback_*": {"queue": FEEDBACK_QUEUE},
         },
         # A redelivered task after a crash must wait no longer than the slowest task (ingest batches).
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         result_expires=3600,
-        beat_schedule=dict(BEAT_SCHEDULE),
+        beat_schedule={
+            **BEAT_SCHEDULE,
+            # Incremental Slack history sync (resumable: each run starts from the stored cursor).
+            "sync-slack-channels": {
+                "task": "workers.tasks.sync_slack_channels",
+                "schedule": settings.slack_sync_minutes * 60,
+            },
+        },
         timezone="UTC",
         worker_hijack_root_logger=False,
     )
