@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
+    # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
+    slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
+    bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
+    http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
+    http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
     # Ingest (ingest/): documents per Celery task, web crawl limits and politeness, Slack sync period.
     ingest_batch_docs: int = Field(default=25, ge=1, le=10000, validation_alias="LORE_INGEST_BATCH_DOCS")
     crawl_depth: int = Field(default=0, ge=0, le=10, validation_alias="LORE_CRAWL_DEPTH")

@@ -1,0 +1,218 @@
+"""Put one answer into a Slack thread: streamed where Slack allows, posted then updated otherwise; never silence."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.chat_stream import ChatStream
+
+from bot import dedupe
+from bot.metrics import ANSWER_LATENCY, ANSWERS, ERRORS
+from bot.render import answer_blocks, notification_text, tail_blocks, text_blocks
+from bot.state import BotState
+from lore.logs import kv
+from lore.types import Answer, Asker, Turn
+
+log = logging.getLogger(__name__)
+
+# Slack rate-limits message edits (about one a second per message): stream updates are throttled to that.
+UPDATE_INTERVAL_S = 1.0
+STREAM_PIECE = 10_000  # markdown_text of one stream call (Slack's limit is 12,000)
+APOLOGY = "Sorry — I couldn't answer that just now (reference `{ref}`). Please try again in a moment."
+
+
+class ThreadPoster:
+    """One answer message in a thread. Tokens stream in via `token`; `finish` or `fail` closes it."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        channel_id: str,
+        thread_ts: str,
+        team_id: str | None,
+        user_id: str | None,
+        streaming: bool,
+    ) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.thread_ts = thread_ts
+        self.team_id = team_id
+        self.user_id = user_id
+        self.streaming = streaming
+        self.stream: ChatStream | None = None
+        self.ts: str | None = None
+        self.shown = ""  # text already sent to Slack
+        self.pending = ""  # text received but not yet sent
+        # The first update waits one interval too: an answer ready within it is posted once, complete.
+        self.last_flush = time.monotonic()
+
+    def token(self, text: str) -> None:
+        self.pending += text
+        if time.monotonic() - self.last_flush >= UPDATE_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.last_flush = time.monotonic()
+        if self.streaming and self._append_stream(self.pending):
+            self.shown += self.pending
+            self.pending = ""
+            return
+        self.shown += self.pending
+        self.pending = ""
+        self._post_or_update(text_blocks(self.shown)[:45], notification_text(self.shown))
+
+    def _append_stream(self, text: str) -> bool:
+        """Send text through chat.appendStream; False (and no streaming from now on) when Slack refuses it."""
+        try:
+            if self.stream is None:
+                self.stream = self.client.chat_stream(
+                    channel=self.channel_id,
+                    thread_ts=self.thread_ts,
+                    recipient_team_id=self.team_id,
+                    recipient_user_id=self.user_id,
+                    buffer_size=1,
+                )
+            for start in range(0, len(text), STREAM_PIECE):
+                self.stream.append(markdown_text=text[start : start + STREAM_PIECE])
+            self.ts = self.stream.ts
+            return True
+        except SlackApiError as exc:
+            if self.stream is not None and self.stream.ts:
+                raise
+            # Streaming is not available to this app or conversation: post, then update.
+            log.info(kv("stream_unavailable", channel=self.channel_id, error=exc.response.get("error")))
+            self.streaming = False
+            self.stream = None
+            return False
+
+    def _post_or_update(self, blocks: list[dict[str, Any]], text: str) -> None:
+        if self.ts is None:
+            posted = self.client.chat_postMessage(
+                channel=self.channel_id, thread_ts=self.thread_ts, text=text, blocks=blocks, unfurl_links=False
+            )
+            self.ts = str(posted["ts"])
+        else:
+            self.client.chat_update(channel=self.channel_id, ts=self.ts, text=text, blocks=blocks)
+
+    def finish(self, answer: Answer) -> str:
+        """Show the final answer with citations and buttons; return the message ts."""
+        if self.stream is not None and self.stream.ts:
+            streamed = self.shown
+            if answer.text.startswith(streamed):
+                rest = answer.text[len(streamed) :]
+                while len(rest) > STREAM_PIECE:
+                    self.stream.append(markdown_text=rest[:STREAM_PIECE])
+                    rest = rest[STREAM_PIECE:]
+                self.stream.stop(markdown_text=rest or None, blocks=tail_blocks(answer))
+            else:
+                # The final text is not what was streamed (e.g. rewritten citations): replace the message.
+                self.stream.stop(blocks=tail_blocks(answer))
+                self.client.chat_update(
+                    channel=self.channel_id,
+                    ts=self.stream.ts,
+                    text=notification_text(answer.text),
+                    blocks=answer_blocks(answer),
+                )
+            return self.stream.ts
+        self._post_or_update(answer_blocks(answer), notification_text(answer.text))
+        assert self.ts is not None
+        return self.ts
+
+    def fail(self, apology: str) -> None:
+        if self.stream is not None and self.stream.ts:
+            self.stream.stop(markdown_text=("\n\n" if self.shown else "") + apology)
+            return
+        shown = (self.shown + self.pending).strip()
+        text = f"{shown}\n\n{apology}" if shown else apology
+        self._post_or_update(text_blocks(text)[:45], notification_text(text))
+
+
+def answer_in_thread(
+    state: BotState,
+    client: WebClient,
+    *,
+    question: str,
+    asker: Asker,
+    channel_id: str,
+    thread_ts: str,
+    history: list[Turn] | None = None,
+    parent_id: int | None = None,
+    generation: dict[str, Any] | None = None,
+) -> Answer | None:
+    """Answer `question` in the thread; on any failure post a short apology with a reference id."""
+    started = time.monotonic()
+    poster = ThreadPoster(
+        client,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        team_id=asker.team_id,
+        user_id=asker.user_id,
+        streaming=state.settings.slack_streaming,
+    )
+    extra: dict[str, Any] = {}
+    if parent_id is not None:
+        extra["parent_id"] = parent_id
+    if generation is not None:
+        extra["generation"] = generation
+    try:
+        answer = state.answerer(
+            state.settings, question, asker=asker, history=list(history or []), on_token=poster.token, **extra
+        )
+        message_ts = poster.finish(answer)
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception(kv("answer_failed", ref=ref, channel=channel_id, thread_ts=thread_ts))
+        ERRORS.labels("answer").inc()
+        ANSWERS.labels("slack", "failed").inc()
+        try:
+            poster.fail(APOLOGY.format(ref=ref))
+        except Exception:
+            ERRORS.labels("apology").inc()
+            log.exception(kv("apology_failed", ref=ref, channel=channel_id))
+        return None
+    ANSWERS.labels("slack", "ok").inc()
+    ANSWER_LATENCY.observe(time.monotonic() - started)
+    remember_answer(
+        state, answer, channel_id=channel_id, message_ts=message_ts, thread_ts=thread_ts, team_id=asker.team_id
+    )
+    log.info(
+        kv(
+            "answered",
+            answer_id=answer.answer_id,
+            channel=channel_id,
+            thread_ts=thread_ts,
+            ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+    return answer
+
+
+def remember_answer(
+    state: BotState, answer: Answer, *, channel_id: str, message_ts: str, thread_ts: str | None, team_id: str | None
+) -> None:
+    """Link the answers row to its Slack message (reactions find it so) and note the thread as the bot's."""
+    try:
+        if thread_ts:
+            dedupe.mark(state.settings, dedupe.thread_key(channel_id, thread_ts), kind="thread")
+        if answer.answer_id is not None:
+            from lore.agent import attach_slack_message
+
+            attach_slack_message(
+                state.settings,
+                answer.answer_id,
+                channel_id=channel_id,
+                message_ts=message_ts,
+                thread_ts=thread_ts,
+                team_id=team_id,
+            )
+    except Exception:
+        ERRORS.labels("attach").inc()
+        log.exception(kv("attach_failed", answer_id=answer.answer_id, channel=channel_id, ts=message_ts))

@@ -1,0 +1,71 @@
+"""The assistant pane (Bolt's Assistant): suggested prompts, a "thinking" status, a title, streamed answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, Assistant, BoltContext, SetStatus, SetSuggestedPrompts, SetTitle
+from slack_sdk import WebClient
+
+from bot.answering import answer_in_thread
+from bot.listeners.events import first_claim
+from bot.metrics import EVENTS
+from bot.state import BotState, strip_mention
+
+log = logging.getLogger(__name__)
+
+SUGGESTED_PROMPTS = [
+    {"title": "How do I…", "message": "How do I set up my development environment?"},
+    {"title": "Where is…", "message": "Where is the on-call runbook?"},
+    {"title": "What is our policy on…", "message": "What is our policy on code review?"},
+]
+
+
+def build_assistant(state: BotState) -> Assistant:
+    assistant = Assistant()
+
+    @assistant.thread_started
+    def on_started(set_suggested_prompts: SetSuggestedPrompts) -> None:
+        EVENTS.labels("assistant_thread_started").inc()
+        set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title="Ask Lore about your team's docs")
+
+    @assistant.user_message
+    def on_user_message(
+        body: dict[str, Any],
+        payload: dict[str, Any],
+        client: WebClient,
+        context: BoltContext,
+        set_status: SetStatus,
+        set_title: SetTitle,
+    ) -> None:
+        EVENTS.labels("assistant_message").inc()
+        channel_id, ts, thread_ts = payload["channel"], payload["ts"], payload["thread_ts"]
+        if not first_claim(state, body, channel_id, ts):
+            return
+        question = strip_mention(payload.get("text") or "", context.bot_user_id)
+        if not question:
+            return
+        history = state.thread_turns(
+            client, channel_id=channel_id, thread_ts=thread_ts, before_ts=ts, bot_user_id=context.bot_user_id
+        )
+        if not history:
+            set_title(question[:60])
+        set_status("is thinking…")
+        asker = state.asker(
+            client,
+            user_id=payload.get("user"),
+            channel_id=channel_id,
+            team_id=context.team_id,
+            thread_ts=thread_ts,
+            channel_type="im",
+        )
+        answer_in_thread(
+            state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
+        )
+
+    return assistant
+
+
+def register(app: App, state: BotState) -> None:
+    app.assistant(build_assistant(state))

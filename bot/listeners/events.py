@@ -1,0 +1,192 @@
+"""Events: mentions, DMs and thread follow-ups (answered once), reactions, deletions, live indexing."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+from bot import dedupe, jobs, queries
+from bot.answering import answer_in_thread
+from bot.metrics import DUPLICATES, ERRORS, EVENTS
+from bot.regenerate import regenerate
+from bot.render import critique_offer_blocks
+from bot.state import BotState, strip_mention
+from lore.logs import kv
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are a person writing (others: joins, edits, deletions, bot posts...).
+_HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
+_LIVE_INDEX_TTL_S = 30.0
+
+
+def is_from_bot(event: dict[str, Any], context: BoltContext) -> bool:
+    return bool(
+        event.get("bot_id")
+        or event.get("subtype") == "bot_message"
+        or (context.bot_user_id and event.get("user") == context.bot_user_id)
+    )
+
+
+def answer_message(
+    state: BotState, client: WebClient, context: BoltContext, event: dict[str, Any], *, thread_ts: str
+) -> None:
+    """Answer one person's message in its thread, with the thread's earlier turns as history."""
+    channel_id = event["channel"]
+    question = strip_mention(event.get("text") or "", context.bot_user_id)
+    if not question:
+        client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text="Ask me a question about your docs.")
+        return
+    history = []
+    if event.get("thread_ts"):
+        history = state.thread_turns(
+            client, channel_id=channel_id, thread_ts=thread_ts, before_ts=event["ts"], bot_user_id=context.bot_user_id
+        )
+    asker = state.asker(
+        client,
+        user_id=event.get("user"),
+        channel_id=channel_id,
+        team_id=context.team_id or event.get("team"),
+        thread_ts=thread_ts,
+        channel_type=event.get("channel_type"),
+    )
+    answer_in_thread(
+        state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
+    )
+
+
+def first_claim(state: BotState, body: dict[str, Any], channel_id: str, ts: str) -> bool:
+    """The delivery and the message both new? (retries share an event id; message+app_mention a message)"""
+    if dedupe.claim(state.settings, body.get("event_id") or "", dedupe.message_key(channel_id, ts), kind="question"):
+        return True
+    DUPLICATES.inc()
+    return False
+
+
+def register(app: App, state: BotState) -> None:
+    settings = state.settings
+
+    def live_indexed(channel_id: str) -> bool:
+        channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(settings))
+        return channel_id in channels
+
+    @app.event("app_mention")
+    def on_mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        EVENTS.labels("app_mention").inc()
+        if is_from_bot(event, context):
+            return
+        if not first_claim(state, body, event["channel"], event["ts"]):
+            return
+        answer_message(state, client, context, event, thread_ts=event.get("thread_ts") or event["ts"])
+
+    @app.event("message")
+    def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        EVENTS.labels("message").inc()
+        subtype = event.get("subtype")
+        channel_id = event.get("channel") or ""
+        if subtype == "message_deleted":
+            forget_deleted(event, live=live_indexed(channel_id))
+            return
+        if subtype == "message_changed":
+            edited = event.get("message") or {}
+            if live_indexed(channel_id) and not edited.get("bot_id"):
+                index_message(channel_id, edited, deleted=False)
+            return
+        if subtype not in _HUMAN_SUBTYPES or is_from_bot(event, context):
+            return
+        if live_indexed(channel_id):
+            index_message(channel_id, event, deleted=False)
+        ts = event["ts"]
+        thread_ts = event.get("thread_ts")
+        if event.get("channel_type") == "im":
+            if first_claim(state, body, channel_id, ts):
+                answer_message(state, client, context, event, thread_ts=thread_ts or ts)
+            return
+        if not thread_ts or thread_ts == ts:
+            return  # a new post in a channel: only a mention (app_mention) asks the bot
+        mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}>" in (event.get("text") or "")
+        if not mentioned and not dedupe.bot_in_thread(settings, channel_id, thread_ts):
+            return
+        if first_claim(state, body, channel_id, ts):
+            answer_message(state, client, context, event, thread_ts=thread_ts)
+
+    def forget_deleted(event: dict[str, Any], *, live: bool) -> None:
+        channel_id = event.get("channel") or ""
+        previous = event.get("previous_message") or {}
+        deleted_ts = event.get("deleted_ts") or previous.get("ts")
+        if not deleted_ts:
+            return
+        try:
+            from lore.feedback import forget_message
+
+            removed = forget_message(settings, channel_id=channel_id, message_ts=deleted_ts)
+            log.info(kv("message_forgotten", channel=channel_id, ts=deleted_ts, removed=removed))
+        except Exception:
+            ERRORS.labels("forget").inc()
+            log.exception(kv("forget_failed", channel=channel_id, ts=deleted_ts))
+        if live and not previous.get("bot_id"):
+            index_message(channel_id, {**previous, "ts": deleted_ts}, deleted=True)
+
+    def index_message(channel_id: str, message: dict[str, Any], *, deleted: bool) -> None:
+        try:
+            jobs.send_ingest(
+                jobs.INGEST_MESSAGE,
+                channel_id=channel_id,
+                ts=message.get("ts"),
+                text=message.get("text") or "",
+                user_id=message.get("user"),
+                thread_ts=message.get("thread_ts"),
+                deleted=deleted,
+            )
+        except Exception:
+            ERRORS.labels("live_index").inc()
+            log.exception(kv("live_index_failed", channel=channel_id, ts=message.get("ts")))
+
+    def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        added = event.get("type") == "reaction_added"
+        EVENTS.labels(event.get("type") or "reaction").inc()
+        item = event.get("item") or {}
+        user_id = event.get("user")
+        if item.get("type") != "message" or not user_id or user_id == context.bot_user_id:
+            return
+        if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
+            return  # a reaction on someone else's message: not feedback on Lore
+        if body.get("event_id") and not dedupe.claim(settings, body["event_id"], kind="reaction"):
+            DUPLICATES.inc()
+            return
+        reaction = str(event.get("reaction") or "").split("::", 1)[0]  # "+1::skin-tone-2" is a +1
+        channel_id, message_ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+        if reaction in settings.csv("up_reactions") or reaction in settings.csv("down_reactions"):
+            jobs.submit(
+                settings,
+                jobs.RECORD_REACTION,
+                channel_id=channel_id,
+                message_ts=message_ts,
+                user_id=user_id,
+                reaction=reaction,
+                added=added,
+            )
+            if added and reaction in settings.csv("down_reactions"):
+                offer_critique(client, channel_id=channel_id, message_ts=message_ts, user_id=user_id)
+        elif added and reaction in settings.csv("regenerate_reactions"):
+            original = queries.answer_by_message(settings, channel_id, message_ts)
+            if original is not None:
+                regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)
+
+    def offer_critique(client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
+        answer = queries.answer_by_message(settings, channel_id, message_ts)
+        if answer is None:
+            return
+        client.chat_postEphemeral(
+            channel=channel_id,
+            user=user_id,
+            thread_ts=answer.thread_ts,
+            text="Thanks — noted. Want to say what was wrong?",
+            blocks=critique_offer_blocks(answer.answer_id),
+        )
+
+    app.event("reaction_added")(on_reaction)
+    app.event("reaction_removed")(on_reaction)

@@ -1,0 +1,65 @@
+"""Message shortcuts: "Save to Lore" (the thread into the knowledge base) and "Ask Lore about this"."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from bot import jobs
+from bot.answering import answer_in_thread
+from bot.metrics import ERRORS, EVENTS
+from bot.state import BotState, strip_mention
+from lore.logs import kv
+
+log = logging.getLogger(__name__)
+
+SAVE = "save_to_lore"
+ASK = "ask_lore"
+
+
+def register(app: App, state: BotState) -> None:
+    @app.message_shortcut(SAVE)
+    def on_save(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        EVENTS.labels("shortcut").inc()
+        channel_id = body["channel"]["id"]
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts") or body.get("message_ts")
+        try:
+            jobs.send_ingest(jobs.INGEST_THREAD, channel_id=channel_id, thread_ts=thread_ts, acl=[channel_id])
+        except Exception:
+            ERRORS.labels("save").inc()
+            log.exception(kv("save_failed", channel=channel_id, thread_ts=thread_ts))
+            respond(response_type="ephemeral", text="Sorry — I couldn't save that right now. Please try again.")
+            return
+        respond(
+            response_type="ephemeral",
+            text="Saving this thread to Lore: it will be answerable in this channel in a moment.",
+        )
+
+    @app.message_shortcut(ASK)
+    def on_ask(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond) -> None:
+        ack()
+        EVENTS.labels("shortcut").inc()
+        channel_id = body["channel"]["id"]
+        message = body.get("message") or {}
+        question = strip_mention(message.get("text") or "", context.bot_user_id)
+        if not question:
+            respond(response_type="ephemeral", text="That message has no text to ask about.")
+            return
+        ts = str(message.get("ts") or body.get("message_ts"))
+        thread_ts = str(message.get("thread_ts") or ts)
+        history = []
+        if message.get("thread_ts"):
+            history = state.thread_turns(
+                client, channel_id=channel_id, thread_ts=thread_ts, before_ts=ts, bot_user_id=context.bot_user_id
+            )
+        user_id = body["user"]["id"]
+        team_id = (body.get("team") or {}).get("id")
+        asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=team_id, thread_ts=thread_ts)
+        answer_in_thread(
+            state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
+        )

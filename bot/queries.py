@@ -1,0 +1,85 @@
+"""The bot's reads of the database: answers by id or message, live-indexed channels, App Home figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lore.config import Settings
+from lore.db import raw_connection
+
+
+@dataclass(frozen=True)
+class AnswerRef:
+    answer_id: int
+    question: str
+    channel_id: str | None
+    message_ts: str | None
+    thread_ts: str | None
+    team_id: str | None
+
+
+_ANSWER_COLUMNS = "id, question, channel_id, message_ts, thread_ts, team_id"
+
+
+def answer_by_id(settings: Settings, answer_id: int) -> AnswerRef | None:
+    with raw_connection(settings) as conn:
+        row = conn.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE id = %s", (answer_id,)).fetchone()
+    return AnswerRef(*row) if row else None
+
+
+def answer_by_message(settings: Settings, channel_id: str, message_ts: str) -> AnswerRef | None:
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE channel_id = %s AND message_ts = %s", (channel_id, message_ts)
+        ).fetchone()
+    return AnswerRef(*row) if row else None
+
+
+def live_index_channels(settings: Settings) -> set[str]:
+    """Channels whose new messages are indexed as they arrive: the setting plus channel_settings rows."""
+    with raw_connection(settings) as conn:
+        rows = conn.execute("SELECT channel_id FROM channel_settings WHERE live_index").fetchall()
+    return set(settings.csv("live_index_channels")) | {r[0] for r in rows}
+
+
+def home_figures(settings: Settings, *, with_downvoted: bool) -> dict[str, Any]:
+    """What the knowledge base holds and how this week went, in one round trip (two for admins)."""
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM documents),
+                   (SELECT count(*) FROM chunks),
+                   (SELECT count(DISTINCT coalesce(source_root, source_kind)) FROM documents),
+                   (SELECT max(updated_at) FROM documents),
+                   (SELECT count(*) FROM answers WHERE created_at >= now() - interval '7 days'),
+                   (SELECT count(*) FROM votes WHERE value = 1 AND updated_at >= now() - interval '7 days'),
+                   (SELECT count(*) FROM votes WHERE value = -1 AND updated_at >= now() - interval '7 days')
+            """
+        ).fetchone()
+        downvoted: list[dict[str, Any]] = []
+        if with_downvoted:
+            downvoted = [
+                {"answer_id": r[0], "question": r[1], "down": r[2], "channel_id": r[3], "message_ts": r[4]}
+                for r in conn.execute(
+                    """
+                    SELECT a.id, a.question, count(*) AS down, a.channel_id, a.message_ts
+                    FROM votes v JOIN answers a ON a.id = v.answer_id
+                    WHERE v.value = -1
+                    GROUP BY a.id
+                    ORDER BY down DESC, a.id DESC
+                    LIMIT 5
+                    """
+                ).fetchall()
+            ]
+    assert row is not None
+    return {
+        "documents": row[0],
+        "chunks": row[1],
+        "sources": row[2],
+        "last_sync": row[3],
+        "answers_week": row[4],
+        "up_week": row[5],
+        "down_week": row[6],
+        "downvoted": downvoted,
+    }

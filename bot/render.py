@@ -1,0 +1,179 @@
+"""Answer → Slack: Markdown to mrkdwn, long text split into sections, numbered citations, feedback buttons."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from markdown_to_mrkdwn import SlackMarkdownConverter
+
+from lore.types import Answer, Citation
+
+SECTION_LIMIT = 3000  # characters of text in one section block (Slack's limit)
+MAX_BLOCKS = 50  # blocks in one message (Slack's limit)
+NOTIFICATION_LIMIT = 3000  # the `text` fallback shown in notifications
+
+VOTE_UP = "lore_vote_up"
+VOTE_DOWN = "lore_vote_down"
+REGENERATE = "lore_regenerate"
+PREFER = "lore_prefer"
+CRITIQUE_OPEN = "lore_critique_open"
+CRITIQUE_VIEW = "lore_critique"
+
+_converter = SlackMarkdownConverter()
+
+
+def to_mrkdwn(markdown: str) -> str:
+    return _converter.convert(markdown)
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at paragraph, then line, then word boundaries."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < limit // 3:
+            cut = window.rfind("\n")
+        if cut < limit // 3:
+            cut = window.rfind(" ")
+        if cut < limit // 3:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _citation_text(citation: Citation) -> str:
+    title = (citation.title or citation.uri).replace("|", "/").replace(">", ")").replace("<", "(")
+    if citation.uri.startswith(("http://", "https://")):
+        return f"<{citation.uri}|[{citation.number}] {title}>"
+    return f"[{citation.number}] {title} (`{citation.uri}`)"
+
+
+def citation_blocks(citations: list[Citation]) -> list[dict[str, Any]]:
+    """One context block of numbered links (a context block holds at most 10 elements)."""
+    if not citations:
+        return []
+    elements: list[dict[str, Any]] = []
+    for citation in citations[:10]:
+        elements.append({"type": "mrkdwn", "text": _citation_text(citation)[:SECTION_LIMIT]})
+    return [{"type": "context", "block_id": "lore_citations", "elements": elements}]
+
+
+def _button(action_id: str, label: str, value: str) -> dict[str, Any]:
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value}
+
+
+def feedback_blocks(answer_id: int | None) -> list[dict[str, Any]]:
+    if answer_id is None:
+        return []
+    value = str(answer_id)
+    return [
+        {
+            "type": "actions",
+            "block_id": "lore_feedback",
+            "elements": [
+                _button(VOTE_UP, "👍", value),
+                _button(VOTE_DOWN, "👎", value),
+                _button(REGENERATE, "Regenerate", value),
+            ],
+        }
+    ]
+
+
+def tail_blocks(answer: Answer) -> list[dict[str, Any]]:
+    """What follows the answer text: citations, then the feedback buttons."""
+    return citation_blocks(answer.citations) + feedback_blocks(answer.answer_id)
+
+
+def text_blocks(markdown: str) -> list[dict[str, Any]]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split_text(to_mrkdwn(markdown))]
+
+
+def answer_blocks(answer: Answer) -> list[dict[str, Any]]:
+    """The whole answer message; text that would exceed Slack's block count is cut, never the buttons."""
+    tail = tail_blocks(answer)
+    sections = text_blocks(answer.text) or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(empty)_"}}]
+    room = MAX_BLOCKS - len(tail)
+    if len(sections) > room:
+        cut = {"type": "context", "elements": [{"type": "mrkdwn", "text": "… (cut)"}]}
+        sections = [*sections[: room - 1], cut]
+    return sections + tail
+
+
+def notification_text(markdown: str) -> str:
+    text = to_mrkdwn(markdown)
+    return text if len(text) <= NOTIFICATION_LIMIT else text[: NOTIFICATION_LIMIT - 1] + "…"
+
+
+def comparison_blocks(first_id: int, second_id: int) -> list[dict[str, Any]]:
+    """The "Which is better?" prompt after a regeneration: each button names the chosen and rejected answer."""
+
+    def button(action_id: str, label: str, chosen: int, rejected: int) -> dict[str, Any]:
+        return {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": label},
+            "value": json.dumps({"chosen": chosen, "rejected": rejected}),
+        }
+
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Which is better?*"}},
+        {
+            "type": "actions",
+            "block_id": "lore_compare",
+            "elements": [
+                button(PREFER, "The first answer", first_id, second_id),
+                button(f"{PREFER}_second", "The new answer", second_id, first_id),
+            ],
+        },
+    ]
+
+
+def critique_offer_blocks(answer_id: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "Thanks — noted. Want to say what was wrong?"}},
+        {
+            "type": "actions",
+            "block_id": "lore_critique_offer",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CRITIQUE_OPEN,
+                    "text": {"type": "plain_text", "text": "What was wrong?"},
+                    "value": str(answer_id),
+                }
+            ],
+        },
+    ]
+
+
+def critique_view(answer_id: int) -> dict[str, Any]:
+    """The optional 👎 dialog: what was wrong, and (optionally) the right answer."""
+    return {
+        "type": "modal",
+        "callback_id": CRITIQUE_VIEW,
+        "private_metadata": str(answer_id),
+        "title": {"type": "plain_text", "text": "Improve this answer"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "critique",
+                "label": {"type": "plain_text", "text": "What was wrong?"},
+                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True},
+            },
+            {
+                "type": "input",
+                "block_id": "correction",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What is the right answer? (optional)"},
+                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True},
+            },
+        ],
+    }

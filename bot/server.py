@@ -1,0 +1,108 @@
+"""Run the bot: HTTP (Bolt's Starlette adapter behind uvicorn, plus /healthz and /metrics) or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.metrics import ERRORS, EVENTS, REGISTRY
+from lore.config import Settings
+from lore.db import database_url
+from lore.logs import kv
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000  # Slack's payloads are far smaller; anything bigger is not from Slack.
+
+
+def database_ok(settings: Settings) -> bool:
+    try:
+        with psycopg.connect(database_url(settings), connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        log.warning(kv("healthz_database_down", error=type(exc).__name__))
+        return False
+
+
+def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starlette:
+    """POST /slack/events (events, commands, interactivity), GET /healthz, GET /metrics."""
+    if bolt_app is None:
+        from bot.app import create_app
+
+        bolt_app = create_app(settings)
+    app: App = bolt_app
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            EVENTS.labels("rejected").inc()
+            log.warning(kv("slack_request_rejected", reason="too large", bytes=len(body)))
+            return PlainTextResponse("payload too large", status_code=413)
+        try:
+            bolt_request = to_bolt_request(request, body)
+        except Exception as exc:
+            EVENTS.labels("rejected").inc()
+            log.warning(kv("slack_request_rejected", reason="malformed", error=type(exc).__name__))
+            return PlainTextResponse("malformed request", status_code=400)
+        try:
+            # Bolt's dispatch is synchronous (signature check, parse, ack): off the event loop, so one slow
+            # request never holds up the others.
+            bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
+        except Exception as exc:
+            ERRORS.labels("dispatch").inc()
+            log.warning(kv("slack_request_rejected", reason="dispatch failed", error=f"{type(exc).__name__}: {exc}"))
+            return PlainTextResponse("malformed request", status_code=400)
+        return to_starlette_response(bolt_response)
+
+    async def healthz(request: Request) -> Response:
+        ok = await run_in_threadpool(database_ok, settings)
+        return JSONResponse({"ok": ok, "database": "up" if ok else "down"}, status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
+
+
+def run_http(settings: Settings, *, host: str, port: int, bolt_app: App | None = None) -> None:
+    import uvicorn
+
+    http_app = create_http_app(settings, bolt_app=bolt_app)
+    log.info(kv("serving", mode="http", host=host, port=port))
+    uvicorn.run(http_app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+
+
+def socket_handler(settings: Settings, *, bolt_app: App | None = None) -> Any:
+    """The Socket Mode handler for the app (connects when `.connect()` or `.start()` is called)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    settings.require_socket()
+    assert settings.slack_app_token is not None
+    if bolt_app is None:
+        from bot.app import create_app
+
+        bolt_app = create_app(settings)
+    return SocketModeHandler(bolt_app, app_token=settings.slack_app_token.get_secret_value())
+
+
+def run_socket(settings: Settings, *, bolt_app: App | None = None) -> None:
+    handler = socket_handler(settings, bolt_app=bolt_app)
+    log.info(kv("serving", mode="socket"))
+    handler.start()

@@ -1,0 +1,154 @@
+"""What every listener shares: settings, the answerer, and short-lived caches of Slack facts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from lore.config import Settings
+from lore.logs import kv
+from lore.types import Answer, Asker, Turn
+
+log = logging.getLogger(__name__)
+
+# Channel privacy and memberships change rarely; a minute of staleness saves a Web API call per question.
+CACHE_TTL_S = 60.0
+HISTORY_TURNS = 20
+
+
+class TtlCache:
+    """A small thread-safe cache whose entries expire after `ttl` seconds."""
+
+    def __init__(self, ttl: float = CACHE_TTL_S, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._items: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._items) >= self._max:
+                self._items.clear()
+            self._items[key] = (now + self._ttl, value)
+        return value
+
+
+@dataclass
+class BotState:
+    settings: Settings
+    answerer: Callable[..., Answer]
+    cache: TtlCache = field(default_factory=TtlCache)
+
+    # -- who asks ------------------------------------------------------------------------------------
+
+    def is_private(self, client: WebClient, channel_id: str, channel_type: str | None = None) -> bool:
+        if channel_type in ("im", "mpim", "group") or channel_id.startswith(("D", "G")):
+            return True
+        if channel_type == "channel":
+            return False
+
+        def load() -> bool:
+            try:
+                info = client.conversations_info(channel=channel_id)["channel"]
+            except SlackApiError as exc:
+                # Unknown privacy counts as private: exports then leave its answers out by default.
+                log.warning(kv("conversations_info_failed", channel=channel_id, error=exc.response.get("error")))
+                return True
+            return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+
+        return bool(self.cache.get_or_load(f"private:{channel_id}", load))
+
+    def member_channels(self, client: WebClient, user_id: str) -> list[str]:
+        def load() -> list[str]:
+            channels: list[str] = []
+            cursor: str | None = None
+            try:
+                for _ in range(10):
+                    page = client.users_conversations(
+                        user=user_id,
+                        types="public_channel,private_channel",
+                        exclude_archived=True,
+                        limit=999,
+                        cursor=cursor,
+                    )
+                    found: list[dict[str, Any]] = page.get("channels") or []
+                    channels.extend(str(c["id"]) for c in found)
+                    cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                    if not cursor:
+                        break
+            except SlackApiError as exc:
+                log.warning(kv("users_conversations_failed", user=user_id, error=exc.response.get("error")))
+            return channels
+
+        return list(self.cache.get_or_load(f"members:{user_id}", load))
+
+    def asker(
+        self,
+        client: WebClient,
+        *,
+        user_id: str | None,
+        channel_id: str,
+        team_id: str | None,
+        thread_ts: str | None,
+        channel_type: str | None = None,
+    ) -> Asker:
+        is_dm = channel_type == "im" or channel_id.startswith("D")
+        members = self.member_channels(client, user_id) if is_dm and user_id else []
+        return Asker(
+            user_id=user_id,
+            channel_id=channel_id,
+            team_id=team_id,
+            thread_ts=thread_ts,
+            is_dm=is_dm,
+            member_channels=members,
+            surface="slack",
+            private=self.is_private(client, channel_id, channel_type),
+        )
+
+    # -- the thread so far ---------------------------------------------------------------------------
+
+    def thread_turns(
+        self, client: WebClient, *, channel_id: str, thread_ts: str, before_ts: str, bot_user_id: str | None
+    ) -> list[Turn]:
+        """Earlier messages of the thread as turns (the bot's own as 'assistant'), oldest first."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        try:
+            for _ in range(5):
+                page = client.conversations_replies(channel=channel_id, ts=thread_ts, limit=200, cursor=cursor)
+                messages.extend(page.get("messages", []))
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            log.warning(kv("conversations_replies_failed", channel=channel_id, error=exc.response.get("error")))
+            return []
+        turns: list[Turn] = []
+        for message in sorted(messages, key=lambda m: float(m.get("ts", 0))):
+            if float(message.get("ts", 0)) >= float(before_ts):
+                continue
+            text = strip_mention(message.get("text") or "", bot_user_id)
+            if not text:
+                continue
+            from_bot = bool(message.get("bot_id")) or (bot_user_id is not None and message.get("user") == bot_user_id)
+            turns.append(Turn(role="assistant" if from_bot else "user", text=text))
+        return turns[-HISTORY_TURNS:]
+
+
+def strip_mention(text: str, bot_user_id: str | None) -> str:
+    if bot_user_id:
+        text = text.replace(f"<@{bot_user_id}>", " ")
+    return " ".join(text.split())

@@ -1,0 +1,131 @@
+"""Mentions, DMs and thread follow-ups over real signed HTTP: one answer each, in the thread, with history."""
+
+from __future__ import annotations
+
+from lore.db import raw_connection
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, settle, thread_posts
+from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
+from tests.slack_signing import app_mention, message
+
+
+def _answer_row(bot: RunningBot, answer_id: int) -> tuple[str | None, str | None, str | None]:
+    with raw_connection(bot.settings) as conn:
+        row = conn.execute(
+            "SELECT channel_id, message_ts, thread_ts FROM answers WHERE id = %s", (answer_id,)
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def test_mention_is_answered_once_in_its_thread_with_citations_and_buttons(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    response = bot.sender.event(app_mention(f"<@{BOT_USER_ID}> how do we deploy?", ts="1600000100.000100"))
+    assert response.status_code == 200
+    posted = fake_slack.wait_for("chat.postMessage")[0]
+    assert posted["channel"] == "C0GENERAL" and posted["thread_ts"] == "1600000100.000100"
+    assert answerer.calls[0]["question"] == "how do we deploy?"
+    asker = answerer.calls[0]["asker"]
+    assert asker.channel_id == "C0GENERAL" and asker.user_id == "U0ASKER" and not asker.is_dm
+    blocks = posted["blocks"]
+    assert blocks[0]["type"] == "section" and "*make deploy*" in blocks[0]["text"]["text"]  # markdown → mrkdwn
+    citations = next(b for b in blocks if b["type"] == "context")
+    assert citations["elements"][0]["text"] == "<https://docs.example.com/deploy|[1] Deploy guide>"
+    actions = next(b for b in blocks if b["type"] == "actions")
+    answer_id = int(actions["elements"][0]["value"])
+    assert [e["action_id"] for e in actions["elements"]] == ["lore_vote_up", "lore_vote_down", "lore_regenerate"]
+    assert {e["value"] for e in actions["elements"]} == {str(answer_id)}
+    # The answers row now points at the Slack message (reactions on it find it).
+    message_ts = fake_slack.replies[("C0GENERAL", "1600000100.000100")][0]["ts"]
+    eventually(lambda: _answer_row(bot, answer_id) == ("C0GENERAL", message_ts, "1600000100.000100"))
+
+
+def test_retries_and_message_plus_mention_pairs_answer_once(bot: RunningBot, fake_slack: FakeSlack) -> None:
+    mention = app_mention(f"<@{BOT_USER_ID}> where is the runbook?", ts="1600000200.000200")
+    first = bot.sender.event(mention, event_id="EvRETRY0001")
+    retry = bot.sender.event(mention, event_id="EvRETRY0001", retry_num=1)
+    # The same post as a `message` event (message.channels) carries a different event id.
+    same_post = message(f"<@{BOT_USER_ID}> where is the runbook?", ts="1600000200.000200")
+    pair = bot.sender.event(same_post, event_id="EvPAIR00001")
+    assert [first.status_code, retry.status_code, pair.status_code] == [200, 200, 200]
+    fake_slack.wait_for("chat.postMessage")
+    settle()
+    assert len(thread_posts(fake_slack, "1600000200.000200")) == 1
+
+
+def test_bot_messages_are_never_answered(bot: RunningBot, fake_slack: FakeSlack) -> None:
+    root = "1600000300.000300"
+    fake_slack.wait_for  # noqa: B018 - the fake is up
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> first", ts=root))
+    fake_slack.wait_for("chat.postMessage")
+    other_bot = message("I am a bot", ts="1600000300.000400", thread_ts=root, bot_id="B0OTHER", subtype="bot_message")
+    own = message("own post", ts="1600000300.000500", thread_ts=root, user=BOT_USER_ID, bot_id=BOT_ID)
+    bot_user = message(f"<@{BOT_USER_ID}> from a bot user", ts="1600000300.000600", thread_ts=root, bot_id="B0X")
+    for event in (other_bot, own, bot_user):
+        assert bot.sender.event(event).status_code == 200
+    settle()
+    assert len(thread_posts(fake_slack, root)) == 1
+
+
+def test_thread_follow_up_without_mention_gets_history(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    root = "1600000400.000100"
+    fake_slack.replies[("C0GENERAL", root)].append(
+        {"type": "message", "user": "U0ASKER", "ts": root, "text": f"<@{BOT_USER_ID}> how do we deploy?"}
+    )
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> how do we deploy?", ts=root))
+    fake_slack.wait_for("chat.postMessage")  # the fake adds the bot's answer to the thread's replies
+    follow = message("and on Fridays?", ts="1800000400.000900", thread_ts=root)  # after the answer
+    fake_slack.replies[("C0GENERAL", root)].append({**follow})
+    bot.sender.event(follow)
+    fake_slack.wait_for("chat.postMessage", 2)
+    second = answerer.calls[1]
+    assert second["question"] == "and on Fridays?"
+    assert [(t.role, t.text[:20]) for t in second["history"]] == [
+        ("user", "how do we deploy?"),
+        ("assistant", "Deploys go out with "),
+    ]
+    # A reply in a thread Lore was never part of, without a mention, is left alone.
+    bot.sender.event(message("unrelated", ts="1600000500.000200", thread_ts="1600000500.000100"))
+    settle()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+
+
+def test_direct_message_is_answered_with_the_askers_channels(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    fake_slack.memberships["U0ASKER"] = ["C0GENERAL", "G0SECRET"]
+    bot.sender.event(message("what is the on-call rota?", channel="D0DM", ts="1600000600.000100", channel_type="im"))
+    posted = fake_slack.wait_for("chat.postMessage")[0]
+    assert posted["channel"] == "D0DM" and posted["thread_ts"] == "1600000600.000100"
+    asker = answerer.calls[0]["asker"]
+    assert asker.is_dm and asker.private and list(asker.member_channels) == ["C0GENERAL", "G0SECRET"]
+    # A channel the fake reports as private marks the asker private too (exports leave it out).
+    fake_slack.private_channels.add("C0HIDDEN")
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> hi", channel="C0HIDDEN", ts="1600000600.000200"))
+    fake_slack.wait_for("chat.postMessage", 2)
+    assert answerer.calls[1]["asker"].private is True
+
+
+def test_failure_posts_an_apology_with_a_reference(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    answerer.fail_with = TimeoutError("the model timed out")
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> anything?", ts="1600000700.000100"))
+    posted = fake_slack.wait_for("chat.postMessage")[0]
+    assert posted["thread_ts"] == "1600000700.000100"
+    assert "Sorry" in posted["text"] and "reference `" in posted["text"]
+
+
+def test_long_answers_are_split_into_sections_keeping_the_buttons(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    paragraph = "word " * 150  # 750 characters
+    answerer.reply = lambda question: "\n\n".join([paragraph.strip()] * 12)  # about 9,000 characters
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> tell me everything", ts="1600000800.000100"))
+    blocks = fake_slack.wait_for("chat.postMessage")[0]["blocks"]
+    sections = [b for b in blocks if b["type"] == "section"]
+    assert len(sections) >= 3 and all(len(s["text"]["text"]) <= 3000 for s in sections)
+    assert sum(s["text"]["text"].count("word") for s in sections) == 150 * 12
+    assert blocks[-1]["type"] == "actions"
