@@ -102,6 +102,15 @@ def open_source(settings: Settings, name: str, *, crawl_depth: int | None = None
     return Source(name, found.items, root=found.root, skipped=found.skipped)
 
 
+def open_batch_item(settings: Settings, item: dict[str, Any]) -> Source:
+    """One entry of a queued batch: a file of a directory listed at queue time, a URL, or a Slack channel."""
+    name = str(item["source"])
+    if item.get("root") is not None:
+        loaded = files.open_in_root(name, str(item["root"]), max_bytes=int(settings.max_file_mb * 1_000_000))
+        return Source(name, iter([loaded]))
+    return open_source(settings, name, crawl_depth=item.get("depth"))
+
+
 def _clean(text: str) -> str:
     # PostgreSQL text cannot hold NUL; PDFs and odd encodings sometimes carry it.
     return text.replace("\x00", "")
@@ -151,7 +160,7 @@ class Pipeline:
                     if item.uri is not None and isinstance(item, LoadError):
                         source.seen.append(item.uri)
                     if isinstance(item, LoadError):
-                        if "cannot read directory" in item.error:
+                        if item.error.startswith(files.UNREADABLE_DIR):
                             source.complete = False
                         self._put("error", item)
                         continue

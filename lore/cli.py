@@ -212,6 +212,10 @@ def _require_redis(settings: Settings) -> None:
 
 # -- commands from the other parts (one line each; keep this block sorted) -----------------------------
 
+from lore.commands.ingest import ingest  # noqa: E402
+
+main.add_command(ingest)
+
 from lore.commands.serve import serve  # noqa: E402
 
 main.add_command(serve)

@@ -17,3 +17,4 @@ def ping() -> dict[str, Any]:
 
 
 from workers import feedback_tasks  # noqa: E402, F401  (registers the feedback tasks)
+from workers import ingest_tasks  # noqa: E402, F401  (registers the ingest tasks)

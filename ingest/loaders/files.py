@@ -40,6 +40,7 @@ PARSERS: dict[str, Callable[[RawDocument], Parsed]] = {
 }
 # Build output and tooling, not documentation (Sphinx's _static/_sources, node_modules, virtualenvs...).
 SKIP_DIRS = {"node_modules", "__pycache__", "venv", ".venv", "site-packages", "dist", "build"}
+UNREADABLE_DIR = "cannot read directory"
 SKIP_NAMES = {"searchindex.js", "package-lock.json", "yarn.lock", "poetry.lock", "Cargo.lock"}
 
 
@@ -110,12 +111,26 @@ def load_path(path: str, *, max_bytes: int) -> FileSource:
 
 
 def _walk(path: str, root: str, *, max_bytes: int, skipped: list[str]) -> Iterator[Loaded]:
+    for entry in list_tree(path, skipped=skipped):
+        if isinstance(entry, LoadError):
+            yield entry
+            continue
+        item = open_path(entry, max_bytes=max_bytes, parser=PARSERS[Path(entry).suffix.lower()])
+        if isinstance(item, RawDocument):
+            item.source_root = root
+        yield item
+    if skipped:
+        log.info(kv("ingest.skipped", root=root, files=len(skipped), reason="unsupported type or build asset"))
+
+
+def list_tree(path: str, *, skipped: list[str]) -> Iterator[str | LoadError]:
+    """The ingestible files under a directory (sorted), and an error for each loop or unreadable directory."""
     visited = {os.path.realpath(path)}
     errors: list[LoadError] = []
 
     def on_error(exc: OSError) -> None:
         name = exc.filename or path
-        errors.append(LoadError(str(name), f"cannot read directory: {exc.strerror or exc}"))
+        errors.append(LoadError(str(name), f"{UNREADABLE_DIR}: {exc.strerror or exc}"))
 
     for dirpath, dirnames, filenames in os.walk(path, followlinks=True, onerror=on_error):
         yield from errors
@@ -135,17 +150,19 @@ def _walk(path: str, root: str, *, max_bytes: int, skipped: list[str]) -> Iterat
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             suffix = Path(name).suffix.lower()
-            parser = PARSERS.get(suffix)
-            if parser is None or name.startswith(".") or name in SKIP_NAMES or name.endswith(".min.js"):
+            if suffix not in PARSERS or name.startswith(".") or name in SKIP_NAMES or name.endswith(".min.js"):
                 skipped.append(full)
                 continue
-            item = open_path(full, max_bytes=max_bytes, parser=parser)
-            if isinstance(item, RawDocument):
-                item.source_root = root
-            yield item
+            yield full
     yield from errors
-    if skipped:
-        log.info(kv("ingest.skipped", root=root, files=len(skipped), reason="unsupported type or build asset"))
+
+
+def open_in_root(path: str, root: str | None, *, max_bytes: int) -> Loaded:
+    """One file of a directory listed earlier (a queued batch): read it as part of its sync root."""
+    item = open_path(path, max_bytes=max_bytes, parser=PARSERS.get(Path(path).suffix.lower()))
+    if isinstance(item, RawDocument):
+        item.source_root = root
+    return item
 
 
 def check_source_path(path: str) -> None:

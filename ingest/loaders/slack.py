@@ -156,6 +156,9 @@ def load_channel(
     """Conversations posted after `sync.oldest` (threads fetched with their replies), newest cursor kept."""
     channel_id = sync.channel_id
     source = f"{SCHEME}{channel_id}"
+    if client is None and settings.slack_bot_token is None:
+        yield LoadError(source, "SLACK_BOT_TOKEN is not set: cannot read Slack history")
+        return
     client = client or make_client(settings)
     try:
         space = workspace(settings, client)

@@ -1,0 +1,199 @@
+"""Ingest as Celery jobs: `queue_ingest` splits sources into batches (rows in ingest_batches) and sends one
+task per batch; Slack tasks for the "Save to Lore" shortcut, live indexing and the scheduled channel sync.
+
+Tasks are acks_late and idempotent: a batch already marked done is a no-op, and re-ingesting a document is
+a no-op by content hash anyway, so a redelivery after a worker died mid-task completes the job without
+duplicates. Marking the batch done and adding its counts to the job happen in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import psycopg
+
+from ingest import store
+from ingest.document import LoadError
+from ingest.loaders import files, slack, web
+from ingest.pipeline import IngestReport, Pipeline, ingest_loaded, ingest_sources, open_batch_item
+from lore.config import Settings, get_settings
+from lore.db import raw_connection
+from lore.logs import kv
+from workers.app import INGEST_QUEUE, app
+
+log = logging.getLogger(__name__)
+
+_RELIABLE: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+def _plan(
+    settings: Settings, sources: list[str], crawl_depth: int | None
+) -> tuple[list[list[dict[str, Any]]], int, list[LoadError]]:
+    """Batches of work items; directories are listed (and synced: vanished files deleted) right here."""
+    batches: list[list[dict[str, Any]]] = []
+    errors: list[LoadError] = []
+    deleted = 0
+    size = settings.ingest_batch_docs
+    for source in sources:
+        if slack.is_slack(source) or web.is_url(source):
+            batches.append([{"source": source, "depth": crawl_depth}])
+        elif os.path.isdir(source):
+            root = os.path.abspath(source)
+            listed: list[str] = []
+            complete = True
+            for entry in files.list_tree(source, skipped=[]):
+                if isinstance(entry, LoadError):
+                    errors.append(entry)
+                    complete = complete and not entry.error.startswith(files.UNREADABLE_DIR)
+                else:
+                    listed.append(entry)
+            if complete:
+                deleted += store.delete_vanished(settings, root, [files.file_uri(p) for p in listed])
+            batches.extend(
+                [{"source": p, "root": root} for p in listed[i : i + size]] for i in range(0, len(listed), size)
+            )
+        elif os.path.lexists(source):
+            batches.append([{"source": source}])
+        else:
+            errors.append(LoadError(source, f"no such file or directory: {source}"))
+    return batches, deleted, errors
+
+
+def queue_ingest(
+    settings: Settings, sources: list[str], *, acl: list[str] | None = None, crawl_depth: int | None = None
+) -> int:
+    """Create an ingest_jobs row and its batches, send one `ingest` task per batch; return the job id."""
+    batches, deleted, errors = _plan(settings, sources, crawl_depth)
+    counts = {"documents_deleted": deleted} if deleted else {}
+    status = "queued" if batches else "done"
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            "INSERT INTO ingest_jobs (status, sources, acl, batches_total, counts, errors)"
+            " VALUES (%s, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            (
+                status,
+                json.dumps(sources),
+                acl,
+                len(batches),
+                json.dumps(counts),
+                json.dumps([e.as_json() for e in errors]),
+            ),
+        ).fetchone()
+        assert row is not None
+        job_id = int(row[0])
+        if batches:
+            conn.execute(
+                "INSERT INTO ingest_batches (job_id, batch_no, sources)"
+                " SELECT %s, n - 1, b FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(b, n)",
+                (job_id, json.dumps(batches)),
+            )
+    for batch_no in range(len(batches)):
+        ingest_batch.apply_async((job_id, batch_no), queue=INGEST_QUEUE)
+    log.info(kv("ingest.queued", job=job_id, batches=len(batches), sources=len(sources)))
+    return job_id
+
+
+def _finish_batch(settings: Settings, job_id: int, batch_no: int, report: IngestReport) -> bool:
+    """Mark the batch done and add its counts and errors to the job, once (False when already done)."""
+    counts = {k: v for k, v in report.as_json().items() if k != "errors"}
+    errors = [e.as_json() for e in report.errors]
+    with raw_connection(settings) as conn:
+        marked = conn.execute(
+            "UPDATE ingest_batches SET done = true, counts = %s::jsonb, errors = %s::jsonb"
+            " WHERE job_id = %s AND batch_no = %s AND NOT done RETURNING 1",
+            (json.dumps(counts), json.dumps(errors), job_id, batch_no),
+        ).fetchone()
+        if marked is None:
+            return False
+        conn.execute(
+            """
+            UPDATE ingest_jobs j SET
+                batches_done = j.batches_done + 1,
+                counts = (SELECT coalesce(jsonb_object_agg(k, coalesce((j.counts ->> k)::int, 0)
+                                                            + coalesce((%(c)s::jsonb ->> k)::int, 0)), '{}'::jsonb)
+                          FROM jsonb_object_keys(j.counts || %(c)s::jsonb) AS k),
+                errors = j.errors || %(e)s::jsonb,
+                status = CASE WHEN j.batches_done + 1 >= j.batches_total THEN 'done' ELSE 'running' END,
+                updated_at = now()
+            WHERE j.id = %(job)s
+            """,
+            {"c": json.dumps(counts), "e": json.dumps(errors), "job": job_id},
+        )
+    return True
+
+
+@app.task(
+    name="workers.tasks.ingest_batch",
+    bind=True,
+    autoretry_for=(psycopg.OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    **_RELIABLE,
+)
+def ingest_batch(self: Any, job_id: int, batch_no: int) -> dict[str, Any]:
+    """Ingest one batch of a job (a no-op when that batch is already done)."""
+    settings = get_settings()
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            "SELECT b.done, b.sources, j.acl FROM ingest_batches b JOIN ingest_jobs j ON j.id = b.job_id"
+            " WHERE b.job_id = %s AND b.batch_no = %s",
+            (job_id, batch_no),
+        ).fetchone()
+        if row is None or row[0]:
+            return {"job_id": job_id, "batch_no": batch_no, "skipped": True}
+        conn.execute(
+            "UPDATE ingest_jobs SET status = 'running', updated_at = now() WHERE id = %s AND status = 'queued'",
+            (job_id,),
+        )
+    items: list[dict[str, Any]] = row[1]
+    acl: list[str] | None = row[2]
+    sources = [open_batch_item(settings, item) for item in items]
+    report = Pipeline(settings, sources, acl=acl, allow_bulk=False).run()
+    _finish_batch(settings, job_id, batch_no, report)
+    return {"job_id": job_id, "batch_no": batch_no, **report.as_json()}
+
+
+@app.task(name="workers.tasks.ingest_slack_thread", **_RELIABLE)
+def ingest_slack_thread(channel_id: str, thread_ts: str, acl: list[str] | None = None) -> dict[str, Any]:
+    """ "Save to Lore": one Slack thread into the knowledge base (visible in its channel unless acl says)."""
+    settings = get_settings()
+    items = slack.load_thread(settings, channel_id, thread_ts, acl=acl)
+    return ingest_loaded(settings, items, name=f"slack://{channel_id}/{thread_ts}", acl=acl).as_json()
+
+
+@app.task(name="workers.tasks.ingest_slack_message", **_RELIABLE)
+def ingest_slack_message(
+    channel_id: str, ts: str, text: str, user_id: str, thread_ts: str | None = None, deleted: bool = False
+) -> dict[str, Any]:
+    """Live indexing of one message (new, edited or deleted) in a channel that has it switched on."""
+    settings = get_settings()
+    client = slack.make_client(settings)
+    space = slack.workspace(settings, client)
+    if thread_ts and thread_ts != ts:
+        # A reply: the thread is the document, so read it again as it is now.
+        items = slack.load_thread(settings, channel_id, thread_ts)
+        return ingest_loaded(settings, items, name=f"slack://{channel_id}/{thread_ts}").as_json()
+    uri = slack.message_uri(space, channel_id, ts)
+    if deleted:
+        return {**IngestReport().as_json(), "documents_deleted": store.delete_uris(settings, [uri])}
+    message = {"user": user_id, "ts": ts, "text": text}
+    document = slack.conversation_document(space, channel_id, channel_id, [message], acl=[channel_id])
+    if document is None:  # the bot's own message, or nothing to index
+        return IngestReport().as_json()
+    return ingest_loaded(settings, [document], name=f"slack://{channel_id}/{ts}").as_json()
+
+
+@app.task(name="workers.tasks.sync_slack_channels", **_RELIABLE)
+def sync_slack_channels() -> dict[str, Any]:
+    """Beat: new history of every synced channel since its cursor (resumable; rate limits are waited out)."""
+    settings = get_settings()
+    if settings.slack_bot_token is None:
+        return {"channels": 0, "skipped": "SLACK_BOT_TOKEN is not set"}
+    channels = store.synced_channels(settings)
+    if not channels:
+        return {"channels": 0}
+    report = ingest_sources(settings, [f"slack://{c}" for c in channels], allow_bulk=False)
+    return {"channels": len(channels), **report.as_json()}
