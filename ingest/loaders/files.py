@@ -70,7 +70,7 @@ def open_path(path: str, *, max_bytes: int, parser: Callable[[RawDocument], Pars
     if info.st_size > max_bytes:
         return LoadError(
             path,
-            f"file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (LORE_MAX_FILE_MB)",
+            f"file is {info.st_size / 1e6:.3g} MB, over the {max_bytes / 1e6:.3g} MB limit (LORE_MAX_FILE_MB)",
             uri,
         )
     try:

@@ -105,7 +105,7 @@ class PoliteClient:
                 for part in response.iter_bytes():
                     body.extend(part)
                     if len(body) > self.max_bytes:
-                        raise FetchError(f"response over the {self.max_bytes / 1e6:.0f} MB limit (LORE_MAX_FILE_MB)")
+                        raise FetchError(f"response over the {self.max_bytes / 1e6:.3g} MB limit (LORE_MAX_FILE_MB)")
                 response._content = bytes(body)
                 return response
         except httpx.TooManyRedirects:
