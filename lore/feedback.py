@@ -276,3 +276,76 @@ def forget_message(settings: Settings, *, channel_id: str, message_ts: str) -> i
     if deleted:
         log.info("event=feedback_forgot channel=%s answers=%s", channel_id, deleted)
     return deleted
+
+
+# -- stats --------------------------------------------------------------------------------------------------
+
+_TOTALS = """
+SELECT (SELECT count(*) FROM answers),
+       (SELECT count(*) FROM votes WHERE value > 0),
+       (SELECT count(*) FROM votes WHERE value < 0),
+       (SELECT count(*) FROM comparisons),
+       (SELECT count(*) FROM critiques),
+       (SELECT count(*) FROM critiques WHERE correction IS NOT NULL)
+"""
+
+_PER_ANSWER = """
+WITH per AS (
+    SELECT a.id, a.channel_id, a.question, a.created_at,
+           count(v.*) FILTER (WHERE v.value > 0) AS up, count(v.*) FILTER (WHERE v.value < 0) AS down
+    FROM answers a LEFT JOIN votes v ON v.answer_id = a.id
+    GROUP BY a.id
+)
+"""
+
+_BY = (
+    _PER_ANSWER
+    + """
+SELECT {key} AS key, count(*) AS answers, sum(up)::bigint AS up, sum(down)::bigint AS down
+FROM per GROUP BY 1 ORDER BY 1 {order} LIMIT %(limit)s
+"""
+)
+
+_WORST = (
+    _PER_ANSWER
+    + """
+SELECT id, channel_id, question, up, down FROM per WHERE down > 0
+ORDER BY down - up DESC, down DESC, id LIMIT %(limit)s
+"""
+)
+
+
+def _rate(up: int, down: int) -> float | None:
+    return round(up / (up + down), 4) if up + down else None
+
+
+def feedback_stats(settings: Settings, *, days: int = 30, limit: int = 10) -> dict[str, Any]:
+    """Answers, votes and pairs; up-rate by day and by channel; the most downvoted answers."""
+    with raw_connection(settings) as conn:
+        answers, up, down, pairs, critiques, corrections = conn.execute(_TOTALS).fetchone() or (0,) * 6
+        by_day = conn.execute(
+            _BY.format(key="to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')", order="DESC"), {"limit": days}
+        ).fetchall()
+        by_channel = conn.execute(_BY.format(key="coalesce(channel_id, '(cli)')", order=""), {"limit": 1000}).fetchall()
+        worst = conn.execute(_WORST, {"limit": limit}).fetchall()
+
+    def rows(found: list[Any], name: str) -> list[dict[str, Any]]:
+        return [
+            {name: key, "answers": int(n), "up": int(u), "down": int(d), "up_rate": _rate(int(u), int(d))}
+            for key, n, u, d in found
+        ]
+
+    return {
+        "answers": int(answers),
+        "up": int(up),
+        "down": int(down),
+        "pairs": int(pairs),
+        "critiques": int(critiques),
+        "corrections": int(corrections),
+        "up_rate": _rate(int(up), int(down)),
+        "by_day": rows(by_day, "day"),
+        "by_channel": rows(by_channel, "channel"),
+        "most_downvoted": [
+            {"answer_id": int(i), "channel": c, "question": q, "up": int(u), "down": int(d)} for i, c, q, u, d in worst
+        ],
+    }
