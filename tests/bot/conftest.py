@@ -34,6 +34,7 @@ class ScriptedAnswerer:
     reply: Callable[[str], str] = lambda question: f"Deploys go out with **make deploy** [1]. ({question})"
     fail_with: Exception | None = None
     delay_s: float = 0.0
+    token_delay_s: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(
@@ -65,6 +66,8 @@ class ScriptedAnswerer:
         if on_token is not None:
             for start in range(0, len(text), 7):
                 on_token(text[start : start + 7])
+                if self.token_delay_s:
+                    time.sleep(self.token_delay_s)
         with raw_connection(settings) as conn:
             row = conn.execute(
                 "INSERT INTO answers (question, answer, model, surface, channel_id, user_id, team_id, thread_ts, "
