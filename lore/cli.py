@@ -217,6 +217,11 @@ from lore.commands.ask import COMMANDS as ask_commands  # noqa: E402
 for _command in ask_commands:
     main.add_command(_command)
 
+from lore.commands.feedback import COMMANDS as feedback_commands  # noqa: E402
+
+for _command in feedback_commands:
+    main.add_command(_command)
+
 from lore.commands.ingest import ingest  # noqa: E402
 
 main.add_command(ingest)
