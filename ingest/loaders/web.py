@@ -182,8 +182,7 @@ def load_url(
             except FetchError as exc:
                 yield LoadError(url, str(exc))
                 return
-            queue = deque((page, max_depth) for page in pages)
-            max_depth = 0
+            queue = deque((page, max_depth) for page in pages)  # sitemap pages: no further crawl
         else:
             queue = deque([(urldefrag(url)[0], 0)])
         seen = {page for page, _ in queue}
@@ -203,8 +202,10 @@ def load_url(
             yield RawDocument(uri=page, source=page, source_kind="web", data=response.content, parse=parser, acl=acl)
             if level < max_depth and parser is parsers.parse_html:
                 host = urlsplit(page).netloc
+                robots = client.robots(page)
                 for link in _links(response):
-                    if urlsplit(link).netloc == host and link not in seen:
+                    # Links robots.txt disallows are not followed (only a URL named by the user is an error).
+                    if urlsplit(link).netloc == host and link not in seen and robots.can_fetch(USER_AGENT, link):
                         seen.add(link)
                         queue.append((link, level + 1))
         if queue:
