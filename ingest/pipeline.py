@@ -154,7 +154,7 @@ class Pipeline:
             seen_uris: set[str] = set()
             for source in self.sources:
                 group: list[RawDocument] = []
-                for item in source.items:
+                for item in self._guarded(source):
                     if self._stop.is_set():
                         return
                     if item.uri is not None and isinstance(item, LoadError):
@@ -178,6 +178,16 @@ class Pipeline:
             self._put("fatal", exc)
         finally:
             self._put("end", None)
+
+    @staticmethod
+    def _guarded(source: Source) -> Iterator[Loaded]:
+        """The source's items; a loader that breaks costs that source (one error), not the whole run."""
+        try:
+            yield from source.items
+        except Exception as exc:
+            log.exception(kv("ingest.loader_failed", source=source.name))
+            source.complete = False
+            yield LoadError(source.name, f"loader failed: {type(exc).__name__}: {exc}")
 
     def _put(self, kind: str, payload: Any) -> None:
         if kind in ("error", "parsed", "unchanged"):
