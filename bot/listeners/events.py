@@ -53,8 +53,16 @@ def answer_message(
         thread_ts=thread_ts,
         channel_type=event.get("channel_type"),
     )
+    # question_ts lets the feedback part forget this answer when the question is deleted.
     answer_in_thread(
-        state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
+        state,
+        client,
+        question=question,
+        asker=asker,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        history=history,
+        generation={"question_ts": event["ts"]},
     )
 
 
