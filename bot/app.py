@@ -54,6 +54,8 @@ def create_app(settings: Settings, *, answerer: Callable[..., Answer] | None = N
         # Bolt also reads the process environment on its own; Lore's settings are the only source here.
         token_verification_enabled=True,
         request_verification_enabled=secret is not None,
+        # Bolt would drop the deletion of Lore's own answers as a "self event"; the listeners skip bot posts.
+        ignoring_self_events_enabled=False,
     )
     state = BotState(settings=settings, answerer=answerer)
     assistant.register(app, state)
