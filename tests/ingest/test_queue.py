@@ -1,0 +1,150 @@
+"""`lore ingest --queue` with real worker processes on a private Redis: a worker SIGKILLed in the middle of
+a batch (some documents already written) leaves no duplicates, and a second worker completes the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.chunking import chunk_document
+from ingest.document import RawDocument
+from ingest.parsers import parse_markdown
+from lore.config import Settings
+from tests.ingest.helpers import rows
+
+LORE = [sys.executable, "-m", "lore.cli"]
+FILES = 12
+BATCH_DOCS = 10
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis of this test's own, so no other worker (e.g. the session's worker thread) takes its tasks."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    import redis
+
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        server.kill()
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(10)
+
+
+def _corpus(root: Path) -> dict[str, int]:
+    """Files of three sections each; returns file uri -> expected number of chunks."""
+    expected = {}
+    for n in range(FILES):
+        sections = []
+        for part in range(3):
+            words = " ".join(f"svc{n}p{part}w{i}" for i in range(110))
+            sections.append(f"## Part {part}\n\nService {n} part {part} facts: {words}.\n")
+        path = root / f"f{n:02d}.md"
+        path.write_text(f"# Service {n}\n\n" + "\n".join(sections))
+        raw = RawDocument(
+            uri=path.as_uri(), source=str(path), source_kind="file", data=path.read_bytes(), parse=parse_markdown
+        )
+        expected[path.as_uri()] = len(chunk_document(parse_markdown(raw), chunk_words=160))
+    return expected
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    args = [*LORE, "worker", "-c", "1", "-Q", "ingest", "--without-mingle", "--without-gossip"]
+    return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _batch0(settings: Settings) -> tuple[bool, int]:
+    done = rows(settings, "SELECT done FROM ingest_batches WHERE batch_no = 0")[0][0]
+    return bool(done), int(rows(settings, "SELECT count(*) FROM documents")[0][0])
+
+
+def test_worker_killed_mid_batch_then_a_second_worker_completes_the_job(
+    db: Settings, private_redis: str, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    expected = _corpus(corpus)
+    env = {
+        **os.environ,
+        "REDIS_URL": private_redis,
+        "LORE_CELERY_VISIBILITY_TIMEOUT": "5",
+        "LORE_INGEST_BATCH_DOCS": str(BATCH_DOCS),
+    }
+    queued = subprocess.run(
+        [*LORE, "ingest", "--queue", "--json", str(corpus)], env=env, capture_output=True, timeout=60
+    )
+    assert queued.returncode == 0, queued.stderr
+    job = json.loads(queued.stdout)
+    assert job["status"] == "queued"
+    assert rows(db, "SELECT batches_total, status FROM ingest_jobs WHERE id = %s", job["job_id"]) == [(2, "queued")]
+
+    first = _worker(env, tmp_path / "worker1.log")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            done, documents = _batch0(db)
+            assert not done, "the first batch finished before the worker could be killed mid-batch"
+            if documents >= 1:
+                break
+            time.sleep(0.005)
+        else:
+            pytest.fail("the first worker wrote nothing: " + (tmp_path / "worker1.log").read_text()[-2000:])
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+    killed_at = time.monotonic()
+    done, written = _batch0(db)
+    assert not done and 1 <= written < FILES  # killed in the middle: part of the batch is in, not marked done
+
+    # Redis hands the unacknowledged task to another worker once the visibility timeout has passed.
+    time.sleep(max(0.0, killed_at + 5.5 - time.monotonic()))
+    second = _worker(env, tmp_path / "worker2.log")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = rows(db, "SELECT status FROM ingest_jobs WHERE id = %s", job["job_id"])[0][0]
+            if status == "done":
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("job not done: " + (tmp_path / "worker2.log").read_text()[-3000:])
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(30)
+
+    per_doc = dict(
+        rows(db, "SELECT d.uri, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.uri")
+    )
+    assert per_doc == expected
+    total, distinct = rows(db, "SELECT count(*), count(DISTINCT text) FROM chunks")[0]
+    assert total == distinct == sum(expected.values())
+    batches_done, counts, errors = rows(
+        db, "SELECT batches_done, counts, errors FROM ingest_jobs WHERE id = %s", job["job_id"]
+    )[0]
+    assert batches_done == 2 and errors == []
+    # What the killed worker had written counts as unchanged on redelivery: nothing was done twice.
+    assert counts["documents_unchanged"] >= 1
+    assert counts["documents_added"] + counts["documents_unchanged"] == FILES
