@@ -51,7 +51,7 @@ run: install services
 	@if $(LORE) ingest --help >/dev/null 2>&1; then $(LORE) ingest examples/; fi
 	$(LORE) status
 	@if $(LORE) status --json | $(BIN)/python -c "import json,sys; sys.exit(json.load(sys.stdin)['slack'] == 'off')"; then \
-		$(BIN)/honcho start; \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start; \
 	elif $(LORE) chat --help >/dev/null 2>&1 && [ -t 0 ]; then \
 		echo "Slack is not configured (see README: Connect Slack). Chatting in the terminal instead:"; \
 		$(LORE) chat; \
