@@ -102,13 +102,16 @@ def open_source(settings: Settings, name: str, *, crawl_depth: int | None = None
     return Source(name, found.items, root=found.root, skipped=found.skipped)
 
 
-def open_batch_item(settings: Settings, item: dict[str, Any]) -> Source:
-    """One entry of a queued batch: a file of a directory listed at queue time, a URL, or a Slack channel."""
-    name = str(item["source"])
-    if item.get("root") is not None:
-        loaded = files.open_in_root(name, str(item["root"]), max_bytes=int(settings.max_file_mb * 1_000_000))
-        return Source(name, iter([loaded]))
-    return open_source(settings, name, crawl_depth=item.get("depth"))
+def open_batch(settings: Settings, items: list[dict[str, Any]]) -> list[Source]:
+    """A queued batch: files of a directory listed at queue time (embedded together), URLs, Slack channels."""
+    max_bytes = int(settings.max_file_mb * 1_000_000)
+    in_roots = [item for item in items if item.get("root") is not None]
+    others = [item for item in items if item.get("root") is None]
+    sources = [open_source(settings, str(i["source"]), crawl_depth=i.get("depth")) for i in others]
+    if in_roots:
+        loaded = (files.open_in_root(str(i["source"]), str(i["root"]), max_bytes=max_bytes) for i in in_roots)
+        sources.insert(0, Source(f"batch of {len(in_roots)} files", loaded))
+    return sources
 
 
 def _clean(text: str) -> str:
@@ -294,7 +297,7 @@ class Pipeline:
         writes: deque[tuple[Future[store.WriteResult], int]] = deque()
         pending: list[store.PreparedDocument] = []
         pending_chunks = 0
-        group_chunks = max(self.settings.embed_batch * 4, 64)
+        group_chunks = self.settings.embed_batch * 4
 
         def flush() -> None:
             nonlocal pending, pending_chunks

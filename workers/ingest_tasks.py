@@ -18,7 +18,7 @@ import psycopg
 from ingest import store
 from ingest.document import LoadError
 from ingest.loaders import files, slack, web
-from ingest.pipeline import IngestReport, Pipeline, ingest_loaded, ingest_sources, open_batch_item
+from ingest.pipeline import IngestReport, Pipeline, ingest_loaded, ingest_sources, open_batch
 from lore.config import Settings, get_settings
 from lore.db import raw_connection
 from lore.logs import kv
@@ -150,7 +150,7 @@ def ingest_batch(self: Any, job_id: int, batch_no: int) -> dict[str, Any]:
         )
     items: list[dict[str, Any]] = row[1]
     acl: list[str] | None = row[2]
-    sources = [open_batch_item(settings, item) for item in items]
+    sources = open_batch(settings, items)
     report = Pipeline(settings, sources, acl=acl, allow_bulk=False).run()
     _finish_batch(settings, job_id, batch_no, report)
     return {"job_id": job_id, "batch_no": batch_no, **report.as_json()}

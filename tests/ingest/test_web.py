@@ -3,6 +3,7 @@ and failing URLs (404, 500, redirect loop, slow response) each giving one error.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -113,7 +114,7 @@ def test_page_limit_and_polite_spacing(db: Settings, site: Site) -> None:
     report = ingest_sources(_polite(db, crawl_max_pages=2, crawl_delay_s=0.3), [site.url("/")], crawl_depth=3)
     assert report.documents_added == 2
     times = [t for t, _ in site.requests]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 2 and min(gaps) >= 0.28, gaps
 
 
