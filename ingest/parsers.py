@@ -167,6 +167,21 @@ def parse_html(raw: RawDocument) -> Parsed:
     return html_to_parsed(raw.data, _stem_title(raw))
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+def html_encoding(data: bytes) -> str:
+    """The page's declared charset, else UTF-8 when it decodes as such (libxml2 would guess Latin-1)."""
+    declared = _META_CHARSET.search(data[:4096])
+    if declared:
+        return declared.group(1).decode("ascii").lower()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "windows-1252"
+    return "utf-8"
+
+
 def _max_depth(root: object) -> int:
     from lxml import etree
 
@@ -186,8 +201,8 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
     from lxml import etree
 
     try:
-        doc = lxml.html.document_fromstring(data)
-    except (etree.ParserError, ValueError) as exc:
+        doc = lxml.html.document_fromstring(data, parser=lxml.html.HTMLParser(encoding=html_encoding(data)))
+    except (etree.ParserError, ValueError, LookupError) as exc:
         raise SourceError(f"cannot parse HTML: {exc}") from None
     if _max_depth(doc) >= MAX_HTML_DEPTH:
         raise SourceError(f"HTML nested more than {MAX_HTML_DEPTH} levels deep: refusing (the parser would drop text)")

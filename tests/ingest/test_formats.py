@@ -1,0 +1,97 @@
+"""Each format's parser keeps structure: headings become the heading path, code stays whole, pages and
+tables keep their text. Parsers only (no database)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import docx
+
+from ingest.chunking import chunk_document
+from ingest.document import Parsed, RawDocument
+from ingest.loaders.files import PARSERS, load_path
+from tests.ingest.helpers import make_pdf
+
+
+def _parse(name: str, data: bytes) -> Parsed:
+    parser: Callable[[RawDocument], Parsed] = PARSERS[Path(name).suffix]
+    return parser(RawDocument(uri=f"file:///docs/{name}", source=name, source_kind="file", data=data, parse=parser))
+
+
+def test_pdf_pages_become_sections() -> None:
+    parsed = _parse("policy.pdf", make_pdf(["Travel policy", "Hotels up to 180 EUR per night."]))
+    chunks = chunk_document(parsed, chunk_words=160)
+    assert [c.heading for c in chunks] == ["policy > Page 1"]
+    assert "Hotels up to 180 EUR per night." in chunks[0].text
+
+
+def test_docx_headings_and_tables() -> None:
+    document = docx.Document()
+    document.add_heading("Office Guide", level=1)
+    document.add_heading("Printers", level=2)
+    document.add_paragraph("The printer on floor 3 is called Gutenberg.")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Room", "Capacity"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Elbe", "12"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    chunks = chunk_document(_parse("guide.docx", buffer.getvalue()), chunk_words=160)
+    assert [c.heading for c in chunks] == ["Office Guide > Printers"]
+    assert chunks[0].text == "The printer on floor 3 is called Gutenberg.\n\nRoom | Capacity\nElbe | 12"
+
+
+def test_sphinx_page_keeps_the_body_only() -> None:
+    html = b"""<html><head><title>json - JSON encoder</title><script>var x=1;</script></head><body>
+    <div class="related" role="navigation"><a href="index.html">index</a> modules | next</div>
+    <div class="sphinxsidebar" role="navigation"><h3>Table of Contents</h3><p>Quick search</p></div>
+    <div class="document"><div class="body" role="main">
+      <section id="json"><h1>json \xe2\x80\x94 JSON encoder<a class="headerlink" href="#json">\xc2\xb6</a></h1>
+      <p>Use <code>json.dumps()</code> to serialise.</p>
+      <section id="basic"><h2>Basic usage<a class="headerlink" href="#basic">\xc2\xb6</a></h2>
+      <div class="highlight"><pre>import json
+json.dumps({"a": 1})
+</pre></div></section></section></div></div>
+    <div class="footer">&copy; Copyright 2001 Python Software Foundation.</div></body></html>"""
+    chunks = chunk_document(_parse("json.html", html), chunk_words=160)
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("json \u2014 JSON encoder", "Use json.dumps() to serialise."),
+        ("json \u2014 JSON encoder > Basic usage", '```\nimport json\njson.dumps({"a": 1})\n```'),
+    ]
+
+
+def test_long_code_block_splits_only_between_lines() -> None:
+    lines = [f"result_{i} = compute(alpha_{i}, beta_{i}, gamma_{i})  # step {i}" for i in range(200)]
+    text = "# Script\n\n```python\n" + "\n".join(lines) + "\n```\n"
+    chunks = chunk_document(_parse("script.md", text.encode()), chunk_words=120)
+    assert len(chunks) > 3
+    rebuilt = []
+    for chunk in chunks:
+        assert chunk.heading == "Script"
+        assert chunk.text.startswith("```\n") and chunk.text.endswith("\n```")
+        assert len(chunk.text.split()) <= 120
+        rebuilt.extend(chunk.text[4:-4].split("\n"))
+    assert rebuilt == lines
+
+
+def test_long_prose_is_sized_for_the_embedder() -> None:
+    sentences = " ".join(f"Sentence {i} explains one more detail of the billing pipeline." for i in range(120))
+    chunks = chunk_document(
+        _parse("billing.md", f"# Billing\n\n## Pipeline\n\n{sentences}\n".encode()), chunk_words=160
+    )
+    assert len(chunks) >= 6
+    for chunk in chunks:
+        assert len(chunk.embed_input.split()) <= 160
+        assert chunk.text.endswith("pipeline.")  # split at sentence ends, never mid-sentence
+
+
+def test_directory_walk_skips_build_assets_and_hidden_files(tmp_path: Path) -> None:
+    for name in ("guide.md", "_static/jquery.js", "_sources/guide.rst.txt", ".git/config.md", "logo.png", "app.py"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# x\n\ntext\n")
+    found = load_path(str(tmp_path), max_bytes=10_000)
+    items = list(found.items)
+    assert sorted(Path(i.source).name for i in items) == ["app.py", "guide.md"]
+    assert [Path(s).name for s in found.skipped] == ["logo.png"]
