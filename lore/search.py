@@ -108,7 +108,12 @@ def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str, dict[str
         from lore.feedback_memory import feedback_cte
     except ImportError:
         return EMPTY_FEEDBACK_CTE, {}
-    return feedback_cte(settings)
+    sql, params = feedback_cte(settings)
+    # Evaluated once per search, not once per candidate row it is joined to (PostgreSQL inlines a CTE
+    # referenced once, and the nested loop would repeat its index scan on answers for every row).
+    if sql.startswith("feedback_adj AS ("):
+        sql = "feedback_adj AS MATERIALIZED (" + sql[len("feedback_adj AS (") :]
+    return sql, params
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -160,7 +165,11 @@ def search_scored(
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
             (str(ef_search),),
         )
-        cur = conn.execute(sql, params)
+        # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
+        cur = conn.cursor(binary=True)
+        # Never a prepared statement: a generic plan cannot see how selective this asker's ACL is and may
+        # pick a bitmap scan + sort over the whole table; a custom plan costs ~1 ms of planning instead.
+        cur.execute(sql, params, prepare=False)
         conn.commit()
         rows = cur.fetchall()
     return _collapse(rows, k)
