@@ -102,3 +102,26 @@ def test_eval_retrieval_all_modes_json(handbook: Settings, tmp_path: Path) -> No
     bad.write_text('{"query": "ok", "relevant": ["x"]}\n{"query": "no relevant list"}\n')
     result = invoke("eval", "retrieval", str(bad), code=2)
     assert f"{bad}:2" in result.output and "relevant" in result.output
+
+
+def test_chat_streams_answers_and_keeps_the_conversation(handbook: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAI() as fake:
+        fake.reply("Use shipyard rollback [1].", "About 4 minutes [1].")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        monkeypatch.setenv("LORE_CHAT_MODEL", "fake-model")
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(
+                main, ["chat"], input="How do I roll back a deploy?\nhow long does the rollback take?\nexit\n"
+            )
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "Use shipyard rollback [1]." in result.output and "About 4 minutes [1]." in result.output
+    assert "deploy-process.md" in result.output  # citations are listed under each answer
+    second = fake.completions[1].messages
+    assert [m["role"] for m in second[1:3]] == ["user", "assistant"]
+    assert (
+        second[1]["content"] == "How do I roll back a deploy?" and second[2]["content"] == "Use shipyard rollback [1]."
+    )
