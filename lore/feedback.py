@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -110,6 +112,16 @@ def _apply_marks(
         conn.execute(_RECOMPUTE_UPSERT, params)
 
 
+@contextmanager
+def _connection(settings: Settings, conn: psycopg.Connection[Any] | None) -> Iterator[psycopg.Connection[Any]]:
+    """The caller's connection (a batch: the caller commits) or a pooled one committed on success."""
+    if conn is not None:
+        yield conn
+        return
+    with raw_connection(settings) as own:
+        yield own
+
+
 def _marks_for(value: int) -> tuple[bool | None, bool | None]:
     """(up, down) marks for a vote: choosing one kind withdraws the other; 0 withdraws both."""
     if value == 1:
@@ -139,15 +151,19 @@ def record_vote(
     value: int,
     via: str,
     event_ts: str | float | None = None,
+    conn: psycopg.Connection[Any] | None = None,
 ) -> None:
-    """Set (1, -1) or clear (0) `user_id`'s vote on an answer; an event older than the last one is ignored."""
+    """Set (1, -1) or clear (0) `user_id`'s vote on an answer; an event older than the last one is ignored.
+
+    With `conn`, the writes join the caller's transaction (batched recording); otherwise they commit here.
+    """
     up, down = _marks_for(value)
     if via not in VIAS:
         raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
     if not user_id:
         raise FeedbackError("a vote needs a user id")
     ts = _event_ts(event_ts)
-    with raw_connection(settings) as conn:
+    with _connection(settings, conn) as conn:
         row = conn.execute("SELECT channel_id FROM answers WHERE id = %s", (answer_id,)).fetchone()
         if row is None:
             raise FeedbackError(f"answer {answer_id} does not exist")
@@ -174,6 +190,7 @@ def record_reaction(
     added: bool,
     event_ts: str | float | None = None,
     is_bot: bool = False,
+    conn: psycopg.Connection[Any] | None = None,
 ) -> bool:
     """A reaction added to / removed from a message: a vote when it is a vote reaction on a Lore answer.
 
@@ -190,7 +207,7 @@ def record_reaction(
     # the other one if it is still on the message (Slack shows both).
     if channel_id in settings.csv("opt_out_channels"):
         return False
-    with raw_connection(settings) as conn:
+    with _connection(settings, conn) as conn:
         row = conn.execute(_ANSWER_BY_MESSAGE, (channel_id, message_ts)).fetchone()
         if row is None or row[1]:
             return False

@@ -47,3 +47,37 @@ def test_dead_broker_records_directly_in_postgresql(db: Settings) -> None:
     submit_feedback(dead, "record_vote", answer_id=a, user_id="U2", value=-1, via="button")
     assert time.monotonic() - started < 5
     assert votes(db) == {(a, "U1"): 1, (a, "U2"): -1}
+
+
+def test_group_commit_writes_concurrent_votes_in_batches(db: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lore import feedback
+    from workers.feedback_tasks import GroupCommit
+
+    answers = [add_answer(db, question=f"q{i}", channel_id="C1", message_ts=f"30.{i}") for i in range(5)]
+    batcher = GroupCommit()
+
+    def vote(n: int) -> object:
+        if n == 7:  # an unknown answer inside a batch fails alone
+            kwargs = {"answer_id": 999999, "user_id": "U", "value": 1, "via": "button", "event_ts": "1.0"}
+            try:
+                return batcher.record("record_vote", feedback.record_vote, kwargs)
+            except feedback.FeedbackError as exc:
+                return exc
+        kwargs = {
+            "channel_id": "C1",
+            "message_ts": f"30.{n % 5}",
+            "user_id": f"U{n}",
+            "reaction": "+1" if n % 2 else "-1",
+            "added": True,
+            "event_ts": f"40.{n:03d}",
+        }
+        return batcher.record("record_reaction", feedback.record_reaction, kwargs)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(vote, range(60)))
+    assert isinstance(results[7], feedback.FeedbackError)
+    assert all(r is True for n, r in enumerate(results) if n != 7)
+    expected = {(answers[n % 5], f"U{n}"): 1 if n % 2 else -1 for n in range(60) if n != 7}
+    assert votes(db) == expected
