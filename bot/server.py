@@ -23,6 +23,8 @@ from lore.logs import kv
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are far smaller; anything bigger is not from Slack.
+# Slack sends events as JSON and commands/interactivity as forms; Bolt would parse any other type by guessing.
+SLACK_CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
 
 def database_ok(settings: Settings) -> bool:
@@ -49,6 +51,17 @@ def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starl
             EVENTS.labels("rejected").inc()
             log.warning(kv("slack_request_rejected", reason="too large", bytes=len(body)))
             return PlainTextResponse("payload too large", status_code=413)
+        content_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if content_type not in SLACK_CONTENT_TYPES:
+            EVENTS.labels("rejected").inc()
+            log.warning(kv("slack_request_rejected", reason="content type", content_type=content_type[:60]))
+            return PlainTextResponse("unsupported content type", status_code=415)
+        timestamp = request.headers.get("x-slack-request-timestamp") or ""
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            # Bolt's check would raise on a non-numeric timestamp and answer 500; this is simply unsigned.
+            EVENTS.labels("rejected").inc()
+            log.warning(kv("slack_request_rejected", reason="bad timestamp header"))
+            return PlainTextResponse("invalid request timestamp", status_code=401)
         try:
             bolt_request = to_bolt_request(request, body)
         except Exception as exc:
