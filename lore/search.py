@@ -65,10 +65,16 @@ def _vector_cte(with_acl: bool) -> str:
 )"""
 
 
+# websearch_to_tsquery parses the question (quoted phrases, -exclusions, OR); a plain question's implicit AND
+# of every word is relaxed to OR, so one word the passage does not use cannot hide it, and ts_rank_cd ranks
+# passages that cover more of the words first.
 _FULLTEXT_CTE = """fts AS MATERIALIZED (
     SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
         SELECT c.id, ts_rank_cd(c.tsv, q.query) AS r
-        FROM chunks c, websearch_to_tsquery('english', %(q)s) AS q(query)
+        FROM chunks c, (
+            SELECT CASE WHEN w::text ~ '[!|]' THEN w ELSE replace(w::text, ' & ', ' | ')::tsquery END
+            FROM websearch_to_tsquery('english', %(q)s) AS w
+        ) AS q(query)
         WHERE c.tsv @@ q.query AND c.acl && %(acl)s::text[]
         ORDER BY r DESC LIMIT %(n)s
     ) f
