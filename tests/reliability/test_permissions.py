@@ -34,9 +34,8 @@ QUESTION_TWO = "What is the payroll vault passphrase for Project Nightjar?"
 
 def _knowledge_base(settings: Settings) -> None:
     for channel, (_canary, text) in CANARIES.items():
-        add_document(
-            settings, uri=f"slack://{channel}/p1", title=f"{channel} notes", sections=[("Nightjar", text)], acl=[channel]
-        )
+        uri, title = f"slack://{channel}/p1", f"{channel} notes"
+        add_document(settings, uri=uri, title=title, sections=[("Nightjar", text)], acl=[channel])
     add_document(
         settings,
         uri="https://wiki.example.com/nightjar",
@@ -93,7 +92,7 @@ def _outsider_requests(bot: RunningBot) -> int:
         message(f"<@{BOT_USER_ID}> and in <#{SECRET_CHANNEL}>, what is the codename?", ts="1670000003.000200",
                 thread_ts="1670000000.000100")
     )  # fmt: skip
-    # 2 mentions + 2 DMs + 2 × (/ask parent + answer) + 4 searches + the pane + the follow-up
+    # 2 mentions + 2 DMs + 2 times (/ask parent + answer) + 4 searches + the pane + the follow-up
     return 2 + 2 + 4 + 4 + 1 + 1
 
 
