@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -114,6 +115,13 @@ def open_batch(settings: Settings, items: list[dict[str, Any]]) -> list[Source]:
     return sources
 
 
+def _yield_cpu_to_the_embedder() -> None:
+    """Parser threads run at a lower priority (Linux: per thread), so torch keeps both cores busy and parsing
+    fills the gaps; parsing needs only a few percent of the CPU that embedding the same text needs."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 def _clean(text: str) -> str:
     # PostgreSQL text cannot hold NUL; PDFs and odd encodings sometimes carry it.
     return text.replace("\x00", "")
@@ -141,7 +149,9 @@ class Pipeline:
         self.total = 0
         self.done = 0
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_PARSE_AHEAD)
-        self._parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-parse")
+        self._parsers = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="ingest-parse", initializer=_yield_cpu_to_the_embedder
+        )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
         self._vectors: dict[str, np.ndarray] = {}
         self._stop = threading.Event()
@@ -261,6 +271,7 @@ class Pipeline:
             self._vectors.clear()
 
     def _write(self, documents: list[store.PreparedDocument], strategy: store.IndexStrategy) -> store.WriteResult:
+        strategy.before_write()
         try:
             result = store.write_documents(self.settings, documents)
         except psycopg.DataError:

@@ -4,8 +4,9 @@ sync cursors, and the HNSW index strategy for bulk loads.
 Index strategy (measured in docs/benchmarks.md): inserting into a table that has the HNSW index costs
 milliseconds per row, while building the index once costs well under a millisecond per row with
 `maintenance_work_mem` = 1 GB. So a run starts with the index in place (small incremental batches keep
-it), and once it has written more than BULK_MIN_ROWS rows and more than a fifth of what the table held
-before, it drops the index, keeps COPYing, and rebuilds it at the end. An advisory lock keeps two runs
+it), and at its first write into a (nearly) empty table, or once it has written more than BULK_MIN_ROWS
+rows and more than a fifth of what the table held before, it drops the index, keeps COPYing, and rebuilds it
+at the end (a run that writes nothing never touches the index). An advisory lock keeps two runs
 from doing this at once, and every run first recreates the index if a killed run left it missing.
 """
 
@@ -191,12 +192,15 @@ class IndexStrategy:
             row = conn.execute("SELECT count(*) FROM chunks").fetchone()
         self.rows_before = int(row[0]) if row else 0
 
-    def after_write(self, rows: int) -> None:
-        self.written += rows
+    def before_write(self) -> None:
+        """Switch to bulk mode when the table is (nearly) empty, or once this run has written a lot."""
         if self.bulk or not self.allow_bulk:
             return
-        if self.written >= BULK_MIN_ROWS and self.written * 5 >= self.rows_before:
+        if self.rows_before < BULK_MIN_ROWS or (self.written >= BULK_MIN_ROWS and self.written * 5 >= self.rows_before):
             self._start_bulk()
+
+    def after_write(self, rows: int) -> None:
+        self.written += rows
 
     def _start_bulk(self) -> None:
         from lore.db import database_url
