@@ -35,8 +35,10 @@ def create_app(settings: Settings, *, answerer: Callable[..., Answer] | None = N
     """The one Bolt app that both `lore serve --http` and `--socket` run.
 
     Listeners run on Bolt's thread pool after the ack (process_before_response=False): Slack gets its
-    HTTP 200 before retrieval or generation starts.
+    HTTP 200 before retrieval or generation starts. With the default answerer and LORE_BOT_PROCESSES > 0,
+    answers run in separate processes (bot/pool.py), so answering never slows the acks down.
     """
+    default_answerer = answerer is None
     if answerer is None:
         from lore.agent import answer_question
 
@@ -58,6 +60,10 @@ def create_app(settings: Settings, *, answerer: Callable[..., Answer] | None = N
         ignoring_self_events_enabled=False,
     )
     state = BotState(settings=settings, answerer=answerer)
+    if default_answerer and settings.bot_processes > 0:
+        from bot.pool import AnswerProcesses
+
+        state.pool = AnswerProcesses(settings, processes=settings.bot_processes, threads=settings.bot_threads)
     assistant.register(app, state)
     events.register(app, state)
     commands.register(app, state)

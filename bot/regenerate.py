@@ -6,9 +6,8 @@ import logging
 
 from slack_sdk import WebClient
 
-from bot.answering import answer_in_thread
+from bot.jobs_answer import AnswerJob, submit_job
 from bot.queries import AnswerRef
-from bot.render import comparison_blocks
 from bot.state import BotState
 from lore.logs import kv
 
@@ -24,34 +23,19 @@ def regenerate(
     if not original.channel_id or not (original.thread_ts or original.message_ts):
         log.warning(kv("regenerate_skipped", answer_id=original.answer_id, reason="answer has no Slack message"))
         return
-    channel_id = original.channel_id
     thread_ts = original.thread_ts or original.message_ts
     assert thread_ts is not None
-    history = []
-    if original.message_ts:
-        history = state.thread_turns(
-            client, channel_id=channel_id, thread_ts=thread_ts, before_ts=original.message_ts, bot_user_id=bot_user_id
-        )
-        # The last user turn before the first answer is the question itself, which is passed on its own.
-        if history and history[-1].role == "user":
-            history = history[:-1]
-    asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=original.team_id, thread_ts=thread_ts)
-    second = answer_in_thread(
-        state,
-        client,
+    job = AnswerJob(
         question=original.question,
-        asker=asker,
-        channel_id=channel_id,
+        channel_id=original.channel_id,
         thread_ts=thread_ts,
-        history=history,
+        user_id=user_id,
+        team_id=original.team_id,
+        bot_user_id=bot_user_id,
+        history_before_ts=original.message_ts,
+        drop_last_user_turn=True,
         parent_id=original.answer_id,
         generation=dict(REGENERATE_SETTINGS),
+        compare_with=original.answer_id,
     )
-    if second is None or second.answer_id is None:
-        return
-    client.chat_postMessage(
-        channel=channel_id,
-        thread_ts=thread_ts,
-        text="Which is better?",
-        blocks=comparison_blocks(original.answer_id, second.answer_id),
-    )
+    submit_job(state, client, job)

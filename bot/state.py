@@ -51,6 +51,8 @@ class BotState:
     settings: Settings
     answerer: Callable[..., Answer]
     cache: TtlCache = field(default_factory=TtlCache)
+    # bot.pool.AnswerProcesses when answers run in other processes (lore serve), else None: on Bolt's threads.
+    pool: Any = None
 
     # -- who asks ------------------------------------------------------------------------------------
 

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
     slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
     bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
+    bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
+    http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
+    http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
+    # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
+    slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
+    bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
     http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
     http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
     # Ingest (ingest/): documents per Celery task, web crawl limits and politeness, Slack sync period.

@@ -8,7 +8,8 @@ from typing import Any
 from slack_bolt import App, Assistant, BoltContext, SetStatus, SetSuggestedPrompts, SetTitle
 from slack_sdk import WebClient
 
-from bot.answering import answer_in_thread
+from bot import dedupe
+from bot.jobs_answer import AnswerJob, submit_job
 from bot.listeners.events import first_claim
 from bot.metrics import EVENTS
 from bot.state import BotState, strip_mention
@@ -46,23 +47,21 @@ def build_assistant(state: BotState) -> Assistant:
         question = strip_mention(payload.get("text") or "", context.bot_user_id)
         if not question:
             return
-        history = state.thread_turns(
-            client, channel_id=channel_id, thread_ts=thread_ts, before_ts=ts, bot_user_id=context.bot_user_id
-        )
-        if not history:
+        # The thread is titled after its first question only.
+        if dedupe.claim(state.settings, f"title:{channel_id}:{thread_ts}", kind="title"):
             set_title(question[:60])
         set_status("is thinking…")
-        asker = state.asker(
-            client,
-            user_id=payload.get("user"),
+        job = AnswerJob(
+            question=question,
             channel_id=channel_id,
-            team_id=context.team_id,
             thread_ts=thread_ts,
+            user_id=payload.get("user"),
+            team_id=context.team_id,
+            bot_user_id=context.bot_user_id,
             channel_type="im",
+            history_before_ts=ts,
         )
-        answer_in_thread(
-            state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
-        )
+        submit_job(state, client, job)
 
     return assistant
 

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import queries
-from bot.answering import answer_in_thread
+from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import ERRORS, EVENTS
 from bot.render import answer_blocks, notification_text
 from bot.state import BotState
@@ -54,9 +54,15 @@ def register(app: App, state: BotState) -> None:
                 question, respond, user_id=user_id, channel_id=channel_id, team_id=team_id, client=client
             )
             return
-        thread_ts = str(parent["ts"])
-        asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=team_id, thread_ts=thread_ts)
-        answer_in_thread(state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts)
+        job = AnswerJob(
+            question=question,
+            channel_id=channel_id,
+            thread_ts=str(parent["ts"]),
+            user_id=user_id,
+            team_id=team_id,
+            bot_user_id=context.bot_user_id,
+        )
+        submit_job(state, client, job)
 
     def answer_by_response_url(
         question: str, respond: Respond, *, user_id: str, channel_id: str, team_id: str | None, client: WebClient

@@ -9,7 +9,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import dedupe, jobs, queries
-from bot.answering import answer_in_thread
+from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import DUPLICATES, ERRORS, EVENTS
 from bot.regenerate import regenerate
 from bot.render import critique_offer_blocks
@@ -40,30 +40,19 @@ def answer_message(
     if not question:
         client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text="Ask me a question about your docs.")
         return
-    history = []
-    if event.get("thread_ts"):
-        history = state.thread_turns(
-            client, channel_id=channel_id, thread_ts=thread_ts, before_ts=event["ts"], bot_user_id=context.bot_user_id
-        )
-    asker = state.asker(
-        client,
-        user_id=event.get("user"),
-        channel_id=channel_id,
-        team_id=context.team_id or event.get("team"),
-        thread_ts=thread_ts,
-        channel_type=event.get("channel_type"),
-    )
-    # question_ts lets the feedback part forget this answer when the question is deleted.
-    answer_in_thread(
-        state,
-        client,
+    job = AnswerJob(
         question=question,
-        asker=asker,
         channel_id=channel_id,
         thread_ts=thread_ts,
-        history=history,
+        user_id=event.get("user"),
+        team_id=context.team_id or event.get("team"),
+        bot_user_id=context.bot_user_id,
+        channel_type=event.get("channel_type"),
+        history_before_ts=event["ts"] if event.get("thread_ts") else None,
+        # question_ts lets the feedback part forget this answer when the question is deleted.
         generation={"question_ts": event["ts"]},
     )
+    submit_job(state, client, job)
 
 
 def first_claim(state: BotState, body: dict[str, Any], channel_id: str, ts: str) -> bool:

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import jobs
-from bot.answering import answer_in_thread
+from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import ERRORS, EVENTS
 from bot.state import BotState, strip_mention
 from lore.logs import kv
@@ -52,14 +52,13 @@ def register(app: App, state: BotState) -> None:
             return
         ts = str(message.get("ts") or body.get("message_ts"))
         thread_ts = str(message.get("thread_ts") or ts)
-        history = []
-        if message.get("thread_ts"):
-            history = state.thread_turns(
-                client, channel_id=channel_id, thread_ts=thread_ts, before_ts=ts, bot_user_id=context.bot_user_id
-            )
-        user_id = body["user"]["id"]
-        team_id = (body.get("team") or {}).get("id")
-        asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=team_id, thread_ts=thread_ts)
-        answer_in_thread(
-            state, client, question=question, asker=asker, channel_id=channel_id, thread_ts=thread_ts, history=history
+        job = AnswerJob(
+            question=question,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+            user_id=body["user"]["id"],
+            team_id=(body.get("team") or {}).get("id"),
+            bot_user_id=context.bot_user_id,
+            history_before_ts=ts if message.get("thread_ts") else None,
         )
+        submit_job(state, client, job)

@@ -38,6 +38,7 @@ def served(db: Settings, fake_slack: FakeSlack) -> Iterator[str]:
             "SLACK_SIGNING_SECRET": SECRET,
             "LORE_HOST": "127.0.0.1",
             "LORE_PORT": str(port),
+            "LORE_BOT_PROCESSES": "1",  # answers in a separate process, as in production (one: a light test)
         }
     )
     process = subprocess.Popen(

@@ -1,0 +1,86 @@
+"""A question to answer, as plain data: run on a Bolt thread, or handed to answer processes (`pool.py`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.answering import answer_in_thread
+from bot.render import comparison_blocks
+from bot.state import BotState
+from lore.logs import kv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnswerJob:
+    """Everything needed to answer in a thread; picklable, so another process can run it."""
+
+    question: str
+    channel_id: str
+    thread_ts: str
+    user_id: str | None
+    team_id: str | None
+    bot_user_id: str | None = None
+    channel_type: str | None = None
+    # Read the thread's earlier messages (before this ts) as history; None for a new thread.
+    history_before_ts: str | None = None
+    # Regenerations: the question is the last user turn before the first answer, so it is left out.
+    drop_last_user_turn: bool = False
+    parent_id: int | None = None
+    generation: dict[str, Any] | None = field(default=None, hash=False)
+    # After answering, post "Which is better?" between this answer and the new one.
+    compare_with: int | None = None
+
+
+def submit_job(state: BotState, client: WebClient, job: AnswerJob) -> None:
+    """Answer now on this (Bolt) thread, or hand the job to the answer processes."""
+    if state.pool is not None:
+        state.pool.submit(job)
+    else:
+        perform(state, client, job)
+
+
+def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
+    history = []
+    if job.history_before_ts:
+        history = state.thread_turns(
+            client,
+            channel_id=job.channel_id,
+            thread_ts=job.thread_ts,
+            before_ts=job.history_before_ts,
+            bot_user_id=job.bot_user_id,
+        )
+        if job.drop_last_user_turn and history and history[-1].role == "user":
+            history = history[:-1]
+    asker = state.asker(
+        client,
+        user_id=job.user_id,
+        channel_id=job.channel_id,
+        team_id=job.team_id,
+        thread_ts=job.thread_ts,
+        channel_type=job.channel_type,
+    )
+    answer = answer_in_thread(
+        state,
+        client,
+        question=job.question,
+        asker=asker,
+        channel_id=job.channel_id,
+        thread_ts=job.thread_ts,
+        history=history,
+        parent_id=job.parent_id,
+        generation=job.generation,
+    )
+    if job.compare_with is not None and answer is not None and answer.answer_id is not None:
+        client.chat_postMessage(
+            channel=job.channel_id,
+            thread_ts=job.thread_ts,
+            text="Which is better?",
+            blocks=comparison_blocks(job.compare_with, answer.answer_id),
+        )
+        log.info(kv("comparison_offered", first=job.compare_with, second=answer.answer_id))
