@@ -84,6 +84,17 @@ def _dataset(settings: Settings) -> tuple[np.ndarray, np.ndarray, list[str]]:
         ).fetchall()
     if not rows:
         raise NotEnoughData("no answers yet")
+    ids = {int(r[0]) for r in rows}
+    singles = [int(r[5]) > 0 for r in rows if int(r[5]) != 0]
+    n_pairs = sum(1 for c, r in pairs if int(c) in ids and int(r) in ids) + sum(
+        1 for a, _ in corrections if int(a) in ids
+    )
+    # Checked before embedding anything: too little data must cost nothing.
+    if len(singles) + 2 * n_pairs < MIN_EXAMPLES or (not n_pairs and len(set(singles)) < 2):
+        raise NotEnoughData(
+            f"only {len(singles)} votes and {n_pairs} pairs; need at least {MIN_EXAMPLES} labelled examples with both "
+            "up and down votes (or pairs)"
+        )
     embedder = get_embedder(settings)
     texts = [r[3] for r in rows] + [c[1] for c in corrections]
     vectors = embedder.embed(texts)

@@ -12,6 +12,12 @@ from lore.db import raw_connection
 from lore.embeddings import get_embedder
 
 
+def rand_vec(seed: int) -> np.ndarray:
+    """A unit vector for answers whose question embedding does not matter to the test (no embedder needed)."""
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
 def embed(settings: Settings, texts: list[str]) -> np.ndarray:
     return get_embedder(settings).embed(texts)
 

@@ -11,7 +11,7 @@ import pytest
 from lore.config import Settings
 from lore.exports import ExportError, build_examples, export_to_files, in_eval, scrub
 from lore.feedback import record_comparison, record_critique, record_vote
-from tests.feedback.helpers import add_answer
+from tests.feedback.helpers import add_answer, rand_vec
 
 SYSTEM = "You are Lore. Answer from the sources."
 
@@ -28,6 +28,7 @@ def seed(settings: Settings) -> dict[str, int]:
     q = "How do I deploy? ask <@U123ABC> or mail bob@example.com"
     good = add_answer(
         settings,
+        embedding=rand_vec(1),
         question=q,
         answer="Run make ship [1].",
         prompt=_prompt(q, "Run make ship [1]."),
@@ -36,6 +37,7 @@ def seed(settings: Settings) -> dict[str, int]:
     )
     regen = add_answer(
         settings,
+        embedding=rand_vec(2),
         question=q,
         answer="Use the deploy button [1].",
         channel_id="C1",
@@ -46,6 +48,7 @@ def seed(settings: Settings) -> dict[str, int]:
     )
     bad = add_answer(
         settings,
+        embedding=rand_vec(3),
         question="Where is the VPN profile?",
         answer="Call +1 415-555-2671.",
         prompt=_prompt("Where is the VPN profile?", "Call +1 415-555-2671."),
@@ -54,6 +57,7 @@ def seed(settings: Settings) -> dict[str, int]:
     )
     private = add_answer(
         settings,
+        embedding=rand_vec(4),
         question="secret plans?",
         answer="The plan is X.",
         private=True,
@@ -145,7 +149,14 @@ def test_agent_transcripts_keep_tool_calls_in_openai_shape(db: Settings) -> None
         {"role": "tool", "name": "search_knowledge_base", "tool_call_id": "c1", "content": "[1] make ship"},
         {"role": "assistant", "content": "Run make ship [1]."},
     ]
-    a = add_answer(db, question="how to deploy?", answer="Run make ship [1].", prompt=prompt, message_ts="9.1")
+    a = add_answer(
+        db,
+        embedding=rand_vec(5),
+        question="how to deploy?",
+        answer="Run make ship [1].",
+        prompt=prompt,
+        message_ts="9.1",
+    )
     record_vote(db, answer_id=a, user_id="U1", value=1, via="button")
     (rec,) = [e.record for e in build_examples(db, "openai-sft")]
     assert _roles(rec["messages"]) == ["system", "user", "assistant", "tool", "assistant"]
@@ -162,6 +173,7 @@ def test_split_keeps_threads_whole_and_writes_both_files(db: Settings, tmp_path:
     for n in range(40):
         a = add_answer(
             db,
+            embedding=rand_vec(6),
             question=f"question {n}",
             answer=f"answer {n}",
             channel_id="C1",
@@ -170,6 +182,7 @@ def test_split_keeps_threads_whole_and_writes_both_files(db: Settings, tmp_path:
         )
         b = add_answer(
             db,
+            embedding=rand_vec(7),
             question=f"question {n}",
             answer=f"again {n}",
             channel_id="C1",

@@ -6,7 +6,7 @@ import time
 
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.feedback.helpers import add_answer, votes
+from tests.feedback.helpers import add_answer, rand_vec, votes
 from workers.feedback_tasks import submit_feedback
 
 
@@ -20,8 +20,8 @@ def _wait_for(predicate: object, timeout: float = 30.0) -> None:
 
 
 def test_reactions_go_through_celery_into_postgresql(celery_worker: object, db: Settings) -> None:
-    a = add_answer(db, question="q", channel_id="C1", message_ts="10.1")
-    b = add_answer(db, question="q", channel_id="C1", message_ts="10.2", parent_id=a)
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="10.1")
+    b = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="10.2", parent_id=a)
     base = {"channel_id": "C1", "message_ts": "10.1"}
     submit_feedback(db, "record_reaction", **base, user_id="U1", reaction="+1", added=True, event_ts="11.0")
     submit_feedback(db, "workers.tasks.record_reaction", **base, user_id="U2", reaction="-1", added=True)
@@ -39,7 +39,7 @@ def _count(settings: Settings, table: str) -> int:
 
 def test_dead_broker_records_directly_in_postgresql(db: Settings) -> None:
     dead = db.model_copy(update={"redis_url": "redis://127.0.0.1:9/0", "feedback_broker_timeout_s": 0.5})
-    a = add_answer(db, question="q", channel_id="C1", message_ts="20.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="20.1")
     started = time.monotonic()
     submit_feedback(
         dead, "record_reaction", channel_id="C1", message_ts="20.1", user_id="U1", reaction="+1", added=True
@@ -55,7 +55,9 @@ def test_group_commit_writes_concurrent_votes_in_batches(db: Settings) -> None:
     from lore import feedback
     from workers.feedback_tasks import GroupCommit
 
-    answers = [add_answer(db, question=f"q{i}", channel_id="C1", message_ts=f"30.{i}") for i in range(5)]
+    answers = [
+        add_answer(db, embedding=rand_vec(0), question=f"q{i}", channel_id="C1", message_ts=f"30.{i}") for i in range(5)
+    ]
     batcher = GroupCommit()
 
     def vote(n: int) -> object:

@@ -14,11 +14,11 @@ from lore.feedback import (
     record_reaction,
     record_vote,
 )
-from tests.feedback.helpers import add_answer, add_doc, votes
+from tests.feedback.helpers import add_answer, add_doc, rand_vec, votes
 
 
 def test_one_vote_per_user_latest_wins_and_clear(db: Settings) -> None:
-    a = add_answer(db, question="How do I deploy?", message_ts="100.1")
+    a = add_answer(db, embedding=rand_vec(0), question="How do I deploy?", message_ts="100.1")
     record_vote(db, answer_id=a, user_id="U1", value=1, via="button", event_ts="200.000001")
     record_vote(db, answer_id=a, user_id="U2", value=-1, via="button", event_ts="200.000002")
     record_vote(db, answer_id=a, user_id="U1", value=-1, via="button", event_ts="200.000003")
@@ -28,7 +28,7 @@ def test_one_vote_per_user_latest_wins_and_clear(db: Settings) -> None:
 
 
 def test_redelivered_old_clear_does_not_undo_a_newer_up(db: Settings) -> None:
-    a = add_answer(db, question="q", message_ts="100.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", message_ts="100.1")
     record_vote(db, answer_id=a, user_id="U1", value=1, via="reaction", event_ts="300.5")
     record_vote(db, answer_id=a, user_id="U1", value=0, via="reaction", event_ts="300.4")  # late redelivery
     assert votes(db) == {(a, "U1"): 1}
@@ -40,7 +40,7 @@ def test_redelivered_old_clear_does_not_undo_a_newer_up(db: Settings) -> None:
 
 
 def test_reactions_map_to_votes_and_removal_withdraws_only_that_kind(db: Settings) -> None:
-    a = add_answer(db, question="q", channel_id="C1", message_ts="500.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="500.1")
     kw = {"channel_id": "C1", "message_ts": "500.1", "user_id": "U1"}
     assert record_reaction(db, **kw, reaction="+1", added=True, event_ts="501.0") is True
     assert votes(db) == {(a, "U1"): 1}
@@ -54,7 +54,7 @@ def test_reactions_map_to_votes_and_removal_withdraws_only_that_kind(db: Setting
 
 
 def test_switching_back_falls_back_to_the_reaction_still_present(db: Settings) -> None:
-    a = add_answer(db, question="q", channel_id="C1", message_ts="500.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="500.1")
     kw = {"channel_id": "C1", "message_ts": "500.1", "user_id": "U1"}
     record_reaction(db, **kw, reaction="thumbsup", added=True, event_ts="1.0")
     record_reaction(db, **kw, reaction="thumbsdown", added=True, event_ts="2.0")
@@ -63,7 +63,7 @@ def test_switching_back_falls_back_to_the_reaction_still_present(db: Settings) -
 
 
 def test_ignored_reactions(db: Settings) -> None:
-    add_answer(db, question="q", channel_id="C1", message_ts="600.1")
+    add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="600.1")
     assert record_reaction(db, channel_id="C1", message_ts="600.2", user_id="U1", reaction="+1", added=True) is False
     assert record_reaction(db, channel_id="C1", message_ts="600.1", user_id="U1", reaction="tada", added=True) is False
     assert (
@@ -75,7 +75,7 @@ def test_ignored_reactions(db: Settings) -> None:
 
 def test_configured_reactions(db: Settings) -> None:
     custom = db.model_copy(update={"up_reactions": "white_check_mark", "down_reactions": "x"})
-    a = add_answer(db, question="q", channel_id="C1", message_ts="700.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="700.1")
     base = {"channel_id": "C1", "message_ts": "700.1", "added": True}
     assert record_reaction(custom, **base, user_id="U1", reaction="+1") is False
     assert record_reaction(custom, **base, user_id="U1", reaction="white_check_mark") is True
@@ -85,9 +85,9 @@ def test_configured_reactions(db: Settings) -> None:
 
 def test_opt_out_channels_collect_nothing(db: Settings) -> None:
     by_env = db.model_copy(update={"opt_out_channels": "CQUIET"})
-    a = add_answer(db, question="q", channel_id="CQUIET", message_ts="800.1")
-    b = add_answer(db, question="q2", channel_id="CSET", message_ts="800.2")
-    c = add_answer(db, question="q3", channel_id="C1", message_ts="800.3")
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="CQUIET", message_ts="800.1")
+    b = add_answer(db, embedding=rand_vec(0), question="q2", channel_id="CSET", message_ts="800.2")
+    c = add_answer(db, embedding=rand_vec(0), question="q3", channel_id="C1", message_ts="800.3")
     with raw_connection(db) as conn:
         conn.execute("INSERT INTO channel_settings (channel_id, feedback_opt_out) VALUES ('CSET', true)")
     assert (
@@ -105,7 +105,7 @@ def test_opt_out_channels_collect_nothing(db: Settings) -> None:
 
 
 def test_bad_votes_are_refused_with_a_clear_error(db: Settings) -> None:
-    a = add_answer(db, question="q", message_ts="900.1")
+    a = add_answer(db, embedding=rand_vec(0), question="q", message_ts="900.1")
     with pytest.raises(FeedbackError, match="answer 12345 does not exist"):
         record_vote(db, answer_id=12345, user_id="U1", value=1, via="cli")
     with pytest.raises(FeedbackError, match="1, -1 or 0"):
@@ -115,8 +115,8 @@ def test_bad_votes_are_refused_with_a_clear_error(db: Settings) -> None:
 
 
 def test_comparison_latest_choice_wins(db: Settings) -> None:
-    a = add_answer(db, question="q", message_ts="1.1")
-    b = add_answer(db, question="q", message_ts="1.2", parent_id=a)
+    a = add_answer(db, embedding=rand_vec(0), question="q", message_ts="1.1")
+    b = add_answer(db, embedding=rand_vec(0), question="q", message_ts="1.2", parent_id=a)
     record_comparison(db, chosen_id=a, rejected_id=b, user_id="U1")
     record_comparison(db, chosen_id=a, rejected_id=b, user_id="U1")
     record_comparison(db, chosen_id=b, rejected_id=a, user_id="U1")
@@ -127,7 +127,7 @@ def test_comparison_latest_choice_wins(db: Settings) -> None:
 
 def test_critique_finds_the_source_its_correction_names(db: Settings) -> None:
     add_doc(db, uri="https://docs.example.com/deploy", title="Deploy", texts=["Deploy with make ship."])
-    a = add_answer(db, question="How do I deploy?", message_ts="2.1")
+    a = add_answer(db, embedding=rand_vec(0), question="How do I deploy?", message_ts="2.1")
     record_critique(
         db,
         answer_id=a,
@@ -144,8 +144,8 @@ def test_critique_finds_the_source_its_correction_names(db: Settings) -> None:
 
 
 def test_forget_message_deletes_the_answer_and_its_feedback(db: Settings) -> None:
-    a = add_answer(db, question="q", channel_id="C1", message_ts="3.1")
-    b = add_answer(db, question="q", channel_id="C1", message_ts="3.2", parent_id=a)
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="3.1")
+    b = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="3.2", parent_id=a)
     record_vote(db, answer_id=a, user_id="U1", value=1, via="button")
     record_comparison(db, chosen_id=b, rejected_id=a, user_id="U1")
     record_critique(db, answer_id=a, user_id="U1", critique="meh", correction=None)
