@@ -129,24 +129,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--home", type=Path, help="keep the database here and reuse it on the next run")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
-    home = Path(tempfile.mkdtemp(prefix="lore-bench-search-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="lore-bench-search-"))
+    reuse = args.home is not None and (home / "pgdata").exists()
     settings = Settings().model_copy(update={"lore_home": home, "database_url": None})
     from lore.cli import upgrade_database
 
     upgrade_database(settings)
     url = database_url(settings)
     try:
-        run(settings, url, args.rows, args.queries, rng)
+        run(settings, url, args.rows, args.queries, rng, reuse=reuse)
     finally:
         dispose_engines()
-        stop_embedded(settings)
+        if args.home is None:
+            stop_embedded(settings)
 
 
-def run(settings: Settings, url: str, rows: int, n: int, rng: np.random.Generator) -> None:
+def run(settings: Settings, url: str, rows: int, n: int, rng: np.random.Generator, *, reuse: bool) -> None:
     centres, _labels, vectors, texts = make_data(rows, rng)
-    ids, acl = load(url, vectors, texts, rng)
+    if reuse:
+        with psycopg.connect(url) as conn:
+            ids = np.array([i for (i,) in conn.execute("SELECT id FROM chunks ORDER BY id").fetchall()])
+            acl = np.array([a[0] for (a,) in conn.execute("SELECT acl FROM chunks ORDER BY id").fetchall()])
+        assert len(ids) == rows, "the kept database holds another --rows"
+    else:
+        ids, acl = load(url, vectors, texts, rng)
     qlabels = rng.integers(0, CLUSTERS, n)
     queries = centres[qlabels] + rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

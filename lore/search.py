@@ -1,7 +1,9 @@
 """Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and boosts.
 
-One network round trip per search: the two pgvector settings (`SET LOCAL`, so they never leak into the
-pooled connection), the query and its COMMIT go out together in psycopg's pipeline mode.
+One network round trip per search: searches run on a small pool of their own (autocommit, no ping on
+checkout) whose connections carry the session settings search needs (pgvector's iterative index scan,
+custom plans), so a search is one prepared statement. Only a search asking for a wider HNSW candidate list
+first changes that connection's `hnsw.ef_search`, in the same pipeline.
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
@@ -13,14 +15,20 @@ pooled connection), the query and its COMMIT go out together in psycopg's pipeli
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
+from psycopg_pool import ConnectionPool
 
 from lore.config import Settings
-from lore.db import raw_connection
+from lore.db import database_url
 from lore.embeddings import get_embedder
 from lore.models import PUBLIC
 from lore.types import Asker, Hit
@@ -38,6 +46,54 @@ MIN_EF_SEARCH = 40
 
 # Used until the feedback memory exists, and when use_feedback=False: no rows, so the term is 0.
 EMPTY_FEEDBACK_CTE = "feedback_adj AS (SELECT NULL::bigint AS chunk_id, 0::double precision AS adj WHERE false)"
+
+
+# Session settings of every search connection (these connections serve nothing else):
+# - relaxed_order: pgvector 0.8's iterative index scan, so a selective ACL filter does not starve the scan;
+# - force_custom_plan: statements are prepared (parsed once) but planned with each search's own values, since
+#   a generic plan cannot see how selective this asker's ACL is and may pick a bitmap scan + sort of the table.
+_SESSION_SQL = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_custom_plan"
+SEARCH_POOL_SIZE = 8
+
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+_ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    conn.execute(_SESSION_SQL)
+    _ef_search[conn] = MIN_EF_SEARCH
+
+
+def _pool(settings: Settings) -> ConnectionPool:
+    """This process's search pool for the database in use (a forked child makes its own)."""
+    url = database_url(settings)
+    key = f"{os.getpid()}|{url}"
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=SEARCH_POOL_SIZE,
+                kwargs={"autocommit": True, "application_name": "lore-search"},
+                configure=_configure,
+                name="lore-search",
+                open=True,
+            )
+            _pools[key] = pool
+        return pool
+
+
+@atexit.register
+def close_search_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
 
 
 class SearchError(ValueError):
@@ -68,14 +124,17 @@ def _vector_cte(with_acl: bool) -> str:
 # websearch_to_tsquery parses the question (quoted phrases, -exclusions, OR); a plain question's implicit AND
 # of every word is relaxed to OR, so one word the passage does not use cannot hide it, and ts_rank_cd ranks
 # passages that cover more of the words first.
-_FULLTEXT_CTE = """fts AS MATERIALIZED (
+# An expression of the parameter only (not a joined relation), so the planner folds it to a constant and
+# the GIN index on tsv serves the match.
+_TSQUERY = (
+    "(CASE WHEN websearch_to_tsquery('english', %(q)s)::text ~ '[!|]' THEN websearch_to_tsquery('english', %(q)s)"
+    " ELSE replace(websearch_to_tsquery('english', %(q)s)::text, ' & ', ' | ')::tsquery END)"
+)
+_FULLTEXT_CTE = f"""fts AS MATERIALIZED (
     SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
-        SELECT c.id, ts_rank_cd(c.tsv, q.query) AS r
-        FROM chunks c, (
-            SELECT CASE WHEN w::text ~ '[!|]' THEN w ELSE replace(w::text, ' & ', ' | ')::tsquery END
-            FROM websearch_to_tsquery('english', %(q)s) AS w
-        ) AS q(query)
-        WHERE c.tsv @@ q.query AND c.acl && %(acl)s::text[]
+        SELECT c.id, ts_rank_cd(c.tsv, {_TSQUERY}) AS r
+        FROM chunks c
+        WHERE c.tsv @@ {_TSQUERY} AND c.acl && %(acl)s::text[]
         ORDER BY r DESC LIMIT %(n)s
     ) f
 )"""
@@ -165,20 +224,26 @@ def search_scored(
         "limit": 2 * k + 5,
     }
     sql = build_query(mode=mode, feedback_sql=feedback_sql)
-    ef_search = max(MIN_EF_SEARCH, n)
-    with raw_connection(settings) as conn, conn.pipeline():
-        conn.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (str(ef_search),),
-        )
+    try:
+        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
+    except psycopg.OperationalError:
+        # A connection the server closed (restart, idle timeout) is discarded by the pool: retry once.
+        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
+    return _collapse(rows, k)
+
+
+def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:
+    with _pool(settings).connection() as conn:
         # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
         cur = conn.cursor(binary=True)
-        # Never a prepared statement: a generic plan cannot see how selective this asker's ACL is and may
-        # pick a bitmap scan + sort over the whole table; a custom plan costs ~1 ms of planning instead.
-        cur.execute(sql, params, prepare=False)
-        conn.commit()
-        rows = cur.fetchall()
-    return _collapse(rows, k)
+        if _ef_search.get(conn) == ef_search:
+            cur.execute(sql, params, prepare=True)
+            return cur.fetchall()
+        with conn.pipeline():
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
+            cur.execute(sql, params, prepare=True)
+        _ef_search[conn] = ef_search
+        return cur.fetchall()
 
 
 def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
