@@ -188,13 +188,18 @@ def run(settings: Settings, url: str, rows: int, n: int, rng: np.random.Generato
         lines.append(f"| bare + selective ACL filter (1 % of rows), no iterative scan | {p(times, 50):.2f} | "
                      f"{p(times, 99):.2f} | {recall(results, truth_private):.3f} |")  # fmt: skip
 
-    def lore(i: int, *, mode: str, asker: Asker | None = None) -> list[int]:
-        hits = search_scored(settings, qtexts[i], asker=asker, k=K, mode=mode, query_embedding=queries[i])
+    def lore(i: int, *, mode: str, asker: Asker | None = None, feedback: bool = True) -> list[int]:
+        hits = search_scored(
+            settings, qtexts[i], asker=asker, k=K, mode=mode, query_embedding=queries[i], use_feedback=feedback
+        )
         return [h.hit.chunk_id for h in hits]
 
     times, results = timed(lambda i: lore(i, mode="vector"), n)
     vector_p50 = p(times, 50)
     lines.append(f"| Lore vector mode (ACL filter, boosts, feedback CTE, collapse) | {vector_p50:.2f} | "
+                 f"{p(times, 99):.2f} | {recall(results, truth_public):.3f} |")  # fmt: skip
+    times, results = timed(lambda i: lore(i, mode="vector", feedback=False), n)
+    lines.append(f"| Lore vector mode without the feedback-memory CTE | {p(times, 50):.2f} | "
                  f"{p(times, 99):.2f} | {recall(results, truth_public):.3f} |")  # fmt: skip
     times, results = timed(lambda i: lore(i, mode="vector", asker=ChannelOnly()), n)
     lines.append(f"| Lore vector mode, selective ACL filter (1 % of rows), iterative scan | {p(times, 50):.2f} | "
