@@ -175,18 +175,22 @@ def load_channel(
         yield LoadError(source, f"Slack API error: {exc.response.get('error', exc)}")
         return
     newest = max((str(m["ts"]) for m in top_level), key=float, default=None)
+    failed = False
     for message in sorted(top_level, key=lambda m: float(m["ts"])):
         conversation = [message]
         if int(message.get("reply_count") or 0) > 0:
             try:
                 conversation = fetch_thread(client, channel_id, str(message["ts"])) or [message]
             except SlackApiError as exc:
+                failed = True
                 yield LoadError(f"{source}/{message['ts']}", f"Slack API error: {exc.response.get('error', exc)}")
                 continue
         document = conversation_document(space, channel_id, name, conversation, acl=acl or [channel_id])
         if document is not None:
             yield document
-    sync.newest = newest or sync.oldest
+    # A thread that failed keeps the cursor where it was: the next sync retries it (what did go in is
+    # unchanged by then and costs nothing).
+    sync.newest = sync.oldest if failed else (newest or sync.oldest)
 
 
 def load_thread(

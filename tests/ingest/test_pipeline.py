@@ -75,6 +75,7 @@ def test_changed_file_replaces_its_chunks_and_vanished_file_is_deleted(db: Setti
     (corpus / "c.md").unlink()
     report = ingest_sources(db, [str(corpus)])
     assert (report.documents_updated, report.documents_unchanged, report.documents_deleted) == (1, 1, 1)
+    assert report.chunks_embedded == 2  # only a.md's two new passages
     texts = sorted(t for (t,) in _rows(db, "SELECT text FROM chunks"))
     assert texts == sorted(
         ["The alpha service listens on port 8124.", "100 rps.", "The beta service listens on port 9001."]
@@ -82,3 +83,16 @@ def test_changed_file_replaces_its_chunks_and_vanished_file_is_deleted(db: Setti
     # b.md's chunk was not rewritten; a.md's were replaced; nothing of c.md is left.
     assert len(ids_before & {r[0] for r in _rows(db, "SELECT id FROM chunks")}) == 1
     assert _rows(db, "SELECT count(*) FROM documents WHERE uri LIKE '%%c.md'")[0][0] == 0
+
+
+def test_identical_text_is_embedded_once(db: Settings, tmp_path: Path) -> None:
+    body = "# Shared\n\nThe same paragraph in two places: the VPN gateway listens on UDP 51820.\n"
+    (tmp_path / "one.md").write_text(body)
+    (tmp_path / "two.md").write_text(body)
+    first = ingest_sources(db, [str(tmp_path)])
+    assert (first.chunks_added, first.chunks_embedded) == (2, 1)
+    (tmp_path / "three.md").write_text(body)
+    second = ingest_sources(db, [str(tmp_path)])
+    assert (second.documents_added, second.chunks_added, second.chunks_embedded) == (1, 1, 0)  # vector reused
+    vectors = {str(v) for (v,) in _rows(db, "SELECT embedding FROM chunks")}
+    assert len(vectors) == 1
