@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     # Redis redelivers an unacknowledged task after this long (a worker died mid-task); tests make it short.
     celery_visibility_timeout_s: int = Field(default=3600, ge=1, validation_alias="LORE_CELERY_VISIBILITY_TIMEOUT")
     # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
-    feedback_threshold: float = Field(default=0.55, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
-    feedback_weight: float = Field(default=0.03, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")
+    feedback_threshold: float = Field(default=0.4, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
+    feedback_weight: float = Field(default=0.04, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")
     # How long the bot waits for the broker before writing feedback straight to PostgreSQL.
     feedback_broker_timeout_s: float = Field(default=1.0, gt=0, validation_alias="LORE_FEEDBACK_BROKER_TIMEOUT")
     # Answers: cosine a retrieved chunk must reach to count as relevant (below it: "I don't know"), chunks per answer.
