@@ -42,7 +42,7 @@ def build_assistant(state: BotState) -> Assistant:
     ) -> None:
         EVENTS.labels("assistant_message").inc()
         channel_id, ts, thread_ts = payload["channel"], payload["ts"], payload["thread_ts"]
-        if not first_claim(state, body, channel_id, ts):
+        if not first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
             return
         question = strip_mention(payload.get("text") or "", context.bot_user_id)
         if not question:

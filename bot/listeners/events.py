@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import dedupe, jobs, queries
+from bot.answering import APOLOGY
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import DUPLICATES, ERRORS, EVENTS
 from bot.regenerate import regenerate
@@ -55,9 +57,35 @@ def answer_message(
     submit_job(state, client, job)
 
 
-def first_claim(state: BotState, body: dict[str, Any], channel_id: str, ts: str) -> bool:
-    """The delivery and the message both new? (retries share an event id; message+app_mention a message)"""
-    if dedupe.claim(state.settings, body.get("event_id") or "", dedupe.message_key(channel_id, ts), kind="question"):
+def first_claim(
+    state: BotState,
+    body: dict[str, Any],
+    channel_id: str,
+    ts: str,
+    *,
+    client: WebClient | None = None,
+    thread_ts: str | None = None,
+) -> bool:
+    """The delivery and the message both new? (retries share an event id; message+app_mention a message)
+
+    When the database is down nothing can be answered: with a client, the asker gets the apology in the
+    thread instead of silence (retries during the outage cannot be told apart, so each may get one).
+    """
+    key = dedupe.message_key(channel_id, ts)
+    try:
+        claimed = dedupe.claim(state.settings, body.get("event_id") or "", key, kind="question")
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        ERRORS.labels("claim").inc()
+        log.exception(kv("claim_failed", ref=ref, channel=channel_id, ts=ts))
+        if client is not None:
+            try:
+                client.chat_postMessage(channel=channel_id, thread_ts=thread_ts or ts, text=APOLOGY.format(ref=ref))
+            except Exception:
+                ERRORS.labels("apology").inc()
+                log.exception(kv("apology_failed", ref=ref, channel=channel_id))
+        return False
+    if claimed:
         return True
     DUPLICATES.inc()
     return False
@@ -67,7 +95,12 @@ def register(app: App, state: BotState) -> None:
     settings = state.settings
 
     def live_indexed(channel_id: str) -> bool:
-        channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(settings))
+        try:
+            channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(settings))
+        except Exception:  # the database is down: questions still get their apology (first_claim)
+            ERRORS.labels("live_index").inc()
+            log.warning(kv("live_index_channels_unavailable", channel=channel_id))
+            return False
         return channel_id in channels
 
     @app.event("app_mention")
@@ -75,9 +108,10 @@ def register(app: App, state: BotState) -> None:
         EVENTS.labels("app_mention").inc()
         if is_from_bot(event, context):
             return
-        if not first_claim(state, body, event["channel"], event["ts"]):
+        thread_ts = event.get("thread_ts") or event["ts"]
+        if not first_claim(state, body, event["channel"], event["ts"], client=client, thread_ts=thread_ts):
             return
-        answer_message(state, client, context, event, thread_ts=event.get("thread_ts") or event["ts"])
+        answer_message(state, client, context, event, thread_ts=thread_ts)
 
     @app.event("message")
     def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -99,7 +133,7 @@ def register(app: App, state: BotState) -> None:
         ts = event["ts"]
         thread_ts = event.get("thread_ts")
         if event.get("channel_type") == "im":
-            if first_claim(state, body, channel_id, ts):
+            if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts or ts):
                 answer_message(state, client, context, event, thread_ts=thread_ts or ts)
             return
         if not thread_ts or thread_ts == ts:
@@ -107,7 +141,7 @@ def register(app: App, state: BotState) -> None:
         mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}>" in (event.get("text") or "")
         if not mentioned and not dedupe.bot_in_thread(settings, channel_id, thread_ts):
             return
-        if first_claim(state, body, channel_id, ts):
+        if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
             answer_message(state, client, context, event, thread_ts=thread_ts)
 
     def forget_deleted(event: dict[str, Any], *, live: bool) -> None:
@@ -165,6 +199,9 @@ def register(app: App, state: BotState) -> None:
                 user_id=user_id,
                 reaction=reaction,
                 added=added,
+                # Slack's own event time orders a user's reactions: handled on parallel threads (and redelivered
+                # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
+                event_ts=event.get("event_ts"),
             )
             if added and reaction in settings.csv("down_reactions"):
                 offer_critique(client, channel_id=channel_id, message_ts=message_ts, user_id=user_id)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -31,6 +32,9 @@ def _votes(bot: RunningBot) -> list[tuple[Any, ...]]:
     return _rows(bot, "SELECT answer_id, user_id, value, via FROM votes ORDER BY user_id")
 
 
+_EVENT_CLOCK = itertools.count(1)
+
+
 def _reaction(kind: str, reaction: str, *, ts: str, user: str = "U0VOTER", item_user: str = BOT_USER_ID) -> dict:
     return {
         "type": kind,
@@ -38,7 +42,7 @@ def _reaction(kind: str, reaction: str, *, ts: str, user: str = "U0VOTER", item_
         "reaction": reaction,
         "item_user": item_user,
         "item": {"type": "message", "channel": "C0GENERAL", "ts": ts},
-        "event_ts": "1600009999.000001",
+        "event_ts": f"1600009999.{next(_EVENT_CLOCK):06d}",  # Slack's event time grows with each event
     }
 
 
