@@ -170,7 +170,9 @@ def _connection(settings: Settings) -> Connection:
         conn = app.connection_for_write(
             settings.redis_url,
             connect_timeout=timeout,
-            transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+            # max_retries 0: one connection attempt. Without it kombu sleeps 2 s between attempts, holding the
+            # bot's listener thread for seconds per vote while the broker is down, before falling back.
+            transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout, "max_retries": 0},
         )
         _local.conn, _local.url = conn, settings.redis_url
     return conn
