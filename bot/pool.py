@@ -8,11 +8,13 @@ mostly waiting on the model), at a lower CPU priority than the process that ackn
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.queues import Queue
 from typing import Any
@@ -26,7 +28,16 @@ log = logging.getLogger(__name__)
 _NICE = 5  # answer work yields the CPU to the acknowledging process
 
 
-def _child_main(settings: Settings, queue: Queue[Any], threads: int) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """A child whose server died (even by SIGKILL) must not linger holding its pipes and memory."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _child_main(settings: Settings, queue: Queue[Any], threads: int, parent_pid: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
     from bot.app import create_client
     from bot.state import BotState
     from lore.agent import answer_question
@@ -65,12 +76,16 @@ class AnswerProcesses:
         self.queue: Queue[Any] = context.Queue()
         self.processes = [
             context.Process(
-                target=_child_main, args=(settings, self.queue, threads), name=f"lore-answers-{n}", daemon=True
+                target=_child_main,
+                args=(settings, self.queue, threads, os.getpid()),
+                name=f"lore-answers-{n}",
+                daemon=True,
             )
             for n in range(processes)
         ]
         for process in self.processes:
             process.start()
+        atexit.register(self.close, 5.0)
         log.info(kv("answer_processes_started", processes=processes, threads=threads))
 
     def submit(self, job: AnswerJob) -> None:
@@ -80,6 +95,8 @@ class AnswerProcesses:
         return sum(1 for p in self.processes if p.is_alive())
 
     def close(self, timeout: float = 10.0) -> None:
+        if not any(p.is_alive() for p in self.processes):
+            return
         for _ in self.processes:
             self.queue.put(None)
         for process in self.processes:
