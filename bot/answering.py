@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.chat_stream import ChatStream
 
 from bot import dedupe
-from bot.metrics import ANSWER_LATENCY, ANSWERS, ERRORS
+from bot.metrics import record_answer, record_error
 from bot.render import answer_blocks, notification_text, tail_blocks, text_blocks
 from bot.state import BotState
 from lore.logs import kv
@@ -170,16 +170,15 @@ def answer_in_thread(
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception(kv("answer_failed", ref=ref, channel=channel_id, thread_ts=thread_ts))
-        ERRORS.labels("answer").inc()
-        ANSWERS.labels("slack", "failed").inc()
+        record_error("answer")
+        record_answer("failed")
         try:
             poster.fail(APOLOGY.format(ref=ref))
         except Exception:
-            ERRORS.labels("apology").inc()
+            record_error("apology")
             log.exception(kv("apology_failed", ref=ref, channel=channel_id))
         return None
-    ANSWERS.labels("slack", "ok").inc()
-    ANSWER_LATENCY.observe(time.monotonic() - started)
+    record_answer("ok", time.monotonic() - started)
     remember_answer(
         state, answer, channel_id=channel_id, message_ts=message_ts, thread_ts=thread_ts, team_id=asker.team_id
     )
@@ -214,5 +213,5 @@ def remember_answer(
                 team_id=team_id,
             )
     except Exception:
-        ERRORS.labels("attach").inc()
+        record_error("attach")
         log.exception(kv("attach_failed", answer_id=answer.answer_id, channel=channel_id, ts=message_ts))

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.listeners import actions, assistant, commands, events, home, shortcuts
-from bot.metrics import ERRORS
+from bot.metrics import record_error
 from bot.state import BotState
 from lore.config import ConfigError, Settings
 from lore.logs import kv
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, answerer: Callable[..., Answer] | None = N
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
-        ERRORS.labels("listener").inc()
+        record_error("listener")
         kind = body.get("type") if isinstance(body, dict) else None
         log.error(kv("listener_error", kind=kind, error=f"{type(error).__name__}: {error}"), exc_info=error)
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.metrics import ERRORS
+from bot.metrics import record_error
 from lore.config import Settings
 from lore.logs import kv
 
@@ -35,7 +35,7 @@ def submit(settings: Settings, task_name: str, **kwargs: Any) -> bool:
     try:
         submit_feedback(settings, task_name, **kwargs)
     except Exception:
-        ERRORS.labels("feedback").inc()
+        record_error("feedback")
         log.exception(kv("feedback_failed", task=task_name))
         return False
     return True

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.queues import Queue
 from typing import Any
 
+from bot import metrics
 from bot.jobs_answer import AnswerJob, perform
 from lore.config import Settings
 from lore.logs import kv, setup_logging
@@ -36,8 +37,9 @@ def _exit_with_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _child_main(settings: Settings, queue: Queue[Any], threads: int, parent_pid: int) -> None:
+def _child_main(settings: Settings, queue: Queue[Any], counts: Queue[Any], threads: int, parent_pid: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
+    metrics.forward_to(counts)
     from bot.app import create_client
     from bot.state import BotState
     from lore.agent import answer_question
@@ -74,10 +76,11 @@ class AnswerProcesses:
     def __init__(self, settings: Settings, *, processes: int, threads: int) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         self.queue: Queue[Any] = context.Queue()
+        self.counts: Queue[Any] = context.Queue()
         self.processes = [
             context.Process(
                 target=_child_main,
-                args=(settings, self.queue, threads, os.getpid()),
+                args=(settings, self.queue, self.counts, threads, os.getpid()),
                 name=f"lore-answers-{n}",
                 daemon=True,
             )
@@ -86,7 +89,15 @@ class AnswerProcesses:
         for process in self.processes:
             process.start()
         atexit.register(self.close, 5.0)
+        threading.Thread(target=self._collect_counts, name="lore-answer-metrics", daemon=True).start()
         log.info(kv("answer_processes_started", processes=processes, threads=threads))
+
+    def _collect_counts(self) -> None:
+        while True:
+            try:
+                metrics.apply(self.counts.get())
+            except (EOFError, OSError):  # the queue closed at shutdown
+                return
 
     def submit(self, job: AnswerJob) -> None:
         self.queue.put(job)

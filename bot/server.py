@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.metrics import ERRORS, EVENTS, REGISTRY
+from bot.metrics import EVENTS, REGISTRY, record_error
 from lore.config import Settings
 from lore.db import database_url
 from lore.logs import kv
@@ -73,7 +73,7 @@ def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starl
             # request never holds up the others.
             bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
         except Exception as exc:
-            ERRORS.labels("dispatch").inc()
+            record_error("dispatch")
             log.warning(kv("slack_request_rejected", reason="dispatch failed", error=f"{type(exc).__name__}: {exc}"))
             return PlainTextResponse("malformed request", status_code=400)
         return to_starlette_response(bolt_response)

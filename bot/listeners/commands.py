@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import queries
 from bot.jobs_answer import AnswerJob, submit_job
-from bot.metrics import ERRORS, EVENTS
+from bot.metrics import EVENTS, record_error
 from bot.render import answer_blocks, notification_text
 from bot.state import BotState
 from lore.logs import kv
@@ -71,7 +71,7 @@ def register(app: App, state: BotState) -> None:
         try:
             answer = state.answerer(settings, question, asker=asker, history=[])
         except Exception:
-            ERRORS.labels("answer").inc()
+            record_error("answer")
             log.exception(kv("answer_failed", channel=channel_id, surface="ask"))
             respond(text="Sorry — I couldn't answer that just now. Please try again in a moment.")
             return
@@ -108,7 +108,7 @@ def register(app: App, state: BotState) -> None:
                 settings, query, asker=Asker(user_id=user_id, channel_id=channel_id, surface="slack"), k=5
             )
         except Exception:
-            ERRORS.labels("search").inc()
+            record_error("search")
             log.exception(kv("search_failed", channel=channel_id))
             return "Sorry — the search failed. Please try again in a moment."
         if not hits:
@@ -126,7 +126,7 @@ def register(app: App, state: BotState) -> None:
         try:
             job_id = queue_ingest(settings, [url], acl=[channel_id])
         except Exception:
-            ERRORS.labels("ingest").inc()
+            record_error("ingest")
             log.exception(kv("queue_ingest_failed", channel=channel_id))
             return "Sorry — I couldn't queue that page. Please try again in a moment."
         return f"Queued {url} for the knowledge base (job #{job_id}); it will be visible in this channel."

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot import dedupe, jobs, queries
 from bot.answering import APOLOGY
 from bot.jobs_answer import AnswerJob, submit_job
-from bot.metrics import DUPLICATES, ERRORS, EVENTS
+from bot.metrics import DUPLICATES, EVENTS, record_error
 from bot.regenerate import regenerate
 from bot.render import critique_offer_blocks
 from bot.state import BotState, strip_mention
@@ -76,13 +76,13 @@ def first_claim(
         claimed = dedupe.claim(state.settings, body.get("event_id") or "", key, kind="question")
     except Exception:
         ref = uuid.uuid4().hex[:8]
-        ERRORS.labels("claim").inc()
+        record_error("claim")
         log.exception(kv("claim_failed", ref=ref, channel=channel_id, ts=ts))
         if client is not None:
             try:
                 client.chat_postMessage(channel=channel_id, thread_ts=thread_ts or ts, text=APOLOGY.format(ref=ref))
             except Exception:
-                ERRORS.labels("apology").inc()
+                record_error("apology")
                 log.exception(kv("apology_failed", ref=ref, channel=channel_id))
         return False
     if claimed:
@@ -98,7 +98,7 @@ def register(app: App, state: BotState) -> None:
         try:
             channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(settings))
         except Exception:  # the database is down: questions still get their apology (first_claim)
-            ERRORS.labels("live_index").inc()
+            record_error("live_index")
             log.warning(kv("live_index_channels_unavailable", channel=channel_id))
             return False
         return channel_id in channels
@@ -156,7 +156,7 @@ def register(app: App, state: BotState) -> None:
             removed = forget_message(settings, channel_id=channel_id, message_ts=deleted_ts)
             log.info(kv("message_forgotten", channel=channel_id, ts=deleted_ts, removed=removed))
         except Exception:
-            ERRORS.labels("forget").inc()
+            record_error("forget")
             log.exception(kv("forget_failed", channel=channel_id, ts=deleted_ts))
         if live and not previous.get("bot_id"):
             index_message(channel_id, {**previous, "ts": deleted_ts}, deleted=True)
@@ -173,7 +173,7 @@ def register(app: App, state: BotState) -> None:
                 deleted=deleted,
             )
         except Exception:
-            ERRORS.labels("live_index").inc()
+            record_error("live_index")
             log.exception(kv("live_index_failed", channel=channel_id, ts=message.get("ts")))
 
     def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot import jobs
 from bot.jobs_answer import AnswerJob, submit_job
-from bot.metrics import ERRORS, EVENTS
+from bot.metrics import EVENTS, record_error
 from bot.state import BotState, strip_mention
 from lore.logs import kv
 
@@ -31,7 +31,7 @@ def register(app: App, state: BotState) -> None:
         try:
             jobs.send_ingest(jobs.INGEST_THREAD, channel_id=channel_id, thread_ts=thread_ts, acl=[channel_id])
         except Exception:
-            ERRORS.labels("save").inc()
+            record_error("save")
             log.exception(kv("save_failed", channel=channel_id, thread_ts=thread_ts))
             respond(response_type="ephemeral", text="Sorry — I couldn't save that right now. Please try again.")
             return

@@ -1,0 +1,217 @@
+"""Benchmark: how fast `lore serve --http` acknowledges Slack events while a slow model answers them.
+
+Signed `app_mention` events at 100 requests/s for 30 s (plus Slack-style retries of every 20th) against a real
+`lore serve --http` process whose chat model is a local OpenAI-compatible fake that takes 1 s per answer.
+Reports p50/p99 ack latency, timeouts (Slack gives up after 3 s), and whether every event was answered exactly
+once (answers counted at the fake Slack Web API). The anchor, measured in the same run against the same server,
+is the ack latency of Slack's `url_verification` request: HTTP, signature check and Bolt with no listener.
+
+    .venv/bin/python bench/slack_ack.py [--rate 100] [--seconds 30] [--model-delay 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+HOME = Path(tempfile.mkdtemp(prefix="lore-bench-ack-"))
+for _name in list(os.environ):
+    if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":
+        del os.environ[_name]
+os.environ.update({"LORE_HOME": str(HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+
+import httpx  # noqa: E402
+
+from lore.config import get_settings  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
+from tests.kb import add_document  # noqa: E402
+from tests.slack_signing import app_mention, event_envelope, signature  # noqa: E402
+
+SECRET = "bench-signing-secret"
+SLACK_TIMEOUT_S = 3.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def fire(
+    url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: float
+) -> tuple[list[float], int, Counter[int]]:
+    """Send the bodies at `rate` per second; return ack latencies (s), timeouts and status codes."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    timeouts = 0
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(timeout=SLACK_TIMEOUT_S, limits=limits) as client:
+
+        async def one(body: bytes, headers: dict[str, str]) -> None:
+            nonlocal timeouts
+            ts = str(int(time.time()))
+            signed = {**headers, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature(SECRET, ts, body)}
+            started = time.perf_counter()
+            try:
+                response = await client.post(url, content=body, headers=signed)
+            except httpx.TimeoutException:
+                timeouts += 1
+                return
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for i, (body, headers) in enumerate(bodies):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body, headers)))
+        await asyncio.gather(*tasks)
+    return latencies, timeouts, statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--model-delay", type=float, default=1.0)
+    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait for every answer")
+    args = parser.parse_args()
+
+    settings = get_settings()
+    from lore.cli import upgrade_database
+
+    upgrade_database(settings)
+    add_document(
+        settings,
+        uri="https://handbook.example.com/freeze",
+        title="Deploy freeze",
+        sections=[("Deploy freeze", "The deploy freeze runs from December 20 to January 3; hotfixes need a VP.")],
+    )
+    port = free_port()
+    with FakeSlack() as slack, FakeOpenAI() as model:
+        model.responder = lambda body: "The deploy freeze runs from December 20 to January 3 [1]."
+        model.delay(args.model_delay, times=10**9)
+        env = {
+            **os.environ,
+            "SLACK_API_URL": slack.url,
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+            "OPENAI_BASE_URL": model.url,
+            "LORE_CHAT_MODEL": "fake-model",
+            "LORE_AGENT": "chain",
+            "LORE_HOST": "127.0.0.1",
+            "LORE_PORT": str(port),
+            "LORE_BOT_THREADS": "64",
+            "LORE_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen([sys.executable, "-m", "lore.cli", "serve", "--http"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("lore serve --http did not start")
+                time.sleep(0.2)
+            events_url = base + "/slack/events"
+            json_headers = {"Content-Type": "application/json"}
+
+            # Warm up: one answered question loads the embedder in the server, as in steady operation.
+            warm = event_envelope(app_mention(f"<@{BOT_USER_ID}> warm up?", ts="1500000000.000001"))
+            asyncio.run(fire(events_url, [(json.dumps(warm).encode(), json_headers)], 1))
+            warm_deadline = time.monotonic() + 300
+            while not slack.calls_to("chat.stopStream") and not slack.calls_to("chat.postMessage"):
+                if time.monotonic() > warm_deadline or server.poll() is not None:
+                    raise SystemExit(f"the warm-up question was not answered: {slack.methods()}")
+                time.sleep(0.1)
+            print(f"warm-up answered: {slack.methods()}", flush=True)
+
+            # Anchor: url_verification at the same rate for 3 s.
+            challenge = json.dumps({"token": "x", "challenge": "c", "type": "url_verification"}).encode()
+            anchor, anchor_timeouts, _ = asyncio.run(
+                fire(events_url, [(challenge, json_headers)] * int(args.rate * 3), args.rate)
+            )
+
+            # The load: unique mentions, every 20th also delivered again as a Slack retry.
+            total = int(args.rate * args.seconds)
+            bodies: list[tuple[bytes, dict[str, str]]] = []
+            threads: list[str] = []
+            for i in range(total):
+                ts = f"1600000000.{i:06d}"
+                threads.append(ts)
+                envelope = event_envelope(app_mention(f"<@{BOT_USER_ID}> when is the deploy freeze? #{i}", ts=ts))
+                body = json.dumps(envelope).encode()
+                bodies.append((body, json_headers))
+                if i % 20 == 0:
+                    bodies.append((body, {**json_headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}))
+            sent_at = time.monotonic()
+            latencies, timeouts, statuses = asyncio.run(fire(events_url, bodies, args.rate * len(bodies) / total))
+            send_s = time.monotonic() - sent_at
+
+            def answered() -> Counter[str]:
+                posts = slack.calls_to("chat.postMessage") + slack.calls_to("chat.startStream")
+                return Counter(str(p.get("thread_ts")) for p in posts if str(p.get("thread_ts")).startswith("16"))
+
+            drain_deadline = time.monotonic() + args.drain
+            while len(answered()) < total and time.monotonic() < drain_deadline:
+                time.sleep(1)
+            drained_s = time.monotonic() - sent_at
+            counts = answered()
+            apologies = sum(1 for p in slack.calls_to("chat.postMessage") if "Sorry" in str(p.get("text")))
+        finally:
+            server.terminate()
+            server.wait(30)
+            from lore.db import dispose_engines, stop_embedded
+
+            dispose_engines()
+            stop_embedded(settings)
+            shutil.rmtree(HOME, ignore_errors=True)
+
+    twice = sum(1 for ts in threads if counts.get(ts, 0) > 1)
+    missing = sum(1 for ts in threads if counts.get(ts, 0) == 0)
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    a50, a99 = percentile(anchor, 0.5) * 1000, percentile(anchor, 0.99) * 1000
+    print(f"requests       {len(bodies)} ({total} events + {len(bodies) - total} retries) in {send_s:.1f} s")
+    print(
+        f"ack latency    p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(latencies) * 1000:.1f} ms  "
+        f"mean {statistics.mean(latencies) * 1000:.1f} ms"
+    )
+    print(f"anchor         url_verification p50 {a50:.1f} ms  p99 {a99:.1f} ms (timeouts {anchor_timeouts})")
+    print(f"ratio          p50 {p50 / a50:.2f}x  p99 {p99 / a99:.2f}x the anchor")
+    print(f"timeouts       {timeouts} (> {SLACK_TIMEOUT_S:.0f} s)   statuses {dict(statuses)}")
+    print(
+        f"answered       {total - missing}/{total} threads, {twice} answered twice, {missing} missing, "
+        f"{apologies} apologies; all answered {drained_s:.0f} s after the load began "
+        f"(model delay {args.model_delay} s per answer)"
+    )
+
+
+if __name__ == "__main__":
+    main()
