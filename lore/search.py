@@ -1,8 +1,8 @@
 """Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and boosts.
 
-One network round trip per search: searches run on a small pool of their own (autocommit, no ping on
-checkout) whose connections carry the session settings search needs (pgvector's iterative index scan,
-custom plans), so a search is one prepared statement. Only a search asking for a wider HNSW candidate list
+One network round trip per search: searches run on connections of their own (one per thread; autocommit,
+no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
+index scan, custom plans), so a search is one prepared statement. Only a search asking for a wider HNSW candidate list
 first changes that connection's `hnsw.ef_search`, in the same pipeline.
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
@@ -15,7 +15,6 @@ first changes that connection's `hnsw.ef_search`, in the same pipeline.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -25,10 +24,9 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from lore.config import Settings
-from lore.db import database_url
+from lore.db import DatabaseError, database_url
 from lore.embeddings import get_embedder
 from lore.models import PUBLIC
 from lore.types import Asker, Hit
@@ -53,47 +51,38 @@ EMPTY_FEEDBACK_CTE = "feedback_adj AS (SELECT NULL::bigint AS chunk_id, 0::doubl
 # - force_custom_plan: statements are prepared (parsed once) but planned with each search's own values, since
 #   a generic plan cannot see how selective this asker's ACL is and may pick a bitmap scan + sort of the table.
 _SESSION_SQL = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_custom_plan"
-SEARCH_POOL_SIZE = 8
-
-_pools: dict[str, ConnectionPool] = {}
-_pools_lock = threading.Lock()
+# One connection per thread and process, opened on first use and replaced as soon as it breaks (a server
+# restart costs the searches in flight, never the ones after it: no background reconnect with back-off).
+_local = threading.local()
 _ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def _connect(url: str) -> psycopg.Connection[Any]:
     from pgvector.psycopg import register_vector
 
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="lore-search")
     register_vector(conn)
     conn.execute(_SESSION_SQL)
     _ef_search[conn] = MIN_EF_SEARCH
+    return conn
 
 
-def _pool(settings: Settings) -> ConnectionPool:
-    """This process's search pool for the database in use (a forked child makes its own)."""
+def _connection(settings: Settings) -> psycopg.Connection[Any]:
     url = database_url(settings)
-    key = f"{os.getpid()}|{url}"
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=SEARCH_POOL_SIZE,
-                kwargs={"autocommit": True, "application_name": "lore-search"},
-                configure=_configure,
-                name="lore-search",
-                open=True,
-            )
-            _pools[key] = pool
-        return pool
+    key = (os.getpid(), url)
+    conn: psycopg.Connection[Any] | None = getattr(_local, "conns", {}).get(key)
+    if conn is None or conn.closed or conn.broken:
+        if not hasattr(_local, "conns"):
+            _local.conns = {}
+        conn = _local.conns[key] = _connect(url)
+    return conn
 
 
-@atexit.register
-def close_search_pools() -> None:
-    with _pools_lock:
-        for pool in _pools.values():
-            pool.close()
-        _pools.clear()
+def _discard(settings: Settings) -> None:
+    conns = getattr(_local, "conns", {})
+    conn = conns.pop((os.getpid(), database_url(settings)), None)
+    if conn is not None:
+        conn.close()
 
 
 class SearchError(ValueError):
@@ -227,23 +216,27 @@ def search_scored(
     try:
         rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
     except psycopg.OperationalError:
-        # A connection the server closed (restart, idle timeout) is discarded by the pool: retry once.
+        # The server closed this connection (restart, idle timeout): one retry on a fresh one.
+        _discard(settings)
         rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
     return _collapse(rows, k)
 
 
 def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:
-    with _pool(settings).connection() as conn:
-        # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
-        cur = conn.cursor(binary=True)
-        if _ef_search.get(conn) == ef_search:
-            cur.execute(sql, params, prepare=True)
-            return cur.fetchall()
-        with conn.pipeline():
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
-            cur.execute(sql, params, prepare=True)
-        _ef_search[conn] = ef_search
+    try:
+        conn = _connection(settings)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
+    # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
+    cur = conn.cursor(binary=True)
+    if _ef_search.get(conn) == ef_search:
+        cur.execute(sql, params, prepare=True)
         return cur.fetchall()
+    with conn.pipeline():
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
+        cur.execute(sql, params, prepare=True)
+    _ef_search[conn] = ef_search
+    return cur.fetchall()
 
 
 def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
