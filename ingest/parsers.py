@@ -136,6 +136,8 @@ def parse_rst(raw: RawDocument) -> Parsed:
 
 # lxml (libxml2) silently drops everything nested deeper than 255 levels: refuse instead of losing text.
 MAX_HTML_DEPTH = 250
+# The most a DOCX may inflate to: real documents' XML is a few MB even for hundreds of pages.
+MAX_DOCX_EXPANDED_BYTES = 100_000_000
 _DROP_TAGS = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form", "iframe")
 _DROP_XPATH = (
     "//*[@role='navigation' or @role='banner' or @role='contentinfo' or @role='search']"
@@ -315,6 +317,18 @@ def parse_docx(raw: RawDocument) -> Parsed:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw.data)) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise SourceError(f"corrupt DOCX file: {exc}") from None
+    # A DOCX is a zip: refuse a zip bomb by its declared sizes (zipfile never inflates past them) before
+    # python-docx inflates and parses it all in memory (a 500 KB bomb cost 1 GB and 5 s before this check).
+    if expanded > MAX_DOCX_EXPANDED_BYTES:
+        raise SourceError(
+            f"DOCX expands to {expanded / 1e6:.0f} MB (from {len(raw.data) / 1e6:.2g} MB), over the "
+            f"{MAX_DOCX_EXPANDED_BYTES / 1e6:.0f} MB limit: refused as a possible zip bomb"
+        )
     try:
         document = docx.Document(io.BytesIO(raw.data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
