@@ -13,6 +13,7 @@ import pytest
 from tests.bot.conftest import SECRET as BOT_TEST_SECRET
 from tests.bot.conftest import answerer, bot, bot_settings, start_bot  # noqa: F401 - fixtures reused here
 from tests.fakes.openai_server import fake_openai  # noqa: F401 - fixture reused here
+from tests.ingest.test_web import site  # noqa: F401 - the local web server of the ingest tests
 
 # Fake credentials that look like the real ones, so a leak is recognisable wherever it lands.
 BOT_TOKEN = "xoxb-CANARY-1111-2222-botTokenLeakCheck"
