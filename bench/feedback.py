@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=200)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--worker-concurrency", type=int, default=16)
+    parser.add_argument("--pool", default="threads", help="Celery pool: threads (group commit) or prefork")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
 
@@ -160,7 +161,7 @@ def main() -> None:
                 "-c",
                 str(args.worker_concurrency),
                 "--pool",
-                "threads",
+                args.pool,
                 "--without-heartbeat",
                 "--without-mingle",
                 "--without-gossip",

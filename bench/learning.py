@@ -424,8 +424,8 @@ def main() -> None:
 
     if not args.no_sweep:
         print("sweep (votes + corrections): threshold weight -> dMRR A, dMRR B")
-        for threshold in (0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
-            for weight in (0.01, 0.02, 0.03, 0.05):
+        for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+            for weight in (0.02, 0.04, 0.06, 0.08):
                 tuned = settings.model_copy(update={"feedback_threshold": threshold, "feedback_weight": weight})
                 a, b = metrics(tuned, part_a), metrics(tuned, part_b)
                 print(
