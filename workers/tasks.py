@@ -16,5 +16,5 @@ def ping() -> dict[str, Any]:
     return {"ok": True, "postgres_version": info["postgres_version"]}
 
 
-from workers import feedback_tasks  # noqa: E402, F401  (registers the feedback tasks)
-from workers import ingest_tasks  # noqa: E402, F401  (registers the ingest tasks)
+# Importing the task modules registers their tasks with the app.
+from workers import feedback_tasks, ingest_tasks  # noqa: E402, F401
