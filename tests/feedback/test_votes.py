@@ -157,3 +157,13 @@ def test_forget_message_deletes_the_answer_and_its_feedback(db: Settings) -> Non
             " (SELECT count(*) FROM comparisons), (SELECT count(*) FROM critiques)"
         ).fetchone()
     assert counts == (1, 0, 0, 0, 0)
+
+
+def test_deleting_the_question_forgets_its_answers(db: Settings) -> None:
+    a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="5.2", thread_ts="5.1")
+    keep = add_answer(db, embedding=rand_vec(0), question="q2", channel_id="C2", message_ts="5.1")
+    with raw_connection(db) as conn:
+        conn.execute('UPDATE answers SET generation = \'{"question_ts": "5.1"}\'::jsonb WHERE id = %s', (a,))
+    assert forget_message(db, channel_id="C1", message_ts="5.1") == 1
+    with raw_connection(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM answers").fetchall()] == [keep]
