@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path and its name would shadow the `ingest` package.
 _HERE = Path(__file__).resolve().parent
@@ -175,11 +176,77 @@ def _pg_hnsw(settings: Settings, create: bool) -> None:
             conn.execute("DROP INDEX IF EXISTS bench_pg_hnsw")
 
 
+def write_path(settings: Settings, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    # (b) write path with precomputed vectors
+    rng = np.random.default_rng(11)
+    texts_b, vectors_b = _synthetic_rows(settings, args.rows + args.increment, rng)
+    bulk_docs = _documents(texts_b[: args.rows], vectors_b[: args.rows], prefix="bulk")
+    incr_docs = _documents(texts_b[args.rows :], vectors_b[args.rows :], prefix="incr")
+    _truncate(settings)
+    t_lore_bulk, rebuild = timed(
+        f"Lore COPY, {args.rows} rows into empty table",
+        lambda: lore_write(settings, bulk_docs, rows_per_write=1000),
+    )
+    t_lore_incr, _ = timed(
+        f"Lore COPY, {args.increment} rows into indexed table",
+        lambda: lore_write(settings, incr_docs, rows_per_write=1000),
+    )
+    vs = pgvector_store(settings)
+    t_pg_plain, _ = timed(
+        "PGVector bulk, no vector index",
+        lambda: pgvector_add(vs, texts_b[: args.rows], vectors_b[: args.rows], batch=1000),
+    )
+    vs = pgvector_store(settings)  # pre_delete_collection: empty again
+    _pg_hnsw(settings, create=True)
+    t_pg_bulk, _ = timed(
+        "PGVector bulk into HNSW-indexed table",
+        lambda: pgvector_add(vs, texts_b[: args.rows], vectors_b[: args.rows], batch=1000),
+    )
+    t_pg_incr, _ = timed(
+        "PGVector increment into indexed table",
+        lambda: pgvector_add(vs, texts_b[args.rows :], vectors_b[args.rows :], batch=1000),
+    )
+    return [
+        (
+            f"(b) Lore first bulk load, {args.rows} rows (COPY; HNSW dropped and rebuilt)",
+            f"{t_lore_bulk:.1f} s",
+            f"{args.rows / t_lore_bulk:.0f} rows/s (index rebuild {rebuild or 0:.1f} s included)",
+            f"**{t_pg_bulk / t_lore_bulk:.1f}x** faster than PGVector with index"
+            f" ({t_pg_plain / t_lore_bulk:.1f}x vs PGVector without)",
+        ),
+        (
+            "(b) anchor: PGVector.add_embeddings, same rows, HNSW index on the table",
+            f"{t_pg_bulk:.1f} s",
+            f"{args.rows / t_pg_bulk:.0f} rows/s",
+            "",
+        ),
+        (
+            "(b) anchor: PGVector.add_embeddings, same rows, no vector index (its default)",
+            f"{t_pg_plain:.1f} s",
+            f"{args.rows / t_pg_plain:.0f} rows/s",
+            "",
+        ),
+        (
+            f"(b) Lore incremental batch, {args.increment} rows into the indexed {args.rows}-row table",
+            f"{t_lore_incr:.2f} s",
+            f"{args.increment / t_lore_incr:.0f} rows/s",
+            f"**{t_pg_incr / t_lore_incr:.1f}x** faster than PGVector",
+        ),
+        (
+            "(b) anchor: PGVector.add_embeddings, same batch, indexed table",
+            f"{t_pg_incr:.2f} s",
+            f"{args.increment / t_pg_incr:.0f} rows/s",
+            "",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--increment", type=int, default=1000)
+    parser.add_argument("--write-only", action="store_true", help="only (b); (a) and (c) take most of the time")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -197,106 +264,11 @@ def main() -> None:
         print(f"corpus: {description}: {len(texts)} chunks, {len(unique)} distinct", flush=True)
         embedder = get_embedder(settings)
         embedder.embed(["load the model before timing"])
-
-        # (a) and (c): the embedder alone runs before and after the pipeline, and the pipeline is compared
-        # with their mean, because other work on the shared cores changes the speed within minutes.
-        group = settings.embed_batch * 4
-
-        def embed_only() -> None:
-            for i in range(0, len(unique), group):
-                embedder.embed(unique[i : i + group])
-
-        t_embed1, _ = timed("embedder only, distinct texts", embed_only)
-        t_first, first = timed("first ingest", lambda: ingest_sources(settings, [str(corpus)]))
-        t_embed2, _ = timed("embedder only, distinct texts, again", embed_only)
-        t_embed = (t_embed1 + t_embed2) / 2
-        t_again, again = timed("re-ingest unchanged", lambda: ingest_sources(settings, [str(corpus)]))
-        assert again.documents_unchanged == first.documents_added and again.chunks_added == 0
-        docs = first.documents_added
-        chunks = first.chunks_added
-        results += [
-            (
-                "(a) pipeline end to end",
-                f"{t_first:.1f} s",
-                f"{docs / t_first:.2f} docs/s, {chunks / t_first:.1f} chunks/s",
-                "",
-            ),
-            (
-                "(a) anchor: embedder alone, same distinct chunk texts (mean of a run before and after)",
-                f"{t_embed:.1f} s ({t_embed1:.1f} / {t_embed2:.1f})",
-                f"{len(unique) / t_embed:.1f} chunks/s",
-                f"pipeline at **{100 * t_embed / t_first:.0f} %** of embedder-only speed",
-            ),
-            (
-                "(c) re-ingest, corpus unchanged",
-                f"{t_again:.2f} s",
-                f"{again.documents_unchanged} unchanged, 0 embedded",
-                f"**{100 * t_again / t_first:.1f} %** of first ingest",
-            ),
-        ]
-
-        # (b) write path with precomputed vectors
-        rng = np.random.default_rng(11)
-        texts_b, vectors_b = _synthetic_rows(settings, args.rows + args.increment, rng)
-        bulk_docs = _documents(texts_b[: args.rows], vectors_b[: args.rows], prefix="bulk")
-        incr_docs = _documents(texts_b[args.rows :], vectors_b[args.rows :], prefix="incr")
-        _truncate(settings)
-        t_lore_bulk, rebuild = timed(
-            f"Lore COPY, {args.rows} rows into empty table",
-            lambda: lore_write(settings, bulk_docs, rows_per_write=1000),
-        )
-        t_lore_incr, _ = timed(
-            f"Lore COPY, {args.increment} rows into indexed table",
-            lambda: lore_write(settings, incr_docs, rows_per_write=1000),
-        )
-        vs = pgvector_store(settings)
-        t_pg_plain, _ = timed(
-            "PGVector bulk, no vector index",
-            lambda: pgvector_add(vs, texts_b[: args.rows], vectors_b[: args.rows], batch=1000),
-        )
-        vs = pgvector_store(settings)  # pre_delete_collection: empty again
-        _pg_hnsw(settings, create=True)
-        t_pg_bulk, _ = timed(
-            "PGVector bulk into HNSW-indexed table",
-            lambda: pgvector_add(vs, texts_b[: args.rows], vectors_b[: args.rows], batch=1000),
-        )
-        t_pg_incr, _ = timed(
-            "PGVector increment into indexed table",
-            lambda: pgvector_add(vs, texts_b[args.rows :], vectors_b[args.rows :], batch=1000),
-        )
-        results += [
-            (
-                f"(b) Lore first bulk load, {args.rows} rows (COPY; HNSW dropped and rebuilt)",
-                f"{t_lore_bulk:.1f} s",
-                f"{args.rows / t_lore_bulk:.0f} rows/s (index rebuild {rebuild or 0:.1f} s included)",
-                f"**{t_pg_bulk / t_lore_bulk:.1f}x** faster than PGVector with index"
-                f" ({t_pg_plain / t_lore_bulk:.1f}x vs PGVector without)",
-            ),
-            (
-                "(b) anchor: PGVector.add_embeddings, same rows, HNSW index on the table",
-                f"{t_pg_bulk:.1f} s",
-                f"{args.rows / t_pg_bulk:.0f} rows/s",
-                "",
-            ),
-            (
-                "(b) anchor: PGVector.add_embeddings, same rows, no vector index (its default)",
-                f"{t_pg_plain:.1f} s",
-                f"{args.rows / t_pg_plain:.0f} rows/s",
-                "",
-            ),
-            (
-                f"(b) Lore incremental batch, {args.increment} rows into the indexed {args.rows}-row table",
-                f"{t_lore_incr:.2f} s",
-                f"{args.increment / t_lore_incr:.0f} rows/s",
-                f"**{t_pg_incr / t_lore_incr:.1f}x** faster than PGVector",
-            ),
-            (
-                "(b) anchor: PGVector.add_embeddings, same batch, indexed table",
-                f"{t_pg_incr:.2f} s",
-                f"{args.increment / t_pg_incr:.0f} rows/s",
-                "",
-            ),
-        ]
+        if args.write_only:
+            ingest_sources(settings, [str(corpus)])  # (b) draws its vectors from the ingested corpus
+        else:
+            results += throughput(settings, corpus, embedder, unique)
+        results += write_path(settings, args)
     finally:
         dispose_engines()
         stop_embedded(settings)
@@ -305,6 +277,47 @@ def main() -> None:
     print("\n| case | time | rate | vs. anchor |\n|---|---|---|---|")
     for row in results:
         print("| " + " | ".join(row) + " |")
+
+
+def throughput(settings: Settings, corpus: Path, embedder: Any, unique: list[str]) -> list[tuple[str, str, str, str]]:
+    """(a) and (c)."""
+
+    # (a) and (c): the embedder alone runs before and after the pipeline, and the pipeline is compared
+    # with their mean, because other work on the shared cores changes the speed within minutes.
+    group = settings.embed_batch * 4
+
+    def embed_only() -> None:
+        for i in range(0, len(unique), group):
+            embedder.embed(unique[i : i + group])
+
+    t_embed1, _ = timed("embedder only, distinct texts", embed_only)
+    t_first, first = timed("first ingest", lambda: ingest_sources(settings, [str(corpus)]))
+    t_embed2, _ = timed("embedder only, distinct texts, again", embed_only)
+    t_embed = (t_embed1 + t_embed2) / 2
+    t_again, again = timed("re-ingest unchanged", lambda: ingest_sources(settings, [str(corpus)]))
+    assert again.documents_unchanged == first.documents_added and again.chunks_added == 0
+    docs = first.documents_added
+    chunks = first.chunks_added
+    return [
+        (
+            "(a) pipeline end to end",
+            f"{t_first:.1f} s",
+            f"{docs / t_first:.2f} docs/s, {chunks / t_first:.1f} chunks/s",
+            "",
+        ),
+        (
+            "(a) anchor: embedder alone, same distinct chunk texts (mean of a run before and after)",
+            f"{t_embed:.1f} s ({t_embed1:.1f} / {t_embed2:.1f})",
+            f"{len(unique) / t_embed:.1f} chunks/s",
+            f"pipeline at **{100 * t_embed / t_first:.0f} %** of embedder-only speed",
+        ),
+        (
+            "(c) re-ingest, corpus unchanged",
+            f"{t_again:.2f} s",
+            f"{again.documents_unchanged} unchanged, 0 embedded",
+            f"**{100 * t_again / t_first:.1f} %** of first ingest",
+        ),
+    ]
 
 
 if __name__ == "__main__":

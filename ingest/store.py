@@ -5,9 +5,10 @@ Index strategy (measured in docs/benchmarks.md): inserting into a table that has
 milliseconds per row, while building the index once costs well under a millisecond per row with
 `maintenance_work_mem` = 1 GB. So a run starts with the index in place (small incremental batches keep
 it), and at its first write into a (nearly) empty table, or once it has written more than BULK_MIN_ROWS
-rows and more than a fifth of what the table held before, it drops the index, keeps COPYing, and rebuilds it
-at the end (a run that writes nothing never touches the index). An advisory lock keeps two runs
-from doing this at once, and every run first recreates the index if a killed run left it missing.
+rows and more than a fifth of what the table held before, it drops the index (and the two GIN indexes, which
+are also cheaper to build once than to update per row), keeps COPYing, and rebuilds them at the end (a run
+that writes nothing never touches them). An advisory lock keeps two runs from doing this at once, and every
+run first recreates any index a killed run left missing.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from lore.logs import kv
 log = logging.getLogger(__name__)
 
 HNSW_INDEX = "ix_chunks_embedding_hnsw"
-# Exactly the index lore/models.py declares (Alembic compares them).
-CREATE_HNSW = (
-    f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)"
-    " WITH (m = 16, ef_construction = 64)"
-)
+# The indexes a bulk load drops and rebuilds (building each once is far cheaper than updating it per row),
+# written exactly as lore/models.py declares them (Alembic compares them).
+BULK_INDEXES = {
+    HNSW_INDEX: f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)"
+    " WITH (m = 16, ef_construction = 64)",
+    "ix_chunks_tsv": "CREATE INDEX IF NOT EXISTS ix_chunks_tsv ON chunks USING gin (tsv)",
+    "ix_chunks_acl": "CREATE INDEX IF NOT EXISTS ix_chunks_acl ON chunks USING gin (acl)",
+}
 BULK_MIN_ROWS = 2000
 _BULK_LOCK_KEY = 0x4C4F5245  # "LORE": one bulk load at a time
 COPY_CHUNKS = "COPY chunks (document_id, ord, heading, text, text_hash, embedding, acl) FROM STDIN WITH (FORMAT BINARY)"
@@ -174,7 +178,7 @@ def synced_channels(settings: Settings) -> list[str]:
 
 
 class IndexStrategy:
-    """Keeps the HNSW index for incremental writes; drops it for a big load and rebuilds it once at the end."""
+    """Keeps the indexes for incremental writes; drops them for a big load and rebuilds them once at the end."""
 
     def __init__(self, settings: Settings, *, allow_bulk: bool = True) -> None:
         self.settings = settings
@@ -184,11 +188,20 @@ class IndexStrategy:
         self.rebuild_seconds: float | None = None
         self._lock_conn: psycopg.Connection[Any] | None = None
         with raw_connection(settings) as conn:
-            # A run killed during a bulk load left the index missing (checked first: CREATE INDEX IF NOT
-            # EXISTS would still wait for a share lock behind concurrent writers).
-            if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (HNSW_INDEX,)).fetchone() is None:
+            # A run killed during a bulk load left indexes missing (checked first: CREATE INDEX IF NOT EXISTS
+            # would still wait for a share lock behind concurrent writers).
+            present = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'chunks' AND indexname = ANY(%s)",
+                    (list(BULK_INDEXES),),
+                ).fetchall()
+            }
+            missing = [name for name in BULK_INDEXES if name not in present]
+            if missing:
                 conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
-                conn.execute(CREATE_HNSW)
+                for name in missing:
+                    conn.execute(BULK_INDEXES[name])
             row = conn.execute("SELECT count(*) FROM chunks").fetchone()
         self.rows_before = int(row[0]) if row else 0
 
@@ -211,20 +224,22 @@ class IndexStrategy:
             conn.close()
             self.allow_bulk = False  # another run holds it: stay incremental
             return
-        conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        for name in BULK_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
         self._lock_conn = conn
         self.bulk = True
         log.info(kv("ingest.bulk_mode", written=self.written, rows_before=self.rows_before))
 
     def finish(self) -> None:
-        """Rebuild the index after a bulk load (always, also when the run failed)."""
+        """Rebuild the indexes after a bulk load (always, also when the run failed)."""
         conn = self._lock_conn
         if conn is None:
             return
         try:
             started = time.perf_counter()
             conn.execute("SET maintenance_work_mem = '1GB'")
-            conn.execute(CREATE_HNSW)
+            for create in BULK_INDEXES.values():
+                conn.execute(create)
             self.rebuild_seconds = time.perf_counter() - started
             log.info(kv("ingest.index_rebuilt", seconds=round(self.rebuild_seconds, 1)))
         finally:

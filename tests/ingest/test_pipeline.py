@@ -96,3 +96,20 @@ def test_identical_text_is_embedded_once(db: Settings, tmp_path: Path) -> None:
     assert (second.documents_added, second.chunks_added, second.chunks_embedded) == (1, 1, 0)  # vector reused
     vectors = {str(v) for (v,) in _rows(db, "SELECT embedding FROM chunks")}
     assert len(vectors) == 1
+
+
+def test_bulk_load_rebuilds_the_indexes_and_a_missing_index_comes_back(db: Settings, tmp_path: Path) -> None:
+    from ingest.store import BULK_INDEXES
+
+    def present() -> set[str]:
+        return {n for (n,) in _rows(db, "SELECT indexname FROM pg_indexes WHERE tablename = 'chunks'")}
+
+    (tmp_path / "a.md").write_text("# A\n\nAlpha text for the index test.\n")
+    report = ingest_sources(db, [str(tmp_path)])
+    assert report.index_rebuild_seconds is not None  # first write into an empty table: bulk mode
+    assert set(BULK_INDEXES) <= present()
+    with raw_connection(db) as conn:
+        conn.execute("DROP INDEX ix_chunks_embedding_hnsw")  # as if a bulk load had been killed
+    again = ingest_sources(db, [str(tmp_path)])
+    assert again.documents_unchanged == 1 and again.index_rebuild_seconds is None
+    assert set(BULK_INDEXES) <= present()
