@@ -150,8 +150,15 @@ def ingest_batch(self: Any, job_id: int, batch_no: int) -> dict[str, Any]:
         )
     items: list[dict[str, Any]] = row[1]
     acl: list[str] | None = row[2]
-    sources = open_batch(settings, items)
-    report = Pipeline(settings, sources, acl=acl, allow_bulk=False).run()
+    try:
+        report = Pipeline(settings, open_batch(settings, items), acl=acl, allow_bulk=False).run()
+    except psycopg.OperationalError:
+        raise  # the database went away: retried with backoff
+    except Exception as exc:
+        # A bug must not leave the job "running" forever: the batch is done, with an error naming it.
+        log.exception(kv("ingest.batch_failed", job=job_id, batch=batch_no))
+        names = ", ".join(str(item["source"]) for item in items[:3]) + (" ..." if len(items) > 3 else "")
+        report = IngestReport(errors=[LoadError(names, f"batch failed: {type(exc).__name__}: {exc}")])
     _finish_batch(settings, job_id, batch_no, report)
     return {"job_id": job_id, "batch_no": batch_no, **report.as_json()}
 

@@ -154,3 +154,27 @@ def test_worker_killed_mid_batch_then_a_second_worker_completes_the_job(
     # What the killed worker had written counts as unchanged on redelivery: nothing was done twice.
     assert counts["documents_unchanged"] >= 1
     assert counts["documents_added"] + counts["documents_unchanged"] == FILES
+
+
+def test_a_crashing_batch_ends_the_job_with_an_error_naming_it(
+    celery_worker: object, db: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.pipeline import Pipeline
+    from workers.ingest_tasks import queue_ingest
+
+    def explode(self: Pipeline) -> None:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(Pipeline, "run", explode)  # the worker thread runs in this process
+    (tmp_path / "a.md").write_text("# A\n\ntext\n")
+    job_id = queue_ingest(db, [str(tmp_path / "a.md")])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, errors = rows(db, "SELECT status, errors FROM ingest_jobs WHERE id = %s", job_id)[0]
+        if status == "done":
+            break
+        time.sleep(0.1)
+    assert (status, errors) == (
+        "done",
+        [{"source": str(tmp_path / "a.md"), "error": "batch failed: RuntimeError: parser bug"}],
+    )
