@@ -45,17 +45,9 @@ class Settings(BaseSettings):
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")
-    # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
-    slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
-    bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
-    bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
-    http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
-    http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
-    # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
-    slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
-    bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
-    http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
-    http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
+    # Answers: cosine a retrieved chunk must reach to count as relevant (below it: "I don't know"), chunks per answer.
+    min_similarity: float = Field(default=0.3, ge=0, le=1, validation_alias="LORE_MIN_SIMILARITY")
+    answer_k: int = Field(default=6, ge=1, le=50, validation_alias="LORE_ANSWER_K")
     # Ingest (ingest/): documents per Celery task, web crawl limits and politeness, Slack sync period.
     ingest_batch_docs: int = Field(default=25, ge=1, le=10000, validation_alias="LORE_INGEST_BATCH_DOCS")
     crawl_depth: int = Field(default=0, ge=0, le=10, validation_alias="LORE_CRAWL_DEPTH")
@@ -65,14 +57,17 @@ class Settings(BaseSettings):
     slack_sync_minutes: float = Field(default=15.0, gt=0, validation_alias="LORE_SLACK_SYNC_MINUTES")
     # Redis redelivers an unacknowledged task after this long (a worker died mid-task); tests make it short.
     celery_visibility_timeout_s: int = Field(default=3600, ge=1, validation_alias="LORE_CELERY_VISIBILITY_TIMEOUT")
+    # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
+    slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
+    bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
+    bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
+    http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
+    http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
     # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
     feedback_threshold: float = Field(default=0.4, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
     feedback_weight: float = Field(default=0.04, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")
     # How long the bot waits for the broker before writing feedback straight to PostgreSQL.
     feedback_broker_timeout_s: float = Field(default=1.0, gt=0, validation_alias="LORE_FEEDBACK_BROKER_TIMEOUT")
-    # Answers: cosine a retrieved chunk must reach to count as relevant (below it: "I don't know"), chunks per answer.
-    min_similarity: float = Field(default=0.3, ge=0, le=1, validation_alias="LORE_MIN_SIMILARITY")
-    answer_k: int = Field(default=6, ge=1, le=50, validation_alias="LORE_ANSWER_K")
 
     @field_validator("embeddings")
     @classmethod
