@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Imports are excluded: they cost the same whatever the server's state (and are noisy on a shared machine).
@@ -21,20 +20,32 @@ PROBE = (
     "t = time.perf_counter(); psycopg.connect(database_url(Settings())).execute('SELECT 1');"
     "print(time.perf_counter() - t)"
 )
-ANCHOR = "import time, sys, psycopg; t = time.perf_counter(); psycopg.connect(sys.argv[1]).execute('SELECT 1');" \
+ANCHOR = (
+    "import time, sys, psycopg; t = time.perf_counter(); psycopg.connect(sys.argv[1]).execute('SELECT 1');"
     "print(time.perf_counter() - t)"
+)
 
 
 def probe(home: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", PROBE], env={"LORE_HOME": str(home), "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={"LORE_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def url(home: Path) -> str:
     code = "from lore.config import Settings; from lore.db import database_url; print(database_url(Settings()))"
-    return subprocess.run([sys.executable, "-c", code], env={"LORE_HOME": str(home), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={"LORE_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def stop(home: Path) -> None:
@@ -49,8 +60,13 @@ def main(rounds: int = 3) -> None:
         cold.append(probe(home))
         warm.append(probe(home))
         uri = url(home)
-        anchor.append(float(subprocess.run([sys.executable, "-c", ANCHOR, uri], capture_output=True, text=True,
-                                           check=True).stdout.strip()))
+        anchor.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", ANCHOR, uri], capture_output=True, text=True, check=True
+                ).stdout.strip()
+            )
+        )
         stop(home)
         restart.append(probe(home))
         stop(home)
