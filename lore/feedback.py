@@ -18,6 +18,7 @@ import psycopg
 
 from lore.config import Settings
 from lore.db import raw_connection
+from lore.feedback_memory import note_feedback
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def record_vote(
             log.info("event=feedback_skipped reason=opt_out answer_id=%s", answer_id)
             return
         _apply_marks(conn, answer_id=answer_id, user_id=user_id, up=up, down=down, via=via, ts=ts)
+    note_feedback(settings)
 
 
 _ANSWER_BY_MESSAGE = """
@@ -212,6 +214,7 @@ def record_reaction(
         if row is None or row[1]:
             return False
         _apply_marks(conn, answer_id=int(row[0]), user_id=user_id, up=up, down=down, via="reaction", ts=ts)
+    note_feedback(settings)
     return True
 
 
@@ -283,6 +286,7 @@ def record_critique(
             "SET critique = excluded.critique, correction = excluded.correction, source_uri = excluded.source_uri",
             (answer_id, user_id, critique, correction, source_uri),
         )
+    note_feedback(settings)
 
 
 # -- deletion -----------------------------------------------------------------------------------------------

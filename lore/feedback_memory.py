@@ -20,7 +20,12 @@ Search (lore.search) joins the CTE on chunk id and adds `adj` to the fused score
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from typing import Any
+
+import psycopg
 
 from lore.config import Settings
 
@@ -66,6 +71,44 @@ _SQL = """feedback_adj AS (
     ) doc
     JOIN chunks c ON c.document_id = doc.document_id
 )"""
+
+
+# A database with no feedback at all (a new deployment) needs no feedback term, and the CTE roughly doubles a
+# search's cost (mostly planning). Searches skip it until feedback exists. "None yet" is re-checked at most
+# every ABSENT_RECHECK_S seconds; "some" is remembered for the life of the process. Feedback recorded in this
+# process marks it present at once; feedback recorded elsewhere is seen within ABSENT_RECHECK_S.
+ABSENT_RECHECK_S = 5.0
+_PRESENT = math.inf
+_seen: dict[str, float] = {}
+_seen_lock = threading.Lock()
+_ANY_FEEDBACK = "SELECT EXISTS (SELECT 1 FROM votes) OR EXISTS (SELECT 1 FROM critiques WHERE source_uri IS NOT NULL)"
+
+
+def _key(settings: Settings) -> str:
+    return f"{settings.database_url}|{settings.home}"
+
+
+def note_feedback(settings: Settings) -> None:
+    """Feedback was just recorded: searches in this process include the feedback term from now on."""
+    with _seen_lock:
+        _seen[_key(settings)] = _PRESENT
+
+
+def feedback_present(settings: Settings, conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database holds any feedback the memory could use (cached, see ABSENT_RECHECK_S)."""
+    key = _key(settings)
+    with _seen_lock:
+        seen = _seen.get(key)
+    if seen == _PRESENT:
+        return True
+    if seen is not None and time.monotonic() - seen < ABSENT_RECHECK_S:
+        return False
+    row = conn.execute(_ANY_FEEDBACK).fetchone()
+    present = bool(row and row[0])
+    with _seen_lock:
+        if _seen.get(key) != _PRESENT:
+            _seen[key] = _PRESENT if present else time.monotonic()
+    return present
 
 
 def feedback_cte(settings: Settings) -> tuple[str, dict[str, Any]]:

@@ -170,6 +170,20 @@ def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str, dict[str
     return sql, params
 
 
+def _any_feedback(settings: Settings) -> bool:
+    """False while the database holds no feedback at all, so the search can skip the feedback term."""
+    try:
+        from lore.feedback_memory import feedback_present
+    except ImportError:
+        return False
+    try:
+        return feedback_present(settings, _connection(settings))
+    except psycopg.Error:
+        # A broken connection: keep the term (the search itself reconnects and retries).
+        _discard(settings)
+        return True
+
+
 def candidate_count(k: int, mode: str) -> int:
     """How many candidates each scan returns: a margin for de-duplication, more for fusion to work with."""
     return max(2 * k, k + 10) if mode == "vector" else max(3 * k, 30)
@@ -202,7 +216,7 @@ def search_scored(
     if not query:
         return []
     qvec = query_embedding if query_embedding is not None else embed_query(settings, query)
-    feedback_sql, feedback_params = _feedback_cte(settings, use_feedback)
+    feedback_sql, feedback_params = _feedback_cte(settings, use_feedback and _any_feedback(settings))
     n = candidate_count(k, mode)
     params: dict[str, Any] = {
         **feedback_params,
