@@ -21,7 +21,7 @@ from kombu import Connection
 
 from lore import feedback
 from lore.config import Settings, get_settings
-from lore.db import raw_connection
+from lore.db import DatabaseError, raw_connection
 from workers.app import FEEDBACK_QUEUE, app
 
 log = logging.getLogger(__name__)
@@ -190,16 +190,30 @@ def _drop_connection() -> None:
 
 def submit_feedback(settings: Settings, task_name: str, **kwargs: Any) -> None:
     """Send a feedback task (`record_reaction`, `record_vote`, ...; the `workers.tasks.` prefix is optional)
-    to the feedback queue; if the broker cannot take it, record it directly in PostgreSQL."""
+    to the feedback queue. Votes are also written through to PostgreSQL first; other feedback is recorded
+    directly in PostgreSQL when the broker cannot take it."""
     name = task_name.removeprefix("workers.tasks.")
     if name not in TASKS:
         raise ValueError(f"unknown feedback task {task_name!r}; expected one of {sorted(TASKS)}")
     if name in _ORDERED and kwargs.get("event_ts") is None:
         kwargs["event_ts"] = feedback.now_ts()
+    if name in _ORDERED:
+        # Votes are written through to PostgreSQL first: durable before the broker is involved, so neither a
+        # broker outage nor tasks stranded by a broker restart can lose one. The task still goes to the worker,
+        # where re-applying the same event (same event_ts) changes nothing. With PostgreSQL down, the task
+        # alone carries the vote (it retries with backoff until the database is back).
+        try:
+            DIRECT[name](settings, **kwargs)
+        except feedback.FeedbackError as exc:
+            log.warning("event=feedback_rejected task=%s error=%s", name, exc)
+            return
+        except (*_TRANSIENT, DatabaseError) as exc:
+            log.warning("event=feedback_write_through_failed task=%s error=%s", name, type(exc).__name__)
     try:
         TASKS[name].apply_async(kwargs=kwargs, queue=FEEDBACK_QUEUE, connection=_connection(settings), retry=False)
         return
     except Exception as exc:  # any broker failure: kombu, redis and socket errors differ by transport
         _drop_connection()
         log.warning("event=feedback_broker_down task=%s error=%s fallback=postgresql", name, type(exc).__name__)
-    DIRECT[name](settings, **kwargs)
+    if name not in _ORDERED:
+        DIRECT[name](settings, **kwargs)
