@@ -269,8 +269,21 @@ def _run_chain(
         raise _llm_error(settings, exc) from exc
     text = message_text(reply).strip()
     record = [message_record(m) for m in messages] + [{"role": "assistant", "content": text}]
-    prompt_tokens, completion_tokens = usage_of([reply])
-    extra: dict[str, Any] = {}
+    return _generated(settings, model, text=text, record=record, produced=[reply], knows=_knows(text), extra={})
+
+
+def _generated(
+    settings: Settings,
+    model: BaseChatModel,
+    *,
+    text: str,
+    record: list[dict[str, Any]],
+    produced: Sequence[BaseMessage],
+    knows: bool,
+    extra: dict[str, Any],
+) -> _Outcome:
+    """A model-written outcome with its token counts: reported usage, or an estimate marked as such."""
+    prompt_tokens, completion_tokens = usage_of(produced)
     if prompt_tokens is None:
         prompt_tokens, completion_tokens = _estimate_tokens(record)
         extra["tokens_estimated"] = True
@@ -278,7 +291,7 @@ def _run_chain(
         text=text,
         model=describe_model(model, settings),
         messages=record,
-        knows=_knows(text),
+        knows=knows,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         extra=extra,
@@ -340,20 +353,10 @@ def _run_agent(
     produced = messages[len(inputs) :]
     final = next((m for m in reversed(produced) if isinstance(m, AIMessage) and not m.tool_calls), None)
     text = message_text(final).strip() if final is not None else ""
-    prompt_tokens, completion_tokens = usage_of(produced)
     record = [{"role": "system", "content": prompts.AGENT_SYSTEM_PROMPT}] + [message_record(m) for m in messages]
     extra: dict[str, Any] = {"tool_calls": sum(len(m.tool_calls) for m in produced if isinstance(m, AIMessage))}
-    if prompt_tokens is None:
-        prompt_tokens, completion_tokens = _estimate_tokens(record)
-        extra["tokens_estimated"] = True
-    return _Outcome(
-        text=text,
-        model=describe_model(model, settings),
-        messages=record,
-        knows=bool(text) and _knows(text),
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        extra=extra,
+    return _generated(
+        settings, model, text=text, record=record, produced=produced, knows=bool(text) and _knows(text), extra=extra
     )
 
 
