@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from bot.metrics import record_error
+from bot.state import BotState
 from lore.config import Settings
 from lore.logs import kv
 
@@ -13,8 +14,6 @@ log = logging.getLogger(__name__)
 
 INGEST_THREAD = "workers.tasks.ingest_slack_thread"
 INGEST_MESSAGE = "workers.tasks.ingest_slack_message"
-RECORD_REACTION = "workers.tasks.record_reaction"
-RECORD_VOTE = "workers.tasks.record_vote"
 RECORD_COMPARISON = "workers.tasks.record_comparison"
 RECORD_CRITIQUE = "workers.tasks.record_critique"
 
@@ -37,5 +36,16 @@ def submit(settings: Settings, task_name: str, **kwargs: Any) -> bool:
     except Exception:
         record_error("feedback")
         log.exception(kv("feedback_failed", task=task_name))
+        return False
+    return True
+
+
+def submit_vote(state: BotState, kind: str, **fields: Any) -> bool:
+    """Queue a vote reaction (kind "reaction") or button vote (kind "vote") on the bot's vote batcher."""
+    try:
+        state.vote_batcher().add(kind, **fields)
+    except Exception:
+        record_error("feedback")
+        log.exception(kv("feedback_failed", kind=kind))
         return False
     return True

@@ -26,7 +26,7 @@ from lore.logs import kv, setup_logging
 
 log = logging.getLogger(__name__)
 
-_NICE = 5  # answer work yields the CPU to the acknowledging process
+_NICE = 19  # answer work yields the CPU to the acknowledging process (the lowest priority there is)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

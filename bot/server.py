@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,6 +28,57 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are far smaller; anything bigger is not from Slack.
 # Slack sends events as JSON and commands/interactivity as forms; Bolt would parse any other type by guessing.
 SLACK_CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
+
+
+# Events dispatched after their ack at once; more waiting than this means the bot cannot keep up, and Slack
+# (which retries an event it got no 200 for) is better served by a 503 than by an ack the bot cannot honour.
+MAX_PENDING_EVENTS = 10_000
+
+
+def is_event_callback(payload: Any) -> bool:
+    """Whether a parsed body is a well-formed Events API `event_callback` (anything else takes Bolt's path)."""
+    if not isinstance(payload, dict) or payload.get("type") != "event_callback":
+        return False
+    event = payload.get("event")
+    return isinstance(event, dict) and isinstance(event.get("type"), str)
+
+
+class EventDispatcher:
+    """Runs Bolt's dispatch of already-acknowledged events on a few background threads.
+
+    Slack needs its HTTP 200 within 3 s and nothing else from an event: the front verifies the signature and
+    answers at once, and Bolt (middleware, listener matching, de-duplication) runs here, off the ack path.
+    """
+
+    def __init__(self, app: App, *, threads: int = 4) -> None:
+        self.app = app
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lore-dispatch")
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def try_submit(self, request: BoltRequest) -> bool:
+        with self._lock:
+            if self._pending >= MAX_PENDING_EVENTS:
+                return False
+            self._pending += 1
+        self._executor.submit(self._dispatch, request)
+        return True
+
+    def _dispatch(self, request: BoltRequest) -> None:
+        try:
+            response = self.app.dispatch(request)
+            if response.status >= 400:
+                log.warning(kv("event_dispatch_refused", status=response.status, body=response.body[:200]))
+        except Exception as exc:
+            record_error("dispatch")
+            log.exception(kv("event_dispatch_failed", error=type(exc).__name__))
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
 
 
 def database_ok(settings: Settings) -> bool:
@@ -44,6 +98,9 @@ def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starl
 
         bolt_app = create_app(settings)
     app: App = bolt_app
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    verifier = SignatureVerifier(secret) if secret else None
+    dispatcher = EventDispatcher(app)
 
     async def slack_events(request: Request) -> Response:
         body = await request.body()
@@ -68,6 +125,17 @@ def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starl
             EVENTS.labels("rejected").inc()
             log.warning(kv("slack_request_rejected", reason="malformed", error=type(exc).__name__))
             return PlainTextResponse("malformed request", status_code=400)
+        if verifier is not None and content_type == "application/json" and is_event_callback(bolt_request.body):
+            # The fast path for events: signature checked here, 200 at once, Bolt after the ack.
+            if not verifier.is_valid_request(body, dict(request.headers)):
+                EVENTS.labels("rejected").inc()
+                log.warning(kv("slack_request_rejected", reason="invalid signature"))
+                return PlainTextResponse("invalid request", status_code=401)
+            if not dispatcher.try_submit(bolt_request):
+                record_error("overloaded")
+                log.warning(kv("slack_request_deferred", reason="overloaded", pending=dispatcher.pending()))
+                return PlainTextResponse("overloaded, retry later", status_code=503)
+            return Response(status_code=200)
         try:
             # Bolt's dispatch is synchronous (signature check, parse, ack): off the event loop, so one slow
             # request never holds up the others.

@@ -53,6 +53,17 @@ class BotState:
     cache: TtlCache = field(default_factory=TtlCache)
     # bot.pool.AnswerProcesses when answers run in other processes (lore serve), else None: on Bolt's threads.
     pool: Any = None
+    # workers.feedback_tasks.VoteBatcher, created with the first vote (see bot.jobs.submit_vote).
+    votes: Any = None
+    _votes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def vote_batcher(self) -> Any:
+        with self._votes_lock:
+            if self.votes is None:
+                from workers.feedback_tasks import VoteBatcher
+
+                self.votes = VoteBatcher(self.settings)
+            return self.votes
 
     # -- who asks ------------------------------------------------------------------------------------
 

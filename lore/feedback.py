@@ -218,6 +218,109 @@ def record_reaction(
     return True
 
 
+_ANSWERS_BY_MESSAGES = """
+SELECT a.channel_id, a.message_ts, a.id, coalesce(cs.feedback_opt_out, false)
+FROM answers a LEFT JOIN channel_settings cs ON cs.channel_id = a.channel_id
+WHERE (a.channel_id, a.message_ts) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+"""
+
+_ANSWERS_BY_IDS = """
+SELECT a.id, coalesce(cs.feedback_opt_out, false) OR a.channel_id = ANY(%s)
+FROM answers a LEFT JOIN channel_settings cs ON cs.channel_id = a.channel_id
+WHERE a.id = ANY(%s)
+"""
+
+
+def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn: psycopg.Connection[Any]) -> int:
+    """Record many reactions and votes in the caller's transaction, in a few round trips; returns how many
+    were applied (vote reactions on Lore answers, valid votes).
+
+    Each event is {"kind": "reaction" | "vote", ...the keyword arguments of record_reaction / record_vote}.
+    The result is the same as recording them one by one: the event time orders each (answer, user)'s events,
+    so a batch may hold several events of one user, in any order, and may be re-applied (a redelivery) with
+    no effect. Events that cannot be recorded (unknown answer, bad value) are logged and skipped.
+    """
+    opted_out = settings.csv("opt_out_channels")
+    reactions: list[dict[str, Any]] = []
+    votes: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("kind")
+        if kind == "reaction":
+            if reaction_value(settings, str(event.get("reaction") or "")) is None or event.get("is_bot"):
+                continue
+            if not event.get("user_id") or event.get("channel_id") in opted_out:
+                continue
+            reactions.append(event)
+        elif kind == "vote":
+            votes.append(event)
+        else:
+            log.warning("event=feedback_rejected reason=unknown_kind kind=%s", kind)
+    by_message: dict[tuple[str, str], tuple[int, bool]] = {}
+    if reactions:
+        pairs = {(str(e["channel_id"]), str(e["message_ts"])) for e in reactions}
+        rows = conn.execute(_ANSWERS_BY_MESSAGES, ([c for c, _ in pairs], [t for _, t in pairs])).fetchall()
+        by_message = {(r[0], r[1]): (int(r[2]), bool(r[3])) for r in rows}
+    by_id: dict[int, bool] = {}
+    if votes:
+        ids = sorted({int(e["answer_id"]) for e in votes if str(e.get("answer_id", "")).lstrip("-").isdigit()})
+        by_id = {int(r[0]): bool(r[1]) for r in conn.execute(_ANSWERS_BY_IDS, (list(opted_out), ids)).fetchall()}
+    marks: list[dict[str, Any]] = []
+    for event in reactions:
+        target = by_message.get((str(event["channel_id"]), str(event["message_ts"])))
+        if target is None or target[1]:
+            continue  # not a Lore answer, or its channel opted out
+        try:
+            ts = _event_ts(event.get("event_ts"))
+        except FeedbackError as exc:
+            log.warning("event=feedback_rejected error=%s", exc)
+            continue
+        value = reaction_value(settings, str(event["reaction"]))
+        added = bool(event.get("added"))
+        marks.append(
+            {
+                "answer_id": target[0],
+                "user_id": str(event["user_id"]),
+                "up": added if value == 1 else None,
+                "down": added if value == -1 else None,
+                "via": "reaction",
+                "ts": ts,
+            }
+        )
+    for event in votes:
+        try:
+            answer_id = int(event["answer_id"])
+            up, down = _marks_for(int(event["value"]))
+            via = str(event.get("via") or "")
+            if via not in VIAS:
+                raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
+            if not event.get("user_id"):
+                raise FeedbackError("a vote needs a user id")
+            if answer_id not in by_id:
+                raise FeedbackError(f"answer {answer_id} does not exist")
+            ts = _event_ts(event.get("event_ts"))
+        except (FeedbackError, KeyError, TypeError, ValueError) as exc:
+            log.warning("event=feedback_rejected error=%s", exc)
+            continue
+        if by_id[answer_id]:
+            continue
+        marks.append(
+            {"answer_id": answer_id, "user_id": str(event["user_id"]), "up": up, "down": down, "via": via, "ts": ts}
+        )
+    if not marks:
+        return 0
+    # Locks in one global order (answer, user), so concurrent batches never deadlock; the sort is stable, and
+    # the event time decides between one user's events anyway.
+    marks.sort(key=lambda m: (m["answer_id"], m["user_id"]))
+    with conn.pipeline():
+        for params in marks:
+            conn.execute(_LOCK, params)
+            conn.execute(_MARK, params)
+            conn.execute(_RECOMPUTE_DELETE, params)
+            conn.execute(_RECOMPUTE_UPSERT, params)
+    note_feedback(settings)
+    return len(marks)
+
+
 # -- comparisons and critiques ------------------------------------------------------------------------------
 
 

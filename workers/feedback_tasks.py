@@ -7,9 +7,12 @@ the broker cannot take the task it records the feedback straight in PostgreSQL i
 
 from __future__ import annotations
 
+import atexit
+import collections
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +147,15 @@ def record_critique(**kwargs: Any) -> None:
     _run("record_critique", feedback.record_critique, kwargs)
 
 
+@app.task(name="workers.tasks.record_feedback_batch", **_TASK_OPTIONS)
+def record_feedback_batch(events: list[dict[str, Any]]) -> int:
+    """Votes and vote reactions batched by the bot (VoteBatcher), recorded in one transaction. The bot wrote
+    them through already when PostgreSQL was up; re-applying the same events changes nothing."""
+    settings = get_settings()
+    with raw_connection(settings) as conn:
+        return feedback.record_vote_events(settings, events, conn=conn)
+
+
 TASKS: dict[str, Task] = {
     "record_reaction": record_reaction,
     "record_vote": record_vote,
@@ -217,3 +229,95 @@ def submit_feedback(settings: Settings, task_name: str, **kwargs: Any) -> None:
         log.warning("event=feedback_broker_down task=%s error=%s fallback=postgresql", name, type(exc).__name__)
     if name not in _ORDERED:
         DIRECT[name](settings, **kwargs)
+
+
+class VoteBatcher:
+    """The bot's way to record votes (reactions, feedback buttons), which arrive by the hundred a second.
+
+    `add` returns at once. One background thread takes everything that arrived while it was busy (up to
+    `max_batch`), writes it through to PostgreSQL in one transaction and sends it to the worker as one task:
+    one commit and one broker message per batch instead of per vote, so batches grow with the load. When
+    PostgreSQL and the broker both refuse a batch it is kept and retried with backoff; a vote is lost only if
+    the process dies before either has taken it (the same exposure as any work after Slack's ack).
+    """
+
+    def __init__(self, settings: Settings, *, max_batch: int = 500, retry_max_s: float = 30.0) -> None:
+        self.settings = settings
+        self.max_batch = max_batch
+        self.retry_max_s = retry_max_s
+        self._items: collections.deque[dict[str, Any]] = collections.deque()
+        self._busy = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # sent or written, for tests and logs
+
+    def add(self, kind: str, **fields: Any) -> None:
+        """Queue a {"kind": "reaction" | "vote", ...} event (the arguments of record_reaction / record_vote)."""
+        if kind not in ("reaction", "vote"):
+            raise ValueError(f"unknown vote event kind {kind!r}")
+        event = {"kind": kind, **fields}
+        if event.get("event_ts") is None:  # stamped now, so a redelivery cannot undo a newer event
+            event["event_ts"] = feedback.now_ts()
+        with self._cond:
+            self._items.append(event)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="lore-vote-batcher", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush, 10.0)
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued vote was written or sent; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._items or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _loop(self) -> None:
+        delay = 0.5
+        while True:
+            with self._cond:
+                while not self._items:
+                    self._cond.wait()
+                batch = [self._items.popleft() for _ in range(min(len(self._items), self.max_batch))]
+                self._busy = len(batch)
+            taken = self._deliver(batch)
+            with self._cond:
+                self._busy = 0
+                if not taken:
+                    self._items.extendleft(reversed(batch))
+                self._cond.notify_all()
+            if taken:
+                delay = 0.5
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> bool:
+        written = False
+        try:
+            with raw_connection(self.settings) as conn:
+                feedback.record_vote_events(self.settings, batch, conn=conn)
+            written = True
+        except Exception as exc:  # the task alone carries the batch (it retries until the database is back)
+            log.warning("event=feedback_write_through_failed size=%s error=%s", len(batch), type(exc).__name__)
+        try:
+            record_feedback_batch.apply_async(
+                kwargs={"events": batch}, queue=FEEDBACK_QUEUE, connection=_connection(self.settings), retry=False
+            )
+            sent = True
+        except Exception as exc:
+            _drop_connection()
+            sent = False
+            log.warning(
+                "event=feedback_broker_down size=%s error=%s written=%s", len(batch), type(exc).__name__, written
+            )
+        if written or sent:
+            self.batches += 1
+            return True
+        log.error("event=feedback_batch_deferred size=%s reason=database_and_broker_down", len(batch))
+        return False

@@ -41,7 +41,7 @@ def register(app: App, state: BotState) -> None:
         if answer_id is None:
             return
         user_id = body["user"]["id"]
-        jobs.submit(settings, jobs.RECORD_VOTE, answer_id=answer_id, user_id=user_id, value=value, via="button")
+        jobs.submit_vote(state, "vote", answer_id=answer_id, user_id=user_id, value=value, via="button")
         if value < 0:
             respond(
                 response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id)

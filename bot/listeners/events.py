@@ -185,15 +185,21 @@ def register(app: App, state: BotState) -> None:
             return
         if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
             return  # a reaction on someone else's message: not feedback on Lore
-        if body.get("event_id") and not dedupe.claim(settings, body["event_id"], kind="reaction"):
-            DUPLICATES.inc()
-            return
         reaction = str(event.get("reaction") or "").split("::", 1)[0]  # "+1::skin-tone-2" is a +1
         channel_id, message_ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+
+        def first_delivery() -> bool:
+            """For what must happen once (a dialog offer, a regeneration): Slack retries share the event id.
+            Votes themselves need no claim: recording the same event again changes nothing."""
+            if body.get("event_id") and not dedupe.claim(settings, body["event_id"], kind="reaction"):
+                DUPLICATES.inc()
+                return False
+            return True
+
         if reaction in settings.csv("up_reactions") or reaction in settings.csv("down_reactions"):
-            jobs.submit(
-                settings,
-                jobs.RECORD_REACTION,
+            jobs.submit_vote(
+                state,
+                "reaction",
                 channel_id=channel_id,
                 message_ts=message_ts,
                 user_id=user_id,
@@ -203,9 +209,9 @@ def register(app: App, state: BotState) -> None:
                 # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
                 event_ts=event.get("event_ts"),
             )
-            if added and reaction in settings.csv("down_reactions"):
+            if added and reaction in settings.csv("down_reactions") and first_delivery():
                 offer_critique(client, channel_id=channel_id, message_ts=message_ts, user_id=user_id)
-        elif added and reaction in settings.csv("regenerate_reactions"):
+        elif added and reaction in settings.csv("regenerate_reactions") and first_delivery():
             original = queries.answer_by_message(settings, channel_id, message_ts)
             if original is not None:
                 regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)

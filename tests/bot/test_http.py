@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from bot.app import create_app
 from bot.server import create_http_app
 from lore.config import Settings
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, _Server, settle
+from tests.bot.conftest import SECRET, RunningBot, ScriptedAnswerer, _Server, settle
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.slack_signing import app_mention, event_envelope
+from tests.slack_signing import SlackSender, app_mention, event_envelope
 
 
 def test_bad_or_stale_signatures_are_refused_with_401(bot: RunningBot, fake_slack: FakeSlack) -> None:
@@ -103,3 +104,25 @@ def test_create_app_refuses_without_secrets(bot_settings: Settings, answerer: Sc
         create_app(bot_settings.model_copy(update={"slack_signing_secret": None}), answerer=answerer)
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         create_app(bot_settings.model_copy(update={"slack_bot_token": None}), answerer=answerer)
+
+
+def test_events_beyond_the_dispatch_backlog_get_503_so_slack_retries_them(
+    bot_settings: Settings, answerer: ScriptedAnswerer, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are acknowledged before Bolt runs; one the bot could not take gets 503 (Slack retries), not a
+    200 it would then drop."""
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "MAX_PENDING_EVENTS", 0)
+    bolt = create_app(bot_settings, answerer=answerer)
+    with _Server(create_http_app(bot_settings, bolt_app=bolt)) as server:
+        sender = SlackSender(f"http://127.0.0.1:{server.port}", SECRET)
+        refused = sender.event(app_mention(f"<@{BOT_USER_ID}> anyone?", ts="1600001400.000100"))
+        challenge = sender.post_raw(
+            json.dumps({"token": "x", "challenge": "c-9", "type": "url_verification"}).encode(), "application/json"
+        )
+        sender.close()
+    assert refused.status_code == 503
+    assert challenge.status_code == 200 and "c-9" in challenge.text  # only events take the backlog path
+    settle()
+    assert fake_slack.calls_to("chat.postMessage") == []
