@@ -14,6 +14,7 @@ Everything runs under a throwaway LORE_HOME with its own embedded PostgreSQL; th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,30 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time of each process and its children so far (PostgreSQL's backends are summed apart)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    postgres = 0.0
+    for name, pid in pids.items():
+        process = psutil.Process(pid)
+        total = 0.0
+        for p in [process, *process.children(recursive=True)]:
+            times = p.cpu_times()
+            total += times.user + times.system
+        out[name] = total
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "postgres":
+            try:
+                times = p.cpu_times()
+                postgres += times.user + times.system
+            except psutil.Error:
+                pass
+    out["postgres (all backends)"] = postgres
+    return out
 
 
 def plan_events(n_events: int, n_answers: int, n_users: int, seed: int = 7) -> tuple[list[list[dict]], dict]:
@@ -102,12 +126,13 @@ def main() -> None:
     import httpx
     import redis
 
+    from bench import loadgen
     from lore.cli import upgrade_database
     from lore.config import get_settings
     from lore.db import raw_connection, stop_embedded
     from lore.feedback import record_reaction
     from tests.fakes.slack_api import FakeSlack
-    from tests.slack_signing import SlackSender
+    from tests.slack_signing import event_envelope
 
     redis.Redis.from_url(args.redis_url).flushdb()
     settings = get_settings()
@@ -193,10 +218,8 @@ def main() -> None:
                     )
                 time.sleep(0.2)
             time.sleep(3)  # let the worker connect
-            senders = [SlackSender(url, SECRET) for _ in range(args.concurrency)]
-
-            def send(i_event: tuple[int, dict]) -> int:
-                i, e = i_event
+            requests = []
+            for e in (e for events in rounds for e in events):
                 event = {
                     "type": "reaction_added" if e["added"] else "reaction_removed",
                     "user": e["user"],
@@ -205,13 +228,12 @@ def main() -> None:
                     "item_user": "UBOTLORE",
                     "event_ts": f"1800000000.{e['seq']:06d}",
                 }
-                return senders[i % len(senders)].event(event, event_id=f"EvB{e['seq']:09d}").status_code
-
-            statuses: list[int] = []
+                body = json.dumps(event_envelope(event, event_id=f"EvB{e['seq']:09d}")).encode()
+                requests.append(loadgen.signed_request("127.0.0.1", port, body, SECRET))
+            # All at once over keep-alive connections: arrival order does not matter, Slack's event_ts decides.
             started = time.perf_counter()
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                for events in rounds:
-                    statuses.extend(pool.map(send, enumerate(events)))
+            sent = loadgen.send("127.0.0.1", port, requests, connections=args.concurrency)
+            statuses = [code for code, n in sent.statuses.items() for _ in range(n)] + ["timeout"] * sent.timeouts
             sent_s = time.perf_counter() - started
             deadline = time.monotonic() + 300
             while final_votes() != expected:
@@ -220,6 +242,7 @@ def main() -> None:
                 time.sleep(0.05)
             total_s = time.perf_counter() - started
             got = final_votes()
+            cpu = cpu_seconds({"bench client": os.getpid(), "lore serve": server.pid, "celery worker": worker.pid})
         finally:
             for process in (server, worker):
                 process.terminate()
@@ -242,6 +265,7 @@ def main() -> None:
     )
     print(f"anchor, record_reaction directly in one process: {n_events / anchor_s:.0f} events/s")
     print(f"ratio: {anchor_s / total_s:.2f}x the direct single-process rate")
+    print("CPU seconds over the whole run (2 cores): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
 
 
 if __name__ == "__main__":

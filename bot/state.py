@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,23 @@ class BotState:
     # workers.feedback_tasks.VoteBatcher, created with the first vote (see bot.jobs.submit_vote).
     votes: Any = None
     _votes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    _background: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a Slack side effect (an ephemeral offer...) on a few threads of its own, errors logged."""
+
+        def run() -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception:
+                log.exception(kv("background_task_failed", task=getattr(fn, "__name__", "?")))
+
+        with self._votes_lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lore-side")
+            executor = self._background
+        executor.submit(run)
 
     def vote_batcher(self) -> Any:
         with self._votes_lock:

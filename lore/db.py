@@ -142,7 +142,10 @@ def get_engine(settings: Settings) -> Engine:
         if engine is None:
             engine = create_engine(
                 url,
-                pool_size=5,
+                # The bot's listener threads all touch the database: a pool smaller than that made every burst
+                # open and close overflow connections (a PostgreSQL backend each). Opened lazily, so a CLI
+                # command still holds one.
+                pool_size=20,
                 max_overflow=10,
                 pool_pre_ping=True,
                 pool_recycle=1800,

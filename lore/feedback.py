@@ -231,6 +231,32 @@ WHERE a.id = ANY(%s)
 """
 
 
+_PAIRS = "unnest(%s::bigint[], %s::text[]) AS p(answer_id, user_id)"
+_BATCH_LOCK = f"SELECT pg_advisory_xact_lock(hashtextextended(p.answer_id::text || ':' || p.user_id, 7)) FROM {_PAIRS}"
+_BATCH_MARK = """
+INSERT INTO vote_marks (answer_id, user_id, value, present, event_ts, via)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::smallint[], %s::boolean[], %s::numeric[], %s::text[])
+ON CONFLICT (answer_id, user_id, value) DO UPDATE
+SET present = excluded.present, event_ts = excluded.event_ts, via = excluded.via
+WHERE vote_marks.event_ts < excluded.event_ts
+"""
+_BATCH_RECOMPUTE_DELETE = f"""
+DELETE FROM votes v USING {_PAIRS}
+WHERE v.answer_id = p.answer_id AND v.user_id = p.user_id
+AND NOT EXISTS (SELECT 1 FROM vote_marks m WHERE m.answer_id = p.answer_id AND m.user_id = p.user_id AND m.present)
+"""
+_BATCH_RECOMPUTE_UPSERT = f"""
+INSERT INTO votes (answer_id, user_id, value, via)
+SELECT DISTINCT ON (m.answer_id, m.user_id) m.answer_id, m.user_id, m.value, m.via
+FROM {_PAIRS} JOIN vote_marks m ON m.answer_id = p.answer_id AND m.user_id = p.user_id
+WHERE m.present
+ORDER BY m.answer_id, m.user_id, m.event_ts DESC, m.value DESC
+ON CONFLICT (answer_id, user_id) DO UPDATE
+SET value = excluded.value, via = excluded.via, updated_at = now()
+WHERE (votes.value, votes.via) IS DISTINCT FROM (excluded.value, excluded.via)
+"""
+
+
 def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn: psycopg.Connection[Any]) -> int:
     """Record many reactions and votes in the caller's transaction, in a few round trips; returns how many
     were applied (vote reactions on Lore answers, valid votes).
@@ -308,15 +334,35 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         )
     if not marks:
         return 0
-    # Locks in one global order (answer, user), so concurrent batches never deadlock; the sort is stable, and
-    # the event time decides between one user's events anyway.
-    marks.sort(key=lambda m: (m["answer_id"], m["user_id"]))
+    # One row per (answer, user, kind), its latest event (the first of equal times, as one by one would keep):
+    # the four statements below then handle the whole batch in one round trip.
+    latest: dict[tuple[int, str, int], tuple[bool, Decimal, str]] = {}
+    for m in marks:
+        for value, present in ((1, m["up"]), (-1, m["down"])):
+            if present is None:
+                continue
+            key = (m["answer_id"], m["user_id"], value)
+            if key not in latest or latest[key][1] < m["ts"]:
+                latest[key] = (bool(present), m["ts"], m["via"])
+    rows = sorted(latest.items())
+    voters = sorted({(a, u) for (a, u, _), _ in rows})
+    pair_params = ([a for a, _ in voters], [u for _, u in voters])
     with conn.pipeline():
-        for params in marks:
-            conn.execute(_LOCK, params)
-            conn.execute(_MARK, params)
-            conn.execute(_RECOMPUTE_DELETE, params)
-            conn.execute(_RECOMPUTE_UPSERT, params)
+        # Locks in one global order (the arrays are sorted), so concurrent batches never deadlock.
+        conn.execute(_BATCH_LOCK, pair_params)
+        conn.execute(
+            _BATCH_MARK,
+            (
+                [a for (a, _, _), _ in rows],
+                [u for (_, u, _), _ in rows],
+                [v for (_, _, v), _ in rows],
+                [p for _, (p, _, _) in rows],
+                [t for _, (_, t, _) in rows],
+                [via for _, (_, _, via) in rows],
+            ),
+        )
+        conn.execute(_BATCH_RECOMPUTE_DELETE, pair_params)
+        conn.execute(_BATCH_RECOMPUTE_UPSERT, pair_params)
     note_feedback(settings)
     return len(marks)
 

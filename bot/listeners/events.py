@@ -189,8 +189,8 @@ def register(app: App, state: BotState) -> None:
         channel_id, message_ts = str(item.get("channel") or ""), str(item.get("ts") or "")
 
         def first_delivery() -> bool:
-            """For what must happen once (a dialog offer, a regeneration): Slack retries share the event id.
-            Votes themselves need no claim: recording the same event again changes nothing."""
+            """For what must happen once (a regeneration): Slack retries share the event id. Votes need no
+            claim: recording the same event again changes nothing."""
             if body.get("event_id") and not dedupe.claim(settings, body["event_id"], kind="reaction"):
                 DUPLICATES.inc()
                 return False
@@ -209,16 +209,22 @@ def register(app: App, state: BotState) -> None:
                 # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
                 event_ts=event.get("event_ts"),
             )
-            if added and reaction in settings.csv("down_reactions") and first_delivery():
-                offer_critique(client, channel_id=channel_id, message_ts=message_ts, user_id=user_id)
+            if added and reaction in settings.csv("down_reactions"):
+                # A Slack call that may take a while: off the listener threads, which the next votes need.
+                state.in_background(
+                    offer_critique, client, channel_id=channel_id, message_ts=message_ts, user_id=user_id
+                )
         elif added and reaction in settings.csv("regenerate_reactions") and first_delivery():
             original = queries.answer_by_message(settings, channel_id, message_ts)
             if original is not None:
                 regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)
 
     def offer_critique(client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
+        """Offer the "what was wrong?" dialog once per answer and user (not again on each 👎 toggle or retry)."""
         answer = queries.answer_by_message(settings, channel_id, message_ts)
         if answer is None:
+            return
+        if not dedupe.claim(settings, f"critique_offer:{answer.answer_id}:{user_id}", kind="critique_offer"):
             return
         client.chat_postEphemeral(
             channel=channel_id,

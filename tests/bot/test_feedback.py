@@ -124,6 +124,13 @@ def test_reactions_set_and_remove_votes_once_despite_retries(
     eventually(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
     offer = fake_slack.wait_for("chat.postEphemeral")[0]
     assert offer["user"] == "U0VOTER" and offer["blocks"][-1]["elements"][0]["value"] == str(answer_id)
+    # Toggling 👎 off and on again changes the vote, but the dialog is offered only once.
+    bot.sender.event(_reaction("reaction_removed", "thumbsdown", ts=ts))
+    eventually(lambda: _votes(bot) == [])
+    bot.sender.event(_reaction("reaction_added", "thumbsdown", ts=ts))
+    eventually(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
+    settle()
+    assert len(fake_slack.calls_to("chat.postEphemeral")) == 1
     # Reactions on other people's messages are not feedback.
     bot.sender.event(_reaction("reaction_added", "+1", ts="1600003200.000100", user="U0OTHER", item_user="U0ASKER"))
     settle()
