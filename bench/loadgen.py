@@ -91,7 +91,19 @@ async def _send_one(pool: _Pool, request: bytes, scheduled: float | None, result
         conn = await pool.get()
         if scheduled is None:  # closed loop: the request starts when a connection is free
             scheduled = time.perf_counter()
-        status = await asyncio.wait_for(_exchange(*conn, request), TIMEOUT_S - (time.perf_counter() - scheduled))
+        left = TIMEOUT_S - (time.perf_counter() - scheduled)
+        try:
+            status = await asyncio.wait_for(_exchange(*conn, request), left)
+        except TimeoutError:  # a subclass of OSError: a slow server, not a closed connection
+            raise
+        except (OSError, asyncio.IncompleteReadError):
+            # The server closed an idle keep-alive connection as the request went out (it never read it):
+            # like any HTTP client (and Slack, which retries), send it again on a fresh connection.
+            conn[1].close()
+            conn = await asyncio.open_connection(pool.host, pool.port)
+            results.statuses["resent on a fresh connection"] += 1
+            left = TIMEOUT_S - (time.perf_counter() - scheduled)
+            status = await asyncio.wait_for(_exchange(*conn, request), left)
         results.latencies.append(time.perf_counter() - scheduled)
         results.statuses[status] += 1
     except (TimeoutError, ValueError):  # ValueError: the 3 s had passed before the request could go

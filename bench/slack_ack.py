@@ -12,7 +12,6 @@ is the ack latency of Slack's `url_verification` request: HTTP, signature check 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -36,11 +35,12 @@ os.environ.update({"LORE_HOME": str(HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_
 
 import httpx  # noqa: E402
 
+from bench import loadgen  # noqa: E402
 from lore.config import get_settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
 from tests.kb import add_document  # noqa: E402
-from tests.slack_signing import app_mention, event_envelope, signature  # noqa: E402
+from tests.slack_signing import app_mention, event_envelope  # noqa: E402
 
 SECRET = "bench-signing-secret"
 SLACK_TIMEOUT_S = 3.0
@@ -57,41 +57,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def fire(
-    url: str, bodies: list[tuple[bytes, dict[str, str]]], rate: float
+def fire(
+    port: int, bodies: list[tuple[bytes, dict[str, str]]], rate: float
 ) -> tuple[list[float], int, Counter[int | str]]:
-    """Send the bodies at `rate` per second; return ack latencies (s), timeouts and status codes."""
-    latencies: list[float] = []
-    statuses: Counter[int | str] = Counter()
-    timeouts = 0
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(timeout=SLACK_TIMEOUT_S, limits=limits) as client:
-
-        async def one(body: bytes, headers: dict[str, str]) -> None:
-            nonlocal timeouts
-            ts = str(int(time.time()))
-            signed = {**headers, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature(SECRET, ts, body)}
-            started = time.perf_counter()
-            try:
-                response = await client.post(url, content=body, headers=signed)
-            except httpx.TimeoutException:
-                timeouts += 1
-                return
-            except httpx.TransportError as exc:  # a dropped connection: Slack would count it a failure
-                statuses[f"error {type(exc).__name__}"] += 1
-                return
-            latencies.append(time.perf_counter() - started)
-            statuses[response.status_code] += 1
-
-        start = time.perf_counter()
-        tasks = []
-        for i, (body, headers) in enumerate(bodies):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, headers)))
-        await asyncio.gather(*tasks)
-    return latencies, timeouts, statuses
+    """Send the bodies at `rate` per second (pre-signed, keep-alive; bench/loadgen.py); return ack latencies
+    (s), timeouts and status codes."""
+    requests = [loadgen.signed_request("127.0.0.1", port, body, SECRET, extra_headers=extra) for body, extra in bodies]
+    results = loadgen.send("127.0.0.1", port, requests, rate=rate, connections=400)
+    return results.latencies, results.timeouts, results.statuses
 
 
 def main() -> None:
@@ -143,12 +116,10 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("lore serve --http did not start")
                 time.sleep(0.2)
-            events_url = base + "/slack/events"
-            json_headers = {"Content-Type": "application/json"}
 
             # Warm up: one answered question loads the embedder in the server, as in steady operation.
             warm = event_envelope(app_mention(f"<@{BOT_USER_ID}> warm up?", ts="1500000000.000001"))
-            asyncio.run(fire(events_url, [(json.dumps(warm).encode(), json_headers)], 1))
+            fire(port, [(json.dumps(warm).encode(), {})], 1)
             warm_deadline = time.monotonic() + 300
             while not slack.calls_to("chat.stopStream") and not slack.calls_to("chat.postMessage"):
                 if time.monotonic() > warm_deadline or server.poll() is not None:
@@ -158,9 +129,7 @@ def main() -> None:
 
             # Anchor: url_verification at the same rate for 3 s.
             challenge = json.dumps({"token": "x", "challenge": "c", "type": "url_verification"}).encode()
-            anchor, anchor_timeouts, _ = asyncio.run(
-                fire(events_url, [(challenge, json_headers)] * int(args.rate * 3), args.rate)
-            )
+            anchor, anchor_timeouts, _ = fire(port, [(challenge, {})] * int(args.rate * 3), args.rate)
 
             # The load: unique mentions, every 20th also delivered again as a Slack retry.
             total = int(args.rate * args.seconds)
@@ -171,11 +140,11 @@ def main() -> None:
                 threads.append(ts)
                 envelope = event_envelope(app_mention(f"<@{BOT_USER_ID}> when is the deploy freeze? #{i}", ts=ts))
                 body = json.dumps(envelope).encode()
-                bodies.append((body, json_headers))
+                bodies.append((body, {}))
                 if i % 20 == 0:
-                    bodies.append((body, {**json_headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}))
+                    bodies.append((body, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}))
             sent_at = time.monotonic()
-            latencies, timeouts, statuses = asyncio.run(fire(events_url, bodies, args.rate * len(bodies) / total))
+            latencies, timeouts, statuses = fire(port, bodies, args.rate * len(bodies) / total)
             send_s = time.monotonic() - sent_at
 
             def answered() -> Counter[str]:

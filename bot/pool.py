@@ -37,7 +37,12 @@ def _exit_with_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def _child_main(settings: Settings, queue: Queue[Any], counts: Queue[Any], threads: int, parent_pid: int) -> None:
+def _child_main(
+    settings: Settings, queue: Queue[Any], counts: Queue[Any], threads: int, parent_pid: int, cores: int
+) -> None:
+    # The processes share the machine's cores: torch's own thread pool per process would oversubscribe them
+    # (set before torch is first imported, by the embedder).
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores))
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
     metrics.forward_to(counts)
     from bot.app import create_client
@@ -80,7 +85,14 @@ class AnswerProcesses:
         self.processes = [
             context.Process(
                 target=_child_main,
-                args=(settings, self.queue, self.counts, threads, os.getpid()),
+                args=(
+                    settings,
+                    self.queue,
+                    self.counts,
+                    threads,
+                    os.getpid(),
+                    max(1, (os.cpu_count() or 1) // processes),
+                ),
                 name=f"lore-answers-{n}",
                 daemon=True,
             )

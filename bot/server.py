@@ -167,7 +167,17 @@ def run_http(settings: Settings, *, host: str, port: int, bolt_app: App | None =
 
     http_app = create_http_app(settings, bolt_app=bolt_app)
     log.info(kv("serving", mode="http", host=host, port=port))
-    uvicorn.run(http_app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        http_app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        # Longer than the idle timeout of the proxies in front (60 s on most load balancers): otherwise the
+        # server closes a keep-alive connection just as a request arrives on it, and that request fails.
+        timeout_keep_alive=75,
+    )
 
 
 def socket_handler(settings: Settings, *, bolt_app: App | None = None) -> Any:

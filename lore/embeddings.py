@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -31,8 +32,21 @@ class Embedder(Protocol):
         ...
 
 
+@dataclass
+class _Request:
+    texts: list[str]
+    done: bool = False
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+
+
 class LocalEmbedder:
-    """sentence-transformers on the bundled all-MiniLM-L6-v2 weights; nothing is downloaded."""
+    """sentence-transformers on the bundled all-MiniLM-L6-v2 weights; nothing is downloaded.
+
+    Concurrent small calls (one question per answering thread) are coalesced: while one thread encodes,
+    the others queue their texts, and the next of them encodes everything queued in one batch. A batch of
+    twelve questions costs little more than one, so a busy bot embeds questions at batch speed.
+    """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -41,6 +55,10 @@ class LocalEmbedder:
         self.batch_size = batch_size
         self._model: object | None = None
         self._lock = threading.Lock()
+        self._queue: list[_Request] = []
+        self._encoding = False
+        self._turn = threading.Condition()
+        self.encode_calls = 0  # batches actually run (for tests and benchmarks)
 
     def _load(self) -> object:
         with self._lock:
@@ -54,14 +72,51 @@ class LocalEmbedder:
                 self._model = SentenceTransformer(str(get_model_path()), device="cpu")
             return self._model
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def _encode(self, texts: list[str]) -> np.ndarray:
         model = self._load()
+        self.encode_calls += 1
         vectors = model.encode(  # type: ignore[attr-defined]
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) >= self.batch_size:  # already a batch (ingest): nothing to gain from waiting
+            return self._encode(texts)
+        request = _Request(list(texts))
+        with self._turn:
+            self._queue.append(request)
+            while self._encoding and not request.done:
+                self._turn.wait()
+            if request.done:
+                return self._result(request)
+            self._encoding = True  # this thread's turn: it encodes everything queued, its own texts included
+            batch, self._queue = self._queue, []
+        try:
+            vectors = self._encode([t for r in batch for t in r.texts])
+        except BaseException as exc:
+            for r in batch:
+                r.error = exc
+        else:
+            start = 0
+            for r in batch:
+                r.result = vectors[start : start + len(r.texts)]
+                start += len(r.texts)
+        with self._turn:
+            for r in batch:
+                r.done = True
+            self._encoding = False
+            self._turn.notify_all()
+        return self._result(request)
+
+    @staticmethod
+    def _result(request: _Request) -> np.ndarray:
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
 
 
 class OpenAIEmbedder:
