@@ -18,7 +18,7 @@ import psycopg
 
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.feedback_memory import note_feedback
+from lore.feedback_memory import note_feedback, refresh_evidence
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,13 @@ def _apply_marks(
     ts: Decimal,
 ) -> None:
     params = {"answer_id": answer_id, "user_id": user_id, "up": up, "down": down, "via": via, "ts": ts}
-    # One round trip for the four statements: feedback is a hot path (hundreds of events a second).
+    # One round trip for the statements: feedback is a hot path (hundreds of events a second).
     with conn.pipeline():
         conn.execute(_LOCK, params)
         conn.execute(_MARK, params)
         conn.execute(_RECOMPUTE_DELETE, params)
         conn.execute(_RECOMPUTE_UPSERT, params)
+        refresh_evidence(conn, [answer_id])
 
 
 @contextmanager
@@ -363,6 +364,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         )
         conn.execute(_BATCH_RECOMPUTE_DELETE, pair_params)
         conn.execute(_BATCH_RECOMPUTE_UPSERT, pair_params)
+        refresh_evidence(conn, pair_params[0])
     note_feedback(settings)
     return len(marks)
 
@@ -435,6 +437,7 @@ def record_critique(
             "SET critique = excluded.critique, correction = excluded.correction, source_uri = excluded.source_uri",
             (answer_id, user_id, critique, correction, source_uri),
         )
+        refresh_evidence(conn, [answer_id])
     note_feedback(settings)
 
 

@@ -199,6 +199,43 @@ class VoteMark(Base):
     __table_args__ = (CheckConstraint("value IN (-1, 1)", name="value"),)
 
 
+class FeedbackAnswer(Base):
+    """An answer whose votes or correction are evidence for the feedback memory, with its question's embedding.
+
+    Only these answers are searched for similar past questions (lore.feedback_memory), so the HNSW scan
+    never wastes its candidates on the many answers nobody voted on.
+    """
+
+    __tablename__ = "feedback_answers"
+
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    question_embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+
+    __table_args__ = (
+        Index(
+            "ix_feedback_answers_question_embedding_hnsw",
+            "question_embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"question_embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class FeedbackEvidence(Base):
+    """What an answer's feedback says about each document it used: the weight `w` the feedback memory adds
+    (scaled by question similarity) to that document. Recomputed whenever the answer's votes or
+    corrections change, so a search only sums precomputed rows."""
+
+    __tablename__ = "feedback_evidence"
+
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    w: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 class Comparison(Base):
     """A user's choice between two answers to the same question."""
 

@@ -42,10 +42,6 @@ NEAR_DUPLICATE_COSINE = 0.97
 # pgvector's default; raised when more candidates are asked for.
 MIN_EF_SEARCH = 40
 
-# Used until the feedback memory exists, and when use_feedback=False: no rows, so the term is 0.
-EMPTY_FEEDBACK_CTE = "feedback_adj AS (SELECT NULL::bigint AS chunk_id, 0::double precision AS adj WHERE false)"
-
-
 # Session settings of every search connection (these connections serve nothing else):
 # - relaxed_order: pgvector 0.8's iterative index scan, so a selective ACL filter does not starve the scan;
 # - force_custom_plan: statements are prepared (parsed once) but planned with each search's own values, since
@@ -129,53 +125,71 @@ _FULLTEXT_CTE = f"""fts AS MATERIALIZED (
 )"""
 
 _EMPTY_VEC = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
-_EMPTY_FTS = "fts AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
 
 
-def build_query(*, mode: str, feedback_sql: str) -> str:
-    """The search statement for a mode: candidate CTEs, feedback CTE, fusion and the final ranking."""
-    vec = _vector_cte(with_acl=True) if mode in ("vector", "hybrid") else _EMPTY_VEC
-    fts = _FULLTEXT_CTE if mode in ("fulltext", "hybrid") else _EMPTY_FTS
-    return f"""WITH {vec},
-{fts},
-{feedback_sql},
+_SELECT_HIT = """c.id, c.document_id, d.uri, d.title, c.heading, c.text, c.text_hash, c.embedding"""
+
+
+def build_query(*, mode: str, feedback_sql: str | None) -> str:
+    """The search statement for a mode: candidate CTEs, feedback CTE, fusion and the final ranking.
+
+    Planning is a good part of a search's cost (plans are made per search, for the asker's ACL), so each
+    mode gets the smallest statement that does its job: vector mode ranks the HNSW candidates directly, and
+    without feedback in the database there is no feedback CTE or join at all.
+    """
+    adj = "COALESCE(fa.adj, 0)" if feedback_sql else "0::double precision"
+    feedback_join = "LEFT JOIN feedback_adj fa ON fa.document_id = c.document_id" if feedback_sql else ""
+    boost = f"LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND})"
+    if mode == "vector":
+        head = f"WITH {feedback_sql}" if feedback_sql else ""
+        return f"""{head}
+SELECT {_SELECT_HIT},
+       1.0 / ({RRF_K} + v.rank) + {boost} + {adj} AS score, 1 - v.dist AS similarity, false, {adj} AS adj
+FROM (
+    SELECT id, dist, row_number() OVER (ORDER BY dist) AS rank FROM (
+        SELECT id, embedding <=> %(qvec)s AS dist FROM chunks WHERE acl && %(acl)s::text[]
+        ORDER BY embedding <=> %(qvec)s LIMIT %(n)s
+    ) v0
+) v
+JOIN chunks c ON c.id = v.id
+JOIN documents d ON d.id = c.document_id
+{feedback_join}
+ORDER BY score DESC, c.id
+LIMIT %(limit)s"""
+    vec = _vector_cte(with_acl=True) if mode == "hybrid" else _EMPTY_VEC
+    ctes = ",\n".join([vec, _FULLTEXT_CTE] + ([feedback_sql] if feedback_sql else []))
+    return f"""WITH {ctes},
 fused AS (
     SELECT id, sum(1.0 / ({RRF_K} + rank))::double precision AS rrf, bool_or(is_fts) AS is_fts
     FROM (SELECT id, rank, false AS is_fts FROM vec UNION ALL SELECT id, rank, true FROM fts) u
     GROUP BY id
 )
-SELECT c.id, c.document_id, d.uri, d.title, c.heading, c.text, c.text_hash, c.embedding,
-       f.rrf + LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND}) + COALESCE(fa.adj, 0) AS score,
-       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts, COALESCE(fa.adj, 0) AS adj
+SELECT {_SELECT_HIT},
+       f.rrf + {boost} + {adj} AS score,
+       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts, {adj} AS adj
 FROM fused f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.id = c.document_id
-LEFT JOIN feedback_adj fa ON fa.chunk_id = c.id
+{feedback_join}
 ORDER BY score DESC, c.id
 LIMIT %(limit)s"""
 
 
-def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str, dict[str, Any]]:
+def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str | None, dict[str, Any]]:
     if not use_feedback:
-        return EMPTY_FEEDBACK_CTE, {}
-    try:
-        from lore.feedback_memory import feedback_cte
-    except ImportError:
-        return EMPTY_FEEDBACK_CTE, {}
+        return None, {}
+    from lore.feedback_memory import feedback_cte
+
     sql, params = feedback_cte(settings)
     # Evaluated once per search, not once per candidate row it is joined to (PostgreSQL inlines a CTE
-    # referenced once, and the nested loop would repeat its index scan on answers for every row).
-    if sql.startswith("feedback_adj AS ("):
-        sql = "feedback_adj AS MATERIALIZED (" + sql[len("feedback_adj AS (") :]
-    return sql, params
+    # referenced once, and the nested loop would repeat its index scan for every row).
+    return sql.replace("feedback_adj AS (", "feedback_adj AS MATERIALIZED (", 1), params
 
 
 def _any_feedback(settings: Settings) -> bool:
     """False while the database holds no feedback at all, so the search can skip the feedback term."""
-    try:
-        from lore.feedback_memory import feedback_present
-    except ImportError:
-        return False
+    from lore.feedback_memory import feedback_present
+
     try:
         return feedback_present(settings, _connection(settings))
     except psycopg.Error:

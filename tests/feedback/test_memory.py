@@ -13,7 +13,10 @@ def _adjustments(settings: Settings, question: str) -> dict[int, float]:
     sql, params = feedback_cte(settings)
     qvec = embed(settings, [question])[0]
     with raw_connection(settings) as conn:
-        rows = conn.execute(f"WITH {sql} SELECT chunk_id, adj FROM feedback_adj", {**params, "qvec": qvec}).fetchall()
+        rows = conn.execute(
+            f"WITH {sql} SELECT c.id, fa.adj FROM feedback_adj fa JOIN chunks c ON c.document_id = fa.document_id",
+            {**params, "qvec": qvec},
+        ).fetchall()
     return {int(c): float(a) for c, a in rows}
 
 
