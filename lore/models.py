@@ -202,8 +202,7 @@ class VoteMark(Base):
 class FeedbackAnswer(Base):
     """An answer whose votes or correction are evidence for the feedback memory, with its question's embedding.
 
-    Only these answers are searched for similar past questions (lore.feedback_memory), so the HNSW scan
-    never wastes its candidates on the many answers nobody voted on.
+    Searching processes hold these (and their evidence) in memory (lore.feedback_memory.FeedbackIndex).
     """
 
     __tablename__ = "feedback_answers"
@@ -211,15 +210,17 @@ class FeedbackAnswer(Base):
     answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
     question_embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
 
-    __table_args__ = (
-        Index(
-            "ix_feedback_answers_question_embedding_hnsw",
-            "question_embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"question_embedding": "vector_cosine_ops"},
-        ),
-    )
+
+class FeedbackState(Base):
+    """One row: a version bumped by every change of the feedback evidence, so searching processes know when
+    to reload their copy of the feedback memory."""
+
+    __tablename__ = "feedback_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=sql("0"))
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
 
 class FeedbackEvidence(Base):

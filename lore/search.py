@@ -175,27 +175,30 @@ ORDER BY score DESC, c.id
 LIMIT %(limit)s"""
 
 
-def _feedback_cte(settings: Settings, use_feedback: bool) -> tuple[str | None, dict[str, Any]]:
+# The feedback memory's adjustments arrive as two arrays (computed in this process, lore.feedback_memory).
+_FEEDBACK_SQL = (
+    "feedback_adj AS (SELECT * FROM unnest(%(fb_docs)s::bigint[], %(fb_adj)s::float8[]) AS f(document_id, adj))"
+)
+
+
+def _feedback(settings: Settings, qvec: np.ndarray, use_feedback: bool) -> tuple[str | None, dict[str, Any]]:
+    """The feedback CTE and its parameters, or (None, {}) when no past question with feedback is near."""
     if not use_feedback:
         return None, {}
-    from lore.feedback_memory import feedback_cte
-
-    sql, params = feedback_cte(settings)
-    # Evaluated once per search, not once per candidate row it is joined to (PostgreSQL inlines a CTE
-    # referenced once, and the nested loop would repeat its index scan for every row).
-    return sql.replace("feedback_adj AS (", "feedback_adj AS MATERIALIZED (", 1), params
-
-
-def _any_feedback(settings: Settings) -> bool:
-    """False while the database holds no feedback at all, so the search can skip the feedback term."""
-    from lore.feedback_memory import feedback_present
+    from lore.feedback_memory import feedback_index
 
     try:
-        return feedback_present(settings, _connection(settings))
-    except psycopg.Error:
-        # A broken connection: keep the term (the search itself reconnects and retries).
-        _discard(settings)
-        return True
+        index = feedback_index(settings, _connection(settings))
+    except psycopg.OperationalError:
+        _discard(settings)  # a broken connection (server restart): one retry on a fresh one
+        try:
+            index = feedback_index(settings, _connection(settings))
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"cannot reach the database for search: {exc}".splitlines()[0]) from exc
+    documents, adjustments = index.adjustments(settings, qvec)
+    if not documents:
+        return None, {}
+    return _FEEDBACK_SQL, {"fb_docs": documents, "fb_adj": adjustments}
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -230,7 +233,7 @@ def search_scored(
     if not query:
         return []
     qvec = query_embedding if query_embedding is not None else embed_query(settings, query)
-    feedback_sql, feedback_params = _feedback_cte(settings, use_feedback and _any_feedback(settings))
+    feedback_sql, feedback_params = _feedback(settings, qvec, use_feedback)
     n = candidate_count(k, mode)
     params: dict[str, Any] = {
         **feedback_params,

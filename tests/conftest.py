@@ -72,6 +72,10 @@ def db(migrated: Settings) -> Settings:
 
     with get_engine(migrated).begin() as conn:
         conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in TABLES) + " RESTART IDENTITY CASCADE"))
+    # The process's copy of the feedback memory describes the previous test's rows (ids restart): drop it.
+    from lore import feedback_memory
+
+    feedback_memory._indexes.clear()
     return migrated
 
 

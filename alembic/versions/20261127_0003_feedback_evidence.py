@@ -1,4 +1,4 @@
-"""feedback evidence: precomputed per answer and document, so a search sums rows instead of recomputing votes
+"""feedback evidence: precomputed per answer and document, and a version that tells searches to reload it
 
 Revision ID: 0003_feedback_evidence
 Revises: 0002_vote_marks
@@ -27,15 +27,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("answer_id", name=op.f("pk_feedback_answers")),
     )
-    op.create_index(
-        "ix_feedback_answers_question_embedding_hnsw",
-        "feedback_answers",
-        ["question_embedding"],
-        unique=False,
-        postgresql_using="hnsw",
-        postgresql_with={"m": 16, "ef_construction": 64},
-        postgresql_ops={"question_embedding": "vector_cosine_ops"},
+    op.create_table(
+        "feedback_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_feedback_state_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback_state")),
     )
+    op.execute("INSERT INTO feedback_state (id, version) VALUES (1, 0)")
     op.create_table(
         "feedback_evidence",
         sa.Column("answer_id", sa.BigInteger(), nullable=False),
@@ -62,11 +61,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_feedback_evidence_document_id"), table_name="feedback_evidence")
     op.drop_table("feedback_evidence")
-    op.drop_index(
-        "ix_feedback_answers_question_embedding_hnsw",
-        table_name="feedback_answers",
-        postgresql_using="hnsw",
-        postgresql_with={"m": 16, "ef_construction": 64},
-        postgresql_ops={"question_embedding": "vector_cosine_ops"},
-    )
+    op.drop_table("feedback_state")
     op.drop_table("feedback_answers")

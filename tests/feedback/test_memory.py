@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import psycopg
+from pgvector.psycopg import register_vector
+
 from lore.config import Settings
-from lore.db import raw_connection
+from lore.db import database_url
 from lore.feedback import record_critique, record_vote
-from lore.feedback_memory import feedback_cte
+from lore.feedback_memory import feedback_index
 from tests.feedback.helpers import add_answer, add_doc, embed
 
 
 def _adjustments(settings: Settings, question: str) -> dict[int, float]:
-    sql, params = feedback_cte(settings)
+    """The feedback memory's adjustment of every chunk of each document it moves, for a question."""
     qvec = embed(settings, [question])[0]
-    with raw_connection(settings) as conn:
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        register_vector(conn)
+        docs, adj = feedback_index(settings, conn).adjustments(settings, qvec)
         rows = conn.execute(
-            f"WITH {sql} SELECT c.id, fa.adj FROM feedback_adj fa JOIN chunks c ON c.document_id = fa.document_id",
-            {**params, "qvec": qvec},
+            "SELECT c.id, f.adj FROM unnest(%s::bigint[], %s::float8[]) AS f(document_id, adj)"
+            " JOIN chunks c ON c.document_id = f.document_id",
+            (docs, adj),
         ).fetchall()
     return {int(c): float(a) for c, a in rows}
 

@@ -1,4 +1,4 @@
-"""Searches skip the feedback term while no feedback exists, and include it once a vote is recorded."""
+"""The feedback memory held by searching processes: reloaded when feedback changes, here or elsewhere."""
 
 from __future__ import annotations
 
@@ -7,32 +7,36 @@ import psycopg
 from lore import feedback_memory
 from lore.config import Settings
 from lore.db import database_url
-from lore.feedback import record_vote
-from tests.feedback.helpers import add_answer, add_doc, rand_vec
+from lore.feedback import forget_message, record_critique, record_vote
+from lore.search import search_scored
+from tests.feedback.helpers import add_answer, add_doc, embed, rand_vec
 
 
-def test_feedback_presence_is_detected_and_remembered(db: Settings) -> None:
-    feedback_memory._seen.clear()
+def test_the_index_follows_feedback_recorded_here_at_once_and_elsewhere_within_the_check_interval(
+    db: Settings,
+) -> None:
+    feedback_memory._indexes.clear()
     chunks = add_doc(db, uri="kb://deploy", title="Deploy", texts=["Deploy with make ship."])
-    answer_id = add_answer(db, question="how to deploy?", chunk_ids=chunks, embedding=rand_vec(1))
+    qvec = embed(db, ["how do I deploy?"])[0]
+    answer_id = add_answer(db, question="how do I deploy?", chunk_ids=chunks, embedding=qvec)
     with psycopg.connect(database_url(db), autocommit=True) as conn:
-        assert feedback_memory.feedback_present(db, conn) is False
-        # Recorded by another process (its vote and the evidence it derives): not seen until the recheck.
+        index = feedback_memory.feedback_index(db, conn)
+        assert index.adjustments(db, qvec) == ([], [])
+        # Recorded by another process (its vote and the evidence it derives): seen after the check interval.
         with conn.transaction():
             conn.execute("INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U9', 1)", (answer_id,))
             feedback_memory.refresh_evidence(conn, [answer_id])
-        assert feedback_memory.feedback_present(db, conn) is False
-        feedback_memory._seen[feedback_memory._key(db)] -= feedback_memory.ABSENT_RECHECK_S + 1
-        assert feedback_memory.feedback_present(db, conn) is True
-        with conn.transaction():
-            conn.execute("DELETE FROM votes")
-            feedback_memory.refresh_evidence(conn, [answer_id])
-        assert conn.execute("SELECT count(*) FROM feedback_answers").fetchone() == (0,)
-        feedback_memory._seen.clear()
-        assert feedback_memory.feedback_present(db, conn) is False
-        # Recorded in this process: seen at once.
-        record_vote(db, answer_id=answer_id, user_id="U1", value=1, via="cli")
-        assert feedback_memory.feedback_present(db, conn) is True
+        assert feedback_memory.feedback_index(db, conn).adjustments(db, qvec) == ([], [])
+        index.checked_at -= feedback_memory.CHECK_INTERVAL_S + 1
+        docs, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec)
+        assert len(docs) == 1 and 0 < adj[0] <= db.feedback_weight
+        # Recorded in this process: seen by the next search, without waiting.
+        record_vote(db, answer_id=answer_id, user_id="U1", value=-1, via="cli")
+        record_vote(db, answer_id=answer_id, user_id="U2", value=-1, via="cli")
+        docs, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec)
+        assert len(docs) == 1 and adj[0] < 0
+    hits = search_scored(db, "how do I deploy?", mode="vector", k=3)
+    assert hits and hits[0].feedback < 0  # the search applies it
 
 
 def test_evidence_follows_votes_corrections_and_deletions(db: Settings) -> None:
@@ -58,8 +62,6 @@ def test_evidence_follows_votes_corrections_and_deletions(db: Settings) -> None:
     assert evidence() == {wiki_doc: round(1 / (1 + zz), 4), deploy_doc: round(1 / (1 + zz) / 2, 4)}
     record_vote(db, answer_id=a, user_id="U2", value=-1, via="button")
     assert evidence() == {}  # mixed votes cancel
-    from lore.feedback import forget_message, record_critique
-
     record_critique(db, answer_id=a, user_id="U3", critique="wrong doc", correction="See kb://deploy instead")
     assert evidence() == {deploy_doc: feedback_memory.CORRECTION_SCORE}
     # The answer's Slack message is deleted: the answer goes, and its evidence with it.
