@@ -126,7 +126,8 @@ def _documents(
 
 
 def lore_write(settings: Settings, documents: list[store.PreparedDocument], *, rows_per_write: int) -> float | None:
-    """Write as the pipeline's writer does: transactions of about `rows_per_write` rows, bulk index strategy."""
+    """Write as the pipeline's writer does: batches of about `rows_per_write` rows, bulk index strategy, and
+    LORE_INGEST_WRITERS connections per batch while the index is in place."""
     strategy = store.IndexStrategy(settings)
     group: list[store.PreparedDocument] = []
     rows = 0
@@ -136,11 +137,13 @@ def lore_write(settings: Settings, documents: list[store.PreparedDocument], *, r
             rows += len(document.chunks)
             if rows >= rows_per_write:
                 strategy.before_write()
-                strategy.after_write(store.write_documents(settings, group).chunks)
+                writers = 1 if strategy.bulk else settings.ingest_writers
+                strategy.after_write(store.write_documents(settings, group, writers=writers).chunks)
                 group, rows = [], 0
         if group:
             strategy.before_write()
-            strategy.after_write(store.write_documents(settings, group).chunks)
+            writers = 1 if strategy.bulk else settings.ingest_writers
+            strategy.after_write(store.write_documents(settings, group, writers=writers).chunks)
     finally:
         strategy.finish()
     return strategy.rebuild_seconds

@@ -272,8 +272,10 @@ class Pipeline:
 
     def _write(self, documents: list[store.PreparedDocument], strategy: store.IndexStrategy) -> store.WriteResult:
         strategy.before_write()
+        # Parallel writers pay off while the HNSW index is in place; a bulk load writes without it.
+        writers = 1 if strategy.bulk else self.settings.ingest_writers
         try:
-            result = store.write_documents(self.settings, documents)
+            result = store.write_documents(self.settings, documents, writers=writers)
         except psycopg.DataError:
             if len(documents) == 1:
                 raise

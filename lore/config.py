@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_MAX_FILE_MB")
     chunk_words: int = Field(default=160, ge=20, le=2000, validation_alias="LORE_CHUNK_WORDS")
     embed_batch: int = Field(default=64, ge=1, le=4096, validation_alias="LORE_EMBED_BATCH")
+    # Connections writing one large incremental batch at once (HNSW insertion is per backend): the cores.
+    ingest_writers: int = Field(
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=16, validation_alias="LORE_INGEST_WRITERS"
+    )
     log_level: str = Field(default="INFO", validation_alias="LORE_LOG_LEVEL")
     up_reactions: str = Field(default="+1,thumbsup", validation_alias="LORE_UP_REACTIONS")
     down_reactions: str = Field(default="-1,thumbsdown", validation_alias="LORE_DOWN_REACTIONS")

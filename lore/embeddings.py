@@ -76,7 +76,11 @@ class LocalEmbedder:
         model = self._load()
         self.encode_calls += 1
         vectors = model.encode(  # type: ignore[attr-defined]
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 

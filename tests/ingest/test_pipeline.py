@@ -113,3 +113,53 @@ def test_bulk_load_rebuilds_the_indexes_and_a_missing_index_comes_back(db: Setti
     again = ingest_sources(db, [str(tmp_path)])
     assert again.documents_unchanged == 1 and again.index_rebuild_seconds is None
     assert set(BULK_INDEXES) <= present()
+
+
+def test_a_large_batch_into_an_indexed_table_is_written_by_several_connections(db: Settings) -> None:
+    import hashlib
+    import threading
+
+    import numpy as np
+
+    from ingest import store
+    from ingest.chunking import ChunkText
+
+    rng = np.random.default_rng(5)
+
+    def document(n: int, chunks: int) -> store.PreparedDocument:
+        texts = [ChunkText(ord=i, heading=f"Doc {n}", text=f"document {n} passage {i}") for i in range(chunks)]
+        vectors = rng.standard_normal((chunks, 384)).astype(np.float32)
+        return store.PreparedDocument(
+            uri=f"kb://doc/{n}",
+            title=f"Doc {n}",
+            source_kind="file",
+            source_root=None,
+            content_hash=hashlib.sha256(str(n).encode()).hexdigest(),
+            acl=["public"],
+            meta={},
+            chunks=texts,
+            vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+        )
+
+    writers_seen: set[str] = set()
+    real = store._write_transaction
+
+    def spy(settings: Settings, documents: list[store.PreparedDocument]) -> store.WriteResult:
+        writers_seen.add(threading.current_thread().name)
+        return real(settings, documents)
+
+    store._write_transaction = spy  # type: ignore[assignment]
+    try:
+        first = store.write_documents(db, [document(n, 60) for n in range(6)], writers=3)
+        again = store.write_documents(db, [document(n, 50) for n in range(4)], writers=3)  # 4 replaced
+    finally:
+        store._write_transaction = real  # type: ignore[assignment]
+    assert len(writers_seen) == 3  # three connections, each on its own thread
+    assert (first.added, first.updated, first.chunks) == (6, 0, 360)
+    assert (again.added, again.updated, again.chunks) == (0, 4, 200)
+    counts = dict(
+        _rows(db, "SELECT d.uri, count(c.id) FROM documents d JOIN chunks c ON c.document_id = d.id GROUP BY 1")
+    )
+    assert counts == {**{f"kb://doc/{n}": 50 for n in range(4)}, "kb://doc/4": 60, "kb://doc/5": 60}
+    # Written with the HNSW index in place (no bulk strategy here): it is still there.
+    assert "ix_chunks_embedding_hnsw" in {n for (n,) in _rows(db, "SELECT indexname FROM pg_indexes")}
