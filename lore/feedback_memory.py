@@ -21,6 +21,7 @@ Search (lore.search) passes the per-document adjustments to its statement and ad
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -178,7 +179,10 @@ class FeedbackIndex:
         if not len(matrix):
             return [], []
         threshold = float(min(settings.feedback_threshold, 0.999))
-        sims = matrix @ np.asarray(qvec, dtype=np.float32)
+        # One core: a matrix-vector product this small gains nothing from BLAS threads, whose spinning after
+        # the call took the cores from PostgreSQL and doubled the search's latency (measured).
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            sims = matrix @ np.asarray(qvec, dtype=np.float32)
         if len(sims) > NEIGHBORS:
             near = np.argpartition(-sims, NEIGHBORS)[:NEIGHBORS]
             near = near[sims[near] >= threshold]
@@ -186,15 +190,22 @@ class FeedbackIndex:
             near = np.flatnonzero(sims >= threshold)
         if not len(near):
             return [], []
-        totals: dict[int, float] = {}
-        for i in near:
-            simw = (float(sims[i]) - threshold) / (1 - threshold)
-            for j in range(offsets[i], offsets[i + 1]):
-                doc = int(documents[j])
-                totals[doc] = totals.get(doc, 0.0) + simw * float(weights[j])
-        bound = float(settings.feedback_weight)
-        docs = sorted(totals)
-        return docs, [bound * math.tanh(GAIN * totals[d]) for d in docs]
+        simw = (sims[near].astype(np.float64) - threshold) / (1 - threshold)
+        # Every evidence row of the near answers, each weighted by its answer's similarity, summed per document.
+        starts, ends = offsets[near], offsets[near + 1]
+        lengths = ends - starts
+        rows = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        docs, slot = np.unique(documents[rows], return_inverse=True)
+        totals = np.bincount(slot, weights=weights[rows] * np.repeat(simw, lengths), minlength=len(docs))
+        adjustments = float(settings.feedback_weight) * np.tanh(GAIN * totals)
+        return [int(d) for d in docs], [float(a) for a in adjustments]
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 _indexes: dict[str, FeedbackIndex] = {}

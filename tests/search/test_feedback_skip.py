@@ -72,3 +72,36 @@ def test_evidence_follows_votes_corrections_and_deletions(db: Settings) -> None:
 def _doc_of(settings: Settings, chunk_id: int) -> int:
     with psycopg.connect(database_url(settings)) as conn:
         return int(conn.execute("SELECT document_id FROM chunks WHERE id = %s", (chunk_id,)).fetchone()[0])
+
+
+def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(db: Settings) -> None:
+    """The vectorised computation against the definition, on random questions and evidence."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    centre = rng.standard_normal(384).astype(np.float32)
+    rows = []
+    for answer in range(120):  # more than NEIGHBORS, many of them near the query
+        vec = centre + rng.standard_normal(384).astype(np.float32) * (0.5 if answer % 2 else 3.0)
+        docs = sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
+        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, rng.normal(0, 0.3, len(docs)).tolist()))
+    index = feedback_memory.FeedbackIndex()
+    index._load(rows)
+    query = centre / np.linalg.norm(centre)
+    got_docs, got_adj = index.adjustments(db, query)
+
+    threshold, bound = db.feedback_threshold, db.feedback_weight
+    sims = [float(np.dot(np.asarray(r[1], dtype=np.float32), query)) for r in rows]
+    nearest = sorted(range(len(rows)), key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
+    totals: dict[int, float] = {}
+    for i in nearest:
+        if sims[i] < threshold:
+            continue
+        for doc, w in zip(rows[i][2], rows[i][3], strict=True):
+            totals[doc] = totals.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
+    assert totals, "the data must put some questions above the threshold"
+    assert got_docs == sorted(totals)
+    expected = [bound * math.tanh(feedback_memory.GAIN * totals[d]) for d in got_docs]
+    assert np.allclose(got_adj, expected, atol=1e-6)
