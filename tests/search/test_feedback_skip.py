@@ -105,3 +105,36 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(d
     assert got_docs == sorted(totals)
     expected = [bound * math.tanh(feedback_memory.GAIN * totals[d]) for d in got_docs]
     assert np.allclose(got_adj, expected, atol=1e-6)
+
+
+def test_vector_mode_adds_feedback_in_python_exactly_as_the_sql_join_would(db: Settings) -> None:
+    import numpy as np
+    from pgvector.psycopg import register_vector
+
+    from lore import search
+
+    texts = [f"Deploying service number {n} to production with the pipeline." for n in range(8)]
+    docs = [
+        add_doc(db, uri=f"kb://svc{n}", title=f"Service {n}", texts=[t, t + " Rollback too."])
+        for n, t in enumerate(texts)
+    ]
+    question = "How do I deploy the service to production?"
+    qvec = embed(db, [question])[0]
+    for n, chunks in enumerate(docs):  # votes that reorder the documents
+        answer = add_answer(db, question=question, chunk_ids=chunks, embedding=qvec)
+        record_vote(db, answer_id=answer, user_id="U1", value=1 if n % 3 == 0 else -1, via="button")
+    got = search_scored(db, question, mode="vector", k=10, query_embedding=qvec)
+    assert any(h.feedback > 0 for h in got) and any(h.feedback < 0 for h in got)
+
+    feedback_sql, params = search._feedback(db, qvec, True)
+    assert feedback_sql is not None
+    n = search.candidate_count(10, "vector")
+    params.update({"qvec": qvec.astype(np.float32), "q": question, "acl": ["public"], "n": n, "limit": n})
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute(search._SESSION_SQL)
+        rows = conn.cursor(binary=True).execute(search.build_query(mode="vector", feedback_sql=feedback_sql), params)
+        expected = search._collapse(rows.fetchall(), 10)
+    assert [h.hit.chunk_id for h in got] == [h.hit.chunk_id for h in expected]
+    assert np.allclose([h.hit.score for h in got], [h.hit.score for h in expected], atol=1e-6)
+    assert np.allclose([h.feedback for h in got], [h.feedback for h in expected], atol=1e-9)
