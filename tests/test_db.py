@@ -72,6 +72,41 @@ def test_upgrade_downgrade_round_trip(migrated: Settings) -> None:
     command.upgrade(config, "head")  # and back up again on the same database
 
 
+def test_upgrade_to_0003_backfills_the_evidence_of_existing_votes(migrated: Settings) -> None:
+    """A deployment with votes recorded before migration 0003 keeps its feedback memory after the upgrade."""
+    from alembic import command
+    from lore.migrations import alembic_config
+
+    url = _fresh_database(migrated, "backfill")
+    config = alembic_config(Settings(DATABASE_URL=url, _env_file=None))  # type: ignore[call-arg]
+    command.upgrade(config, "0002_vote_marks")
+    vector = "[" + ",".join(["0.05"] * 384) + "]"
+    with psycopg.connect(url) as conn:
+        doc = conn.execute(
+            "INSERT INTO documents (uri, title, content_hash, acl) VALUES ('kb://a', 'A', 'h', '{public}') RETURNING id"
+        ).fetchone()[0]
+        chunk = conn.execute(
+            "INSERT INTO chunks (document_id, ord, heading, text, text_hash, embedding, acl) "
+            "VALUES (%s, 0, 'A', 'alpha', 'ha', %s, '{public}') RETURNING id",
+            (doc, vector),
+        ).fetchone()[0]
+        answer = conn.execute(
+            "INSERT INTO answers (question, answer, model, question_embedding, chunk_ids) "
+            "VALUES ('q', 'a', 'm', %s, %s) RETURNING id",
+            (vector, [chunk]),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U1', 1), (%s, 'U2', 1)", (answer, answer)
+        )
+    command.upgrade(config, "head")
+    with psycopg.connect(url) as conn:
+        evidence = conn.execute("SELECT answer_id, document_id, w FROM feedback_evidence").fetchall()
+        held = conn.execute("SELECT answer_id FROM feedback_answers").fetchall()
+        version = conn.execute("SELECT version FROM feedback_state").fetchone()
+    assert [(a, d) for a, d, _ in evidence] == [(answer, doc)] and evidence[0][2] > 0
+    assert held == [(answer,)] and version is not None and version[0] >= 1
+
+
 def test_unique_keys_make_votes_and_events_idempotent(db: Settings) -> None:
     from sqlalchemy.exc import IntegrityError
 
