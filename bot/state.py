@@ -56,9 +56,9 @@ class BotState:
     pool: Any = None
     # workers.feedback_tasks.VoteBatcher, created with the first vote (see bot.jobs.submit_vote).
     votes: Any = None
-    _votes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
+    # Threads for Slack side effects off the listener threads (see in_background), created on first use.
     _background: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run a Slack side effect (an ephemeral offer...) on a few threads of its own, errors logged."""
@@ -69,14 +69,14 @@ class BotState:
             except Exception:
                 log.exception(kv("background_task_failed", task=getattr(fn, "__name__", "?")))
 
-        with self._votes_lock:
+        with self._lock:
             if self._background is None:
                 self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lore-side")
             executor = self._background
         executor.submit(run)
 
     def vote_batcher(self) -> Any:
-        with self._votes_lock:
+        with self._lock:
             if self.votes is None:
                 from workers.feedback_tasks import VoteBatcher
 

@@ -65,53 +65,67 @@ def is_regenerate_reaction(settings: Settings, reaction: str) -> bool:
 # One advisory lock per (answer, user): two workers handling events of the same user never interleave.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(answer_id)s::text || ':' || %(user_id)s, 7))"
 
-_MARK = """
+# The marks of many (answer, user) pairs at once; the vote is the most recent kind still present, none
+# present means no vote.
+_PAIRS = "unnest(%s::bigint[], %s::text[]) AS p(answer_id, user_id)"
+_LOCK_VOTERS = f"SELECT pg_advisory_xact_lock(hashtextextended(p.answer_id::text || ':' || p.user_id, 7)) FROM {_PAIRS}"
+_MARKS = """
 INSERT INTO vote_marks (answer_id, user_id, value, present, event_ts, via)
-SELECT %(answer_id)s, %(user_id)s, kind.value, kind.present, %(ts)s, %(via)s
-FROM (VALUES (1, %(up)s::boolean), (-1, %(down)s::boolean)) AS kind(value, present)
-WHERE kind.present IS NOT NULL
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::smallint[], %s::boolean[], %s::numeric[], %s::text[])
 ON CONFLICT (answer_id, user_id, value) DO UPDATE
 SET present = excluded.present, event_ts = excluded.event_ts, via = excluded.via
 WHERE vote_marks.event_ts < excluded.event_ts
 """
-
-# The vote is the most recent kind still present; none present means no vote.
-_RECOMPUTE_DELETE = """
-DELETE FROM votes WHERE answer_id = %(answer_id)s AND user_id = %(user_id)s
-AND NOT EXISTS (SELECT 1 FROM vote_marks m
-                WHERE m.answer_id = %(answer_id)s AND m.user_id = %(user_id)s AND m.present)
+_RECOMPUTE_DELETE = f"""
+DELETE FROM votes v USING {_PAIRS}
+WHERE v.answer_id = p.answer_id AND v.user_id = p.user_id
+AND NOT EXISTS (SELECT 1 FROM vote_marks m WHERE m.answer_id = p.answer_id AND m.user_id = p.user_id AND m.present)
 """
-
-_RECOMPUTE_UPSERT = """
+_RECOMPUTE_UPSERT = f"""
 INSERT INTO votes (answer_id, user_id, value, via)
-SELECT m.answer_id, m.user_id, m.value, m.via FROM vote_marks m
-WHERE m.answer_id = %(answer_id)s AND m.user_id = %(user_id)s AND m.present
-ORDER BY m.event_ts DESC, m.value DESC
-LIMIT 1
+SELECT DISTINCT ON (m.answer_id, m.user_id) m.answer_id, m.user_id, m.value, m.via
+FROM {_PAIRS} JOIN vote_marks m ON m.answer_id = p.answer_id AND m.user_id = p.user_id
+WHERE m.present
+ORDER BY m.answer_id, m.user_id, m.event_ts DESC, m.value DESC
 ON CONFLICT (answer_id, user_id) DO UPDATE
 SET value = excluded.value, via = excluded.via, updated_at = now()
 WHERE (votes.value, votes.via) IS DISTINCT FROM (excluded.value, excluded.via)
 """
 
 
-def _apply_marks(
-    conn: psycopg.Connection[Any],
-    *,
-    answer_id: int,
-    user_id: str,
-    up: bool | None,
-    down: bool | None,
-    via: str,
-    ts: Decimal,
-) -> None:
-    params = {"answer_id": answer_id, "user_id": user_id, "up": up, "down": down, "via": via, "ts": ts}
-    # One round trip for the statements: feedback is a hot path (hundreds of events a second).
+def _write_marks(conn: psycopg.Connection[Any], marks: list[dict[str, Any]]) -> None:
+    """Apply vote marks ({answer_id, user_id, up, down, via, ts}; up/down None = that kind untouched) in the
+    caller's transaction and recompute the affected votes and feedback evidence: one round trip, for one
+    event or a batch (feedback is a hot path, hundreds of events a second)."""
+    # One row per (answer, user, kind), its latest event (the first of equal times, as one by one would keep).
+    latest: dict[tuple[int, str, int], tuple[bool, Decimal, str]] = {}
+    for m in marks:
+        for value, present in ((1, m["up"]), (-1, m["down"])):
+            if present is None:
+                continue
+            key = (m["answer_id"], m["user_id"], value)
+            if key not in latest or latest[key][1] < m["ts"]:
+                latest[key] = (bool(present), m["ts"], m["via"])
+    rows = sorted(latest.items())
+    voters = sorted({(a, u) for (a, u, _), _ in rows})
+    pair_params = ([a for a, _ in voters], [u for _, u in voters])
     with conn.pipeline():
-        conn.execute(_LOCK, params)
-        conn.execute(_MARK, params)
-        conn.execute(_RECOMPUTE_DELETE, params)
-        conn.execute(_RECOMPUTE_UPSERT, params)
-        refresh_evidence(conn, [answer_id])
+        # Locks in one global order (the arrays are sorted), so concurrent batches never deadlock.
+        conn.execute(_LOCK_VOTERS, pair_params)
+        conn.execute(
+            _MARKS,
+            (
+                [a for (a, _, _), _ in rows],
+                [u for (_, u, _), _ in rows],
+                [v for (_, _, v), _ in rows],
+                [p for _, (p, _, _) in rows],
+                [t for _, (_, t, _) in rows],
+                [via for _, (_, _, via) in rows],
+            ),
+        )
+        conn.execute(_RECOMPUTE_DELETE, pair_params)
+        conn.execute(_RECOMPUTE_UPSERT, pair_params)
+        refresh_evidence(conn, pair_params[0])
 
 
 @contextmanager
@@ -122,6 +136,19 @@ def _connection(settings: Settings, conn: psycopg.Connection[Any] | None) -> Ite
         return
     with raw_connection(settings) as own:
         yield own
+
+
+def _check_vote(via: str, user_id: str | None) -> None:
+    if via not in VIAS:
+        raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
+    if not user_id:
+        raise FeedbackError("a vote needs a user id")
+
+
+def _reaction_marks(value: int, added: bool) -> tuple[bool | None, bool | None]:
+    """(up, down) marks for adding or removing one reaction kind: only that kind's mark changes, so removing
+    it later falls back to the other kind if that is still on the message (Slack shows both)."""
+    return (added if value == 1 else None), (added if value == -1 else None)
 
 
 def _marks_for(value: int) -> tuple[bool | None, bool | None]:
@@ -160,10 +187,7 @@ def record_vote(
     With `conn`, the writes join the caller's transaction (batched recording); otherwise they commit here.
     """
     up, down = _marks_for(value)
-    if via not in VIAS:
-        raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
-    if not user_id:
-        raise FeedbackError("a vote needs a user id")
+    _check_vote(via, user_id)
     ts = _event_ts(event_ts)
     with _connection(settings, conn) as conn:
         row = conn.execute("SELECT channel_id FROM answers WHERE id = %s", (answer_id,)).fetchone()
@@ -172,7 +196,7 @@ def record_vote(
         if channel_opted_out(settings, conn, row[0]):
             log.info("event=feedback_skipped reason=opt_out answer_id=%s", answer_id)
             return
-        _apply_marks(conn, answer_id=answer_id, user_id=user_id, up=up, down=down, via=via, ts=ts)
+        _write_marks(conn, [{"answer_id": answer_id, "user_id": user_id, "up": up, "down": down, "via": via, "ts": ts}])
     note_feedback(settings)
 
 
@@ -204,17 +228,15 @@ def record_reaction(
     if value is None or is_bot or not user_id:
         return False
     ts = _event_ts(event_ts)
-    up: bool | None = added if value == 1 else None
-    down: bool | None = added if value == -1 else None
-    # Only this kind's mark changes: the other kind's stays, so removing this reaction later falls back to
-    # the other one if it is still on the message (Slack shows both).
+    up, down = _reaction_marks(value, added)
     if channel_id in settings.csv("opt_out_channels"):
         return False
     with _connection(settings, conn) as conn:
         row = conn.execute(_ANSWER_BY_MESSAGE, (channel_id, message_ts)).fetchone()
         if row is None or row[1]:
             return False
-        _apply_marks(conn, answer_id=int(row[0]), user_id=user_id, up=up, down=down, via="reaction", ts=ts)
+        mark = {"answer_id": int(row[0]), "user_id": user_id, "up": up, "down": down, "via": "reaction", "ts": ts}
+        _write_marks(conn, [mark])
     note_feedback(settings)
     return True
 
@@ -229,32 +251,6 @@ _ANSWERS_BY_IDS = """
 SELECT a.id, coalesce(cs.feedback_opt_out, false) OR a.channel_id = ANY(%s)
 FROM answers a LEFT JOIN channel_settings cs ON cs.channel_id = a.channel_id
 WHERE a.id = ANY(%s)
-"""
-
-
-_PAIRS = "unnest(%s::bigint[], %s::text[]) AS p(answer_id, user_id)"
-_BATCH_LOCK = f"SELECT pg_advisory_xact_lock(hashtextextended(p.answer_id::text || ':' || p.user_id, 7)) FROM {_PAIRS}"
-_BATCH_MARK = """
-INSERT INTO vote_marks (answer_id, user_id, value, present, event_ts, via)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::smallint[], %s::boolean[], %s::numeric[], %s::text[])
-ON CONFLICT (answer_id, user_id, value) DO UPDATE
-SET present = excluded.present, event_ts = excluded.event_ts, via = excluded.via
-WHERE vote_marks.event_ts < excluded.event_ts
-"""
-_BATCH_RECOMPUTE_DELETE = f"""
-DELETE FROM votes v USING {_PAIRS}
-WHERE v.answer_id = p.answer_id AND v.user_id = p.user_id
-AND NOT EXISTS (SELECT 1 FROM vote_marks m WHERE m.answer_id = p.answer_id AND m.user_id = p.user_id AND m.present)
-"""
-_BATCH_RECOMPUTE_UPSERT = f"""
-INSERT INTO votes (answer_id, user_id, value, via)
-SELECT DISTINCT ON (m.answer_id, m.user_id) m.answer_id, m.user_id, m.value, m.via
-FROM {_PAIRS} JOIN vote_marks m ON m.answer_id = p.answer_id AND m.user_id = p.user_id
-WHERE m.present
-ORDER BY m.answer_id, m.user_id, m.event_ts DESC, m.value DESC
-ON CONFLICT (answer_id, user_id) DO UPDATE
-SET value = excluded.value, via = excluded.via, updated_at = now()
-WHERE (votes.value, votes.via) IS DISTINCT FROM (excluded.value, excluded.via)
 """
 
 
@@ -273,11 +269,12 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
     for event in events:
         kind = event.get("kind")
         if kind == "reaction":
-            if reaction_value(settings, str(event.get("reaction") or "")) is None or event.get("is_bot"):
+            value = reaction_value(settings, str(event.get("reaction") or ""))
+            if value is None or event.get("is_bot") or not event.get("user_id"):
                 continue
-            if not event.get("user_id") or event.get("channel_id") in opted_out:
+            if event.get("channel_id") in opted_out:
                 continue
-            reactions.append(event)
+            reactions.append({**event, "value": value})
         elif kind == "vote":
             votes.append(event)
         else:
@@ -301,14 +298,13 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         except FeedbackError as exc:
             log.warning("event=feedback_rejected error=%s", exc)
             continue
-        value = reaction_value(settings, str(event["reaction"]))
-        added = bool(event.get("added"))
+        up, down = _reaction_marks(event["value"], bool(event.get("added")))
         marks.append(
             {
                 "answer_id": target[0],
                 "user_id": str(event["user_id"]),
-                "up": added if value == 1 else None,
-                "down": added if value == -1 else None,
+                "up": up,
+                "down": down,
                 "via": "reaction",
                 "ts": ts,
             }
@@ -318,10 +314,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
             answer_id = int(event["answer_id"])
             up, down = _marks_for(int(event["value"]))
             via = str(event.get("via") or "")
-            if via not in VIAS:
-                raise FeedbackError(f"via must be one of {sorted(VIAS)}, not {via!r}")
-            if not event.get("user_id"):
-                raise FeedbackError("a vote needs a user id")
+            _check_vote(via, event.get("user_id"))
             if answer_id not in by_id:
                 raise FeedbackError(f"answer {answer_id} does not exist")
             ts = _event_ts(event.get("event_ts"))
@@ -335,36 +328,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         )
     if not marks:
         return 0
-    # One row per (answer, user, kind), its latest event (the first of equal times, as one by one would keep):
-    # the four statements below then handle the whole batch in one round trip.
-    latest: dict[tuple[int, str, int], tuple[bool, Decimal, str]] = {}
-    for m in marks:
-        for value, present in ((1, m["up"]), (-1, m["down"])):
-            if present is None:
-                continue
-            key = (m["answer_id"], m["user_id"], value)
-            if key not in latest or latest[key][1] < m["ts"]:
-                latest[key] = (bool(present), m["ts"], m["via"])
-    rows = sorted(latest.items())
-    voters = sorted({(a, u) for (a, u, _), _ in rows})
-    pair_params = ([a for a, _ in voters], [u for _, u in voters])
-    with conn.pipeline():
-        # Locks in one global order (the arrays are sorted), so concurrent batches never deadlock.
-        conn.execute(_BATCH_LOCK, pair_params)
-        conn.execute(
-            _BATCH_MARK,
-            (
-                [a for (a, _, _), _ in rows],
-                [u for (_, u, _), _ in rows],
-                [v for (_, _, v), _ in rows],
-                [p for _, (p, _, _) in rows],
-                [t for _, (_, t, _) in rows],
-                [via for _, (_, _, via) in rows],
-            ),
-        )
-        conn.execute(_BATCH_RECOMPUTE_DELETE, pair_params)
-        conn.execute(_BATCH_RECOMPUTE_UPSERT, pair_params)
-        refresh_evidence(conn, pair_params[0])
+    _write_marks(conn, marks)
     note_feedback(settings)
     return len(marks)
 

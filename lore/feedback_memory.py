@@ -31,6 +31,7 @@ import numpy as np
 import psycopg
 
 from lore.config import Settings
+from lore.models import EMBEDDING_DIM
 
 # Nearest past questions examined: pgvector's default hnsw.ef_search, so the index scan returns them all.
 NEIGHBORS = 40
@@ -134,11 +135,8 @@ class FeedbackIndex:
         self.version: int | None = None
         self.checked_at = -math.inf
         self.stale = True
-        self.matrix = np.zeros((0, 384), dtype=np.float32)
-        self.offsets = np.zeros(1, dtype=np.int64)
-        self.documents = np.zeros(0, dtype=np.int64)
-        self.weights = np.zeros(0, dtype=np.float64)
         self.lock = threading.Lock()
+        self._load([])
 
     def refresh(self, conn: psycopg.Connection[Any]) -> None:
         """Reload when the stored version moved (checked at most every CHECK_INTERVAL_S unless marked stale)."""
@@ -162,13 +160,8 @@ class FeedbackIndex:
             self.checked_at, self.stale = now, False
 
     def _load(self, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            self.matrix = np.zeros((0, 384), dtype=np.float32)
-            self.offsets = np.zeros(1, dtype=np.int64)
-            self.documents = np.zeros(0, dtype=np.int64)
-            self.weights = np.zeros(0, dtype=np.float64)
-            return
-        self.matrix = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+        """Rows of (answer id, question embedding, document ids, weights), as _LOAD returns them."""
+        self.matrix = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         self.offsets = np.cumsum([0] + [len(r[2]) for r in rows]).astype(np.int64)
         self.documents = np.fromiter((d for r in rows for d in r[2]), dtype=np.int64)
         self.weights = np.fromiter((w for r in rows for w in r[3]), dtype=np.float64)
