@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import psycopg
 
 from ingest import store
 from ingest.chunking import CHUNKER_VERSION, ChunkText, chunk_document
@@ -274,22 +273,8 @@ class Pipeline:
         strategy.before_write()
         # Parallel writers pay off while the HNSW index is in place; a bulk load writes without it.
         writers = 1 if strategy.bulk else self.settings.ingest_writers
-        try:
-            result = store.write_documents(self.settings, documents, writers=writers)
-        except psycopg.DataError:
-            if len(documents) == 1:
-                raise
-            # One bad document must not cost its neighbours: write them one by one.
-            result = store.WriteResult()
-            for document in documents:
-                try:
-                    one = store.write_documents(self.settings, [document])
-                except psycopg.DataError as exc:
-                    self.report.errors.append(LoadError(document.source, f"database rejected it: {exc}"))
-                    continue
-                result.added += one.added
-                result.updated += one.updated
-                result.chunks += one.chunks
+        result = store.write_documents(self.settings, documents, writers=writers)
+        self.report.errors.extend(LoadError(source, reason) for source, reason in result.rejected)
         strategy.after_write(result.chunks)
         return result
 

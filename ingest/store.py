@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,14 @@ class WriteResult:
     added: int = 0
     updated: int = 0
     chunks: int = 0
+    # Documents the database refused (bad data), as (source, reason): they failed alone, the rest went in.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: WriteResult) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.chunks += other.chunks
+        self.rejected.extend(other.rejected)
 
 
 def existing_hashes(settings: Settings, uris: list[str]) -> dict[str, str]:
@@ -96,21 +104,34 @@ PARALLEL_MIN_CHUNKS = 200
 def write_documents(settings: Settings, documents: list[PreparedDocument], *, writers: int = 1) -> WriteResult:
     """Upsert the documents and replace their chunks; each document's replacement is atomic (readers see its
     old chunks or its new ones). With `writers` > 1 a large batch is written by that many connections at
-    once, each a transaction over whole documents."""
+    once, each a transaction over whole documents. A document the database refuses fails alone (`rejected`)."""
     chunks = sum(len(d.chunks) for d in documents)
     if writers <= 1 or len(documents) < 2 or chunks < PARALLEL_MIN_CHUNKS:
-        return _write_transaction(settings, documents)
+        return _write_group(settings, documents)
     groups: list[list[PreparedDocument]] = [[] for _ in range(min(writers, len(documents)))]
     loads = [0] * len(groups)
     for document in sorted(documents, key=lambda d: -len(d.chunks)):  # greedy balance by chunk count
         smallest = loads.index(min(loads))
         groups[smallest].append(document)
         loads[smallest] += len(document.chunks)
+    result = WriteResult()
     with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="lore-write") as pool:
-        parts = list(pool.map(lambda group: _write_transaction(settings, group), groups))
-    return WriteResult(
-        added=sum(p.added for p in parts), updated=sum(p.updated for p in parts), chunks=sum(p.chunks for p in parts)
-    )
+        for part in pool.map(lambda group: _write_group(settings, group), groups):
+            result.add(part)
+    return result
+
+
+def _write_group(settings: Settings, documents: list[PreparedDocument]) -> WriteResult:
+    """One transaction; if the database refuses it, each document again alone, so a bad one costs only itself."""
+    try:
+        return _write_transaction(settings, documents)
+    except psycopg.DataError as exc:
+        if len(documents) == 1:
+            return WriteResult(rejected=[(documents[0].source or documents[0].uri, f"database rejected it: {exc}")])
+    result = WriteResult()
+    for document in documents:
+        result.add(_write_group(settings, [document]))
+    return result
 
 
 def _write_transaction(settings: Settings, documents: list[PreparedDocument]) -> WriteResult:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from ingest import store
+from ingest.chunking import ChunkText
 from ingest.loaders.files import PARSERS
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
@@ -115,31 +120,27 @@ def test_bulk_load_rebuilds_the_indexes_and_a_missing_index_comes_back(db: Setti
     assert set(BULK_INDEXES) <= present()
 
 
+def _prepared(n: int, chunks: int, *, text: str = "passage") -> store.PreparedDocument:
+    """A parsed, chunked and embedded document, as the pipeline hands it to the writer."""
+    rng = np.random.default_rng(n)
+    texts = [ChunkText(ord=i, heading=f"Doc {n}", text=f"document {n} {text} {i}") for i in range(chunks)]
+    vectors = rng.standard_normal((chunks, 384)).astype(np.float32)
+    return store.PreparedDocument(
+        uri=f"kb://doc/{n}",
+        title=f"Doc {n}",
+        source_kind="file",
+        source_root=None,
+        content_hash=hashlib.sha256(f"{n}{text}".encode()).hexdigest(),
+        acl=["public"],
+        meta={},
+        chunks=texts,
+        source=f"/docs/{n}.md",
+        vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+    )
+
+
 def test_a_large_batch_into_an_indexed_table_is_written_by_several_connections(db: Settings) -> None:
-    import hashlib
     import threading
-
-    import numpy as np
-
-    from ingest import store
-    from ingest.chunking import ChunkText
-
-    rng = np.random.default_rng(5)
-
-    def document(n: int, chunks: int) -> store.PreparedDocument:
-        texts = [ChunkText(ord=i, heading=f"Doc {n}", text=f"document {n} passage {i}") for i in range(chunks)]
-        vectors = rng.standard_normal((chunks, 384)).astype(np.float32)
-        return store.PreparedDocument(
-            uri=f"kb://doc/{n}",
-            title=f"Doc {n}",
-            source_kind="file",
-            source_root=None,
-            content_hash=hashlib.sha256(str(n).encode()).hexdigest(),
-            acl=["public"],
-            meta={},
-            chunks=texts,
-            vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
-        )
 
     writers_seen: set[str] = set()
     real = store._write_transaction
@@ -150,8 +151,8 @@ def test_a_large_batch_into_an_indexed_table_is_written_by_several_connections(d
 
     store._write_transaction = spy  # type: ignore[assignment]
     try:
-        first = store.write_documents(db, [document(n, 60) for n in range(6)], writers=3)
-        again = store.write_documents(db, [document(n, 50) for n in range(4)], writers=3)  # 4 replaced
+        first = store.write_documents(db, [_prepared(n, 60) for n in range(6)], writers=3)
+        again = store.write_documents(db, [_prepared(n, 50) for n in range(4)], writers=3)  # 4 replaced
     finally:
         store._write_transaction = real  # type: ignore[assignment]
     assert len(writers_seen) == 3  # three connections, each on its own thread
@@ -163,3 +164,15 @@ def test_a_large_batch_into_an_indexed_table_is_written_by_several_connections(d
     assert counts == {**{f"kb://doc/{n}": 50 for n in range(4)}, "kb://doc/4": 60, "kb://doc/5": 60}
     # Written with the HNSW index in place (no bulk strategy here): it is still there.
     assert "ix_chunks_embedding_hnsw" in {n for (n,) in _rows(db, "SELECT indexname FROM pg_indexes")}
+
+
+def test_a_document_the_database_refuses_fails_alone_in_one_or_several_connections(db: Settings) -> None:
+    for writers, base in ((1, 0), (3, 10)):
+        bad = _prepared(base, 60, text="nul \x00 byte")  # PostgreSQL text cannot hold NUL
+        good = [_prepared(base + n, 60) for n in range(1, 5)]
+        result = store.write_documents(db, [good[0], bad, *good[1:]], writers=writers)
+        assert (result.added, result.chunks) == (4, 240), writers
+        assert [source for source, _ in result.rejected] == [f"/docs/{base}.md"]
+        assert "database rejected it" in result.rejected[0][1]
+    uris = {u for (u,) in _rows(db, "SELECT uri FROM documents")}
+    assert uris == {f"kb://doc/{n}" for n in (1, 2, 3, 4, 11, 12, 13, 14)}
