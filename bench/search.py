@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 
 from lore.config import Settings
-from lore.db import database_url, dispose_engines, stop_embedded
+from lore.db import database_url, dispose_engines, register_vectors, stop_embedded
 from lore.search import search_scored
 from lore.types import Asker
 
@@ -72,7 +71,7 @@ def load(url: str, vectors: np.ndarray, texts: list[str], rng: np.random.Generat
     private_docs = set(rng.choice(docs, max(1, docs // 100), replace=False).tolist())
     acl = np.array([PRIVATE if (i // CHUNKS_PER_DOC) in private_docs else "public" for i in range(len(texts))])
     with psycopg.connect(url, autocommit=True) as conn:
-        register_vector(conn)
+        register_vectors(conn)
         conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
         with conn.cursor().copy("COPY documents (id, uri, title, content_hash, acl) FROM STDIN") as copy:
             for d in range(docs):
@@ -110,7 +109,7 @@ def add_feedback(
     qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
     by_cluster: dict[int, np.ndarray] = {}
     with psycopg.connect(url) as conn:
-        register_vector(conn)
+        register_vectors(conn)
         rows = []
         for n in range(answers):
             label = int(qlabels[n])
@@ -209,7 +208,7 @@ def run(
 
     lines: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        register_vector(conn)
+        register_vectors(conn)
 
         def bare(i: int, where: str = "", acl_value: list[str] | None = None) -> list[int]:
             sql = f"SELECT id FROM chunks {where} ORDER BY embedding <=> %(q)s LIMIT 10"

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from sqlalchemy import Engine, create_engine, event, text
 
 from lore.config import Settings
@@ -123,11 +127,41 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _register_vector(dbapi_conn: Any, _record: Any) -> None:
+class _VectorTextLoader(Loader):
+    format = Format.TEXT
+
+    def load(self, data: Buffer) -> np.ndarray:
+        return np.array(bytes(data)[1:-1].split(b","), dtype=np.float32)
+
+
+class _VectorBinaryLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> np.ndarray:
+        # pgvector's binary form: dimensions (uint16), unused (uint16), then big-endian float32s.
+        dim = int.from_bytes(bytes(data[:2]), "big")
+        return np.frombuffer(data, dtype=">f4", count=dim, offset=4).astype(np.float32)
+
+
+def register_vectors(conn: psycopg.Connection[Any]) -> None:
+    """pgvector's adapters on this connection, with `vector` values loaded as float32 numpy arrays.
+
+    pgvector-python 0.5 loads them as its own `Vector` objects (0.4 gave arrays); Lore works on arrays, so it
+    registers its own loaders and does not depend on which of the two is installed.
+    Raises psycopg.ProgrammingError when the extension is not installed in the database.
+    """
     from pgvector.psycopg import register_vector
 
+    register_vector(conn)
+    info = conn.adapters.types.get("vector")
+    assert info is not None  # register_vector registered it
+    conn.adapters.register_loader(info.oid, _VectorTextLoader)
+    conn.adapters.register_loader(info.oid, _VectorBinaryLoader)
+
+
+def _register_vector(dbapi_conn: Any, _record: Any) -> None:
     try:
-        register_vector(dbapi_conn)
+        register_vectors(dbapi_conn)
     except psycopg.ProgrammingError:
         # The extension does not exist yet (before `lore db upgrade`): plain connections still work.
         dbapi_conn.rollback()

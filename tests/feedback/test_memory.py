@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import psycopg
-from pgvector.psycopg import register_vector
 
 from lore.config import Settings
-from lore.db import database_url
+from lore.db import database_url, register_vectors
 from lore.feedback import record_critique, record_vote
 from lore.feedback_memory import feedback_index
 from tests.feedback.helpers import add_answer, add_doc, embed
@@ -16,7 +15,7 @@ def _adjustments(settings: Settings, question: str) -> dict[int, float]:
     """The feedback memory's adjustment of every chunk of each document it moves, for a question."""
     qvec = embed(settings, [question])[0]
     with psycopg.connect(database_url(settings), autocommit=True) as conn:
-        register_vector(conn)
+        register_vectors(conn)
         docs, adj = feedback_index(settings, conn).adjustments(settings, qvec)
         rows = conn.execute(
             "SELECT c.id, f.adj FROM unnest(%s::bigint[], %s::float8[]) AS f(document_id, adj)"
