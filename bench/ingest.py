@@ -137,13 +137,11 @@ def lore_write(settings: Settings, documents: list[store.PreparedDocument], *, r
             rows += len(document.chunks)
             if rows >= rows_per_write:
                 strategy.before_write()
-                writers = 1 if strategy.bulk else settings.ingest_writers
-                strategy.after_write(store.write_documents(settings, group, writers=writers).chunks)
+                strategy.after_write(store.write_documents(settings, group, writers=settings.ingest_writers).chunks)
                 group, rows = [], 0
         if group:
             strategy.before_write()
-            writers = 1 if strategy.bulk else settings.ingest_writers
-            strategy.after_write(store.write_documents(settings, group, writers=writers).chunks)
+            strategy.after_write(store.write_documents(settings, group, writers=settings.ingest_writers).chunks)
     finally:
         strategy.finish()
     return strategy.rebuild_seconds

@@ -271,9 +271,8 @@ class Pipeline:
 
     def _write(self, documents: list[store.PreparedDocument], strategy: store.IndexStrategy) -> store.WriteResult:
         strategy.before_write()
-        # Parallel writers pay off while the HNSW index is in place; a bulk load writes without it.
-        writers = 1 if strategy.bulk else self.settings.ingest_writers
-        result = store.write_documents(self.settings, documents, writers=writers)
+        # Parallel writers: each server backend computes its rows' tsvector and index entries on its own core.
+        result = store.write_documents(self.settings, documents, writers=self.settings.ingest_writers)
         self.report.errors.extend(LoadError(source, reason) for source, reason in result.rejected)
         strategy.after_write(result.chunks)
         return result

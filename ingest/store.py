@@ -277,15 +277,18 @@ class IndexStrategy:
         log.info(kv("ingest.bulk_mode", written=self.written, rows_before=self.rows_before))
 
     def finish(self) -> None:
-        """Rebuild the indexes after a bulk load (always, also when the run failed)."""
+        """Rebuild the indexes after a bulk load (always, also when the run failed): the HNSW index (itself built
+        by parallel workers) and the two GIN indexes at the same time, each on its own connection."""
         conn = self._lock_conn
         if conn is None:
             return
         try:
             started = time.perf_counter()
-            conn.execute("SET maintenance_work_mem = '1GB'")
-            for create in BULK_INDEXES.values():
-                conn.execute(create)
+            with ThreadPoolExecutor(max_workers=len(BULK_INDEXES), thread_name_prefix="lore-index") as pool:
+                for future in [pool.submit(self._build, create) for create in BULK_INDEXES.values()]:
+                    future.result()
+            # Statistics for the planner now: search plans (HNSW scan or ACL index) depend on them.
+            conn.execute("ANALYZE chunks")
             self.rebuild_seconds = time.perf_counter() - started
             log.info(kv("ingest.index_rebuilt", seconds=round(self.rebuild_seconds, 1)))
         finally:
@@ -293,3 +296,10 @@ class IndexStrategy:
             conn.close()
             self._lock_conn = None
             self.bulk = False
+
+    def _build(self, create: str) -> None:
+        from lore.db import database_url
+
+        with psycopg.connect(database_url(self.settings), autocommit=True) as conn:
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            conn.execute(create)

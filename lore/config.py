@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     @property
     def home(self) -> Path:
-        return self.lore_home.expanduser().resolve()
+        return _resolved(self.lore_home)
 
     @property
     def effective_chat_model(self) -> str | None:
@@ -164,3 +164,10 @@ def describe_validation_error(exc: Exception) -> str:
         loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
         lines.append(f"{loc.upper()}: {err.get('msg', 'invalid')}")
     return "; ".join(lines)
+
+
+@lru_cache(maxsize=64)
+def _resolved(path: Path) -> Path:
+    """A home path made absolute, once per spelling: resolving costs file-system calls, and the home is looked
+    up on every search (it keys the database URL and the feedback memory)."""
+    return path.expanduser().resolve()

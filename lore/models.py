@@ -111,6 +111,8 @@ class Chunk(Base):
         ),
         Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
         Index("ix_chunks_acl", "acl", postgresql_using="gin"),
+        # Rows stay whole in the heap (no TOAST): see migration 0004.
+        {"postgresql_with": {"toast_tuple_target": 8160}},
     )
 
 

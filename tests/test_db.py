@@ -21,6 +21,23 @@ REPO = Path(__file__).resolve().parent.parent
 LORE = [sys.executable, "-m", "lore.cli"]
 
 
+def test_embedded_server_is_configured_once_for_lore(migrated: Settings) -> None:
+    from lore.db import _configure_embedded, embedded_server_settings
+
+    wanted = embedded_server_settings()
+    with psycopg.connect(database_url(migrated), autocommit=True) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("minimal",)
+        assert conn.execute("SHOW max_wal_senders").fetchone() == ("0",)
+        shared_mb = int(
+            conn.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'").fetchone()[
+                0
+            ]
+        )
+    assert shared_mb == int(wanted["shared_buffers"].removesuffix("MB")) and 128 <= shared_mb <= 1024
+    # Started again (already configured): nothing to change, so no restart.
+    assert _configure_embedded(database_url(migrated)) is False
+
+
 def _fresh_database(settings: Settings, name: str) -> str:
     """Create an empty database on the embedded server and return its psycopg URI."""
     base = database_url(settings)

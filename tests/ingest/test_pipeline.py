@@ -113,11 +113,29 @@ def test_bulk_load_rebuilds_the_indexes_and_a_missing_index_comes_back(db: Setti
     report = ingest_sources(db, [str(tmp_path)])
     assert report.index_rebuild_seconds is not None  # first write into an empty table: bulk mode
     assert set(BULK_INDEXES) <= present()
+    # Built at the same time on separate connections: each one complete and valid; statistics taken after.
+    valid = _rows(db, "SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'chunks'::regclass")
+    assert valid == [(True,)]
+    assert _rows(db, "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'chunks'") == [(True,)]
     with raw_connection(db) as conn:
         conn.execute("DROP INDEX ix_chunks_embedding_hnsw")  # as if a bulk load had been killed
     again = ingest_sources(db, [str(tmp_path)])
     assert again.documents_unchanged == 1 and again.index_rebuild_seconds is None
     assert set(BULK_INDEXES) <= present()
+
+
+def test_a_chunk_row_stays_whole_in_the_table(db: Settings) -> None:
+    """Text, tsvector and embedding of a full-size chunk live in its heap row: nothing goes to TOAST (which cost
+    a second insert per row and a second lookup per search hit)."""
+    words = " ".join(f"word{i} configuration deployment" for i in range(150))  # ~3.5 KB of text and tsvector
+    document = _prepared(1, 3, text=words)
+    assert store.write_documents(db, [document]).chunks == 3
+    toast = _rows(
+        db,
+        "SELECT pg_relation_size(reltoastrelid), (SELECT avg(pg_column_size(c.*)) FROM chunks c)"
+        " FROM pg_class WHERE relname = 'chunks'",
+    )
+    assert toast[0][0] == 0 and toast[0][1] > 4000
 
 
 def _prepared(n: int, chunks: int, *, text: str = "passage") -> store.PreparedDocument:
