@@ -9,7 +9,8 @@ first changes that connection's `hnsw.ef_search`, in the same pipeline.
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Reciprocal rank fusion (k=60) of the two ranked lists; then two bounded adjustments: the chunk's
-  query-independent `boost` and the feedback memory (lore.feedback_memory) of similar past questions.
+  query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar
+  past questions, computed in this process while the server runs the statement and added to every candidate.
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one.
 """
 
@@ -19,19 +20,22 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
 
 from lore.config import Settings
-from lore.db import DatabaseError, database_url
+from lore.db import DatabaseError, database_url, register_vectors
 from lore.embeddings import get_embedder
+from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.models import PUBLIC
 from lore.types import Asker, Hit
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MODES = ("vector", "fulltext", "hybrid")
 RRF_K = 60
@@ -54,10 +58,8 @@ _ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.We
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
-    from pgvector.psycopg import register_vector
-
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="lore-search")
-    register_vector(conn)
+    register_vectors(conn)
     conn.execute(_SESSION_SQL)
     _ef_search[conn] = MIN_EF_SEARCH
     return conn
@@ -130,28 +132,22 @@ _EMPTY_VEC = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE fals
 _SELECT_HIT = """c.id, c.document_id, d.uri, d.title, c.heading, c.text, c.text_hash, c.embedding"""
 
 
-def build_query(*, mode: str, feedback_sql: str | None) -> str:
-    """The search statement for a mode: candidate CTEs, feedback CTE, fusion and the final ranking.
+def build_query(*, mode: str) -> str:
+    """The search statement for a mode: every candidate, ranked by fused score plus the chunk's boost.
 
     Planning is a good part of a search's cost (plans are made per search, for the asker's ACL), so each
-    mode gets the smallest statement that does its job: vector mode ranks the HNSW candidates directly, and
-    without feedback in the database there is no feedback CTE or join at all.
+    mode gets the smallest statement that does its job: vector mode ranks the HNSW candidates directly.
+    The statement returns all candidates (not just the top k) because the feedback memory's adjustments are
+    added afterwards, in Python, from a product computed while PostgreSQL runs the statement (see `_run`).
     """
-    adj = "COALESCE(fa.adj, 0)" if feedback_sql else "0::double precision"
-
-    def feedback_join(alias: str) -> str:
-        return f"LEFT JOIN feedback_adj fa ON fa.document_id = {alias}.document_id" if feedback_sql else ""
 
     def boost(alias: str) -> str:
         return f"LEAST(GREATEST({alias}.boost, -{BOOST_BOUND}), {BOOST_BOUND})"
 
     if mode == "vector":
         # The HNSW scan reads the whole rows it returns anyway: take every column there, no second lookup by id.
-        head = f"WITH {feedback_sql}" if feedback_sql else ""
-        return f"""{head}
-SELECT v.id, v.document_id, d.uri, d.title, v.heading, v.text, v.text_hash, v.embedding,
-       1.0 / ({RRF_K} + v.rank) + {boost("v")} + {adj} AS score, 1 - v.dist AS similarity, false,
-       {adj} AS adj
+        return f"""SELECT v.id, v.document_id, d.uri, d.title, v.heading, v.text, v.text_hash, v.embedding,
+       1.0 / ({RRF_K} + v.rank) + {boost("v")} AS score, 1 - v.dist AS similarity, false
 FROM (
     SELECT v0.*, row_number() OVER (ORDER BY v0.dist) AS rank FROM (
         SELECT id, document_id, heading, text, text_hash, embedding, boost, embedding <=> %(qvec)s AS dist
@@ -160,52 +156,34 @@ FROM (
     ) v0
 ) v
 JOIN documents d ON d.id = v.document_id
-{feedback_join("v")}
-ORDER BY score DESC, v.id
-LIMIT %(limit)s"""
+ORDER BY score DESC, v.id"""
     vec = _vector_cte(with_acl=True) if mode == "hybrid" else _EMPTY_VEC
-    ctes = ",\n".join([vec, _FULLTEXT_CTE] + ([feedback_sql] if feedback_sql else []))
-    return f"""WITH {ctes},
+    return f"""WITH {vec}, {_FULLTEXT_CTE},
 fused AS (
     SELECT id, sum(1.0 / ({RRF_K} + rank))::double precision AS rrf, bool_or(is_fts) AS is_fts
     FROM (SELECT id, rank, false AS is_fts FROM vec UNION ALL SELECT id, rank, true FROM fts) u
     GROUP BY id
 )
 SELECT {_SELECT_HIT},
-       f.rrf + {boost("c")} + {adj} AS score,
-       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts, {adj} AS adj
+       f.rrf + {boost("c")} AS score,
+       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts
 FROM fused f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.id = c.document_id
-{feedback_join("c")}
-ORDER BY score DESC, c.id
-LIMIT %(limit)s"""
+ORDER BY score DESC, c.id"""
 
 
-# The feedback memory's adjustments arrive as two arrays (computed in this process, lore.feedback_memory).
-_FEEDBACK_SQL = (
-    "feedback_adj AS (SELECT * FROM unnest(%(fb_docs)s::bigint[], %(fb_adj)s::float8[]) AS f(document_id, adj))"
-)
-
-
-def _feedback(settings: Settings, qvec: np.ndarray, use_feedback: bool) -> tuple[str | None, dict[str, Any]]:
-    """The feedback CTE and its parameters, or (None, {}) when no past question with feedback is near."""
-    if not use_feedback:
-        return None, {}
-    from lore.feedback_memory import feedback_index
-
+def _feedback_index(settings: Settings) -> FeedbackIndex:
+    """This process's feedback memory, brought up to date on the search connection (a query at most once a
+    second, or after feedback recorded in this process)."""
     try:
-        index = feedback_index(settings, _connection(settings))
+        return feedback_index(settings, _connection(settings))
     except psycopg.OperationalError:
         _discard(settings)  # a broken connection (server restart): one retry on a fresh one
         try:
-            index = feedback_index(settings, _connection(settings))
+            return feedback_index(settings, _connection(settings))
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"cannot reach the database for search: {exc}".splitlines()[0]) from exc
-    documents, adjustments = index.adjustments(settings, qvec)
-    if not documents:
-        return None, {}
-    return _FEEDBACK_SQL, {"fb_docs": documents, "fb_adj": adjustments}
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -239,32 +217,25 @@ def search_scored(
     query = query.strip()
     if not query:
         return []
-    qvec = query_embedding if query_embedding is not None else embed_query(settings, query)
-    feedback_sql, feedback_params = _feedback(settings, qvec, use_feedback)
+    qvec = np.asarray(query_embedding if query_embedding is not None else embed_query(settings, query), np.float32)
+    index = _feedback_index(settings) if use_feedback else None
+
+    def feedback() -> dict[int, float]:
+        if index is None:
+            return {}
+        documents, adjustments = index.adjustments(settings, qvec)
+        return dict(zip(documents, adjustments, strict=True))
+
     n = candidate_count(k, mode)
-    params: dict[str, Any] = {
-        **feedback_params,
-        "qvec": np.asarray(qvec, dtype=np.float32),
-        "q": query,
-        "acl": visible_acl(asker),
-        "n": n,
-        "limit": 2 * k + 5,
-    }
-    # Vector mode returns every candidate, so the feedback adjustments are added here rather than joined in
-    # SQL: a smaller statement to plan, and the same ranking.
-    in_python = mode == "vector" and feedback_sql is not None
-    if in_python:
-        params["limit"] = max(params["limit"], n)
-    sql = build_query(mode=mode, feedback_sql=None if in_python else feedback_sql)
+    params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
+    sql = build_query(mode=mode)
     try:
-        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
+        rows, adjustments = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n), meanwhile=feedback)
     except psycopg.OperationalError:
         # The server closed this connection (restart, idle timeout): one retry on a fresh one.
         _discard(settings)
-        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
-    if in_python:
-        rows = _adjusted(rows, dict(zip(feedback_params["fb_docs"], feedback_params["fb_adj"], strict=True)))
-    return _collapse(rows, k)
+        rows, adjustments = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n), meanwhile=feedback)
+    return _collapse(_adjusted(rows, adjustments) if adjustments else rows, k)
 
 
 def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:
@@ -277,36 +248,50 @@ def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> lis
     return out
 
 
-def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:
+def _run(
+    settings: Settings,
+    sql: str,
+    params: dict[str, Any],
+    *,
+    ef_search: int,
+    meanwhile: Callable[[], _T],
+) -> tuple[list[tuple[Any, ...]], _T]:
+    """Run the search statement, and `meanwhile` while PostgreSQL executes it.
+
+    In pipeline mode the statement is sent at once and its result read only when the pipeline closes, so the
+    feedback memory's product (memory-bound: its matrix is evicted from the CPU cache between searches) runs on
+    this core while the server's backend runs the index scan on the other, instead of one after the other.
+    """
     try:
         conn = _connection(settings)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
     # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
     cur = conn.cursor(binary=True)
-    if _ef_search.get(conn) == ef_search:
-        cur.execute(sql, params, prepare=True)
-        return cur.fetchall()
     with conn.pipeline():
-        conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
+        if _ef_search.get(conn) != ef_search:
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
+            _ef_search[conn] = ef_search
         cur.execute(sql, params, prepare=True)
-    _ef_search[conn] = ef_search
-    return cur.fetchall()
+        extra = meanwhile()
+    return cur.fetchall(), extra
 
 
 def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
     """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical)."""
+    if not rows:
+        return []
+    vectors = np.stack([np.asarray(row[7], dtype=np.float32) for row in rows])
+    cosines = vectors @ vectors.T  # every pair at once: one product instead of one per pair
     kept: list[ScoredHit] = []
-    kept_vectors: list[np.ndarray] = []
+    kept_rows: list[int] = []
     seen_hashes: set[str] = set()
-    for chunk_id, document_id, uri, title, heading, text, text_hash, embedding, score, similarity, is_fts, adj in rows:
-        if text_hash in seen_hashes:
-            continue
-        vector = np.asarray(embedding, dtype=np.float32)
-        if any(float(np.dot(vector, other)) >= NEAR_DUPLICATE_COSINE for other in kept_vectors):
+    for i, row in enumerate(rows):
+        chunk_id, document_id, uri, title, heading, text, text_hash, _, score, similarity, is_fts = row[:11]
+        if text_hash in seen_hashes or (kept_rows and float(cosines[i, kept_rows].max()) >= NEAR_DUPLICATE_COSINE):
             continue
         seen_hashes.add(text_hash)
-        kept_vectors.append(vector)
+        kept_rows.append(i)
         hit = Hit(
             chunk_id=int(chunk_id),
             document_id=int(document_id),
@@ -316,7 +301,8 @@ def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
             text=text,
             score=round(float(score), 6),
         )
-        kept.append(ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), float(adj)))
+        adj = float(row[11]) if len(row) > 11 else 0.0  # the feedback term, when `_adjusted` added one
+        kept.append(ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), adj))
         if len(kept) == k:
             break
     return kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from lore import feedback_memory
 from lore.config import Settings
@@ -107,34 +108,40 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(d
     assert np.allclose(got_adj, expected, atol=1e-6)
 
 
-def test_vector_mode_adds_feedback_in_python_exactly_as_the_sql_join_would(db: Settings) -> None:
-    import numpy as np
-    from pgvector.psycopg import register_vector
-
-    from lore import search
-
-    texts = [f"Deploying service number {n} to production with the pipeline." for n in range(8)]
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_again(db: Settings, mode: str) -> None:
+    """The adjustments are computed while the statement runs and added in Python: the result must be exactly
+    the candidates' scores without feedback plus the feedback memory's adjustment of their document."""
+    services = ["billing", "search", "auth", "mail", "chat", "files", "jobs", "maps"]
     docs = [
-        add_doc(db, uri=f"kb://svc{n}", title=f"Service {n}", texts=[t, t + " Rollback too."])
-        for n, t in enumerate(texts)
+        add_doc(
+            db,
+            uri=f"kb://svc{n}",
+            title=f"Service {name}",
+            texts=[f"Deploying the {name} service to production with the pipeline.", f"Paging policy of {name}."],
+        )
+        for n, name in enumerate(services)
     ]
     question = "How do I deploy the service to production?"
     qvec = embed(db, [question])[0]
     for n, chunks in enumerate(docs):  # votes that reorder the documents
         answer = add_answer(db, question=question, chunk_ids=chunks, embedding=qvec)
         record_vote(db, answer_id=answer, user_id="U1", value=1 if n % 3 == 0 else -1, via="button")
-    got = search_scored(db, question, mode="vector", k=10, query_embedding=qvec)
+    got = search_scored(db, question, mode=mode, k=10, query_embedding=qvec)
     assert any(h.feedback > 0 for h in got) and any(h.feedback < 0 for h in got)
 
-    feedback_sql, params = search._feedback(db, qvec, True)
-    assert feedback_sql is not None
-    n = search.candidate_count(10, "vector")
-    params.update({"qvec": qvec.astype(np.float32), "q": question, "acl": ["public"], "n": n, "limit": n})
     with psycopg.connect(database_url(db), autocommit=True) as conn:
-        register_vector(conn)
-        conn.execute(search._SESSION_SQL)
-        rows = conn.cursor(binary=True).execute(search.build_query(mode="vector", feedback_sql=feedback_sql), params)
-        expected = search._collapse(rows.fetchall(), 10)
+        docs_adj, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec)
+    adjustment = dict(zip(docs_adj, adj, strict=True))
+    base = search_scored(db, question, mode=mode, k=10, query_embedding=qvec, use_feedback=False)
+    assert len(base) == 10 and all(h.feedback == 0 for h in base)
+    everything = search_scored(db, question, mode=mode, k=50, query_embedding=qvec, use_feedback=False)
+    assert len(everything) == 16  # every chunk is a candidate: the expected ranking below is complete
+    expected = sorted(
+        everything, key=lambda h: (-(h.hit.score + adjustment.get(h.hit.document_id, 0.0)), h.hit.chunk_id)
+    )[:10]
     assert [h.hit.chunk_id for h in got] == [h.hit.chunk_id for h in expected]
-    assert np.allclose([h.hit.score for h in got], [h.hit.score for h in expected], atol=1e-6)
-    assert np.allclose([h.feedback for h in got], [h.feedback for h in expected], atol=1e-9)
+    assert [h.hit.chunk_id for h in got] != [h.hit.chunk_id for h in base]  # the feedback did reorder
+    for hit, plain in zip(got, expected, strict=True):
+        assert hit.feedback == pytest.approx(adjustment.get(hit.hit.document_id, 0.0), abs=1e-9)
+        assert hit.hit.score == pytest.approx(plain.hit.score + hit.feedback, abs=2e-6)
