@@ -77,12 +77,24 @@ def load(url: str, vectors: np.ndarray, texts: list[str], rng: np.random.Generat
             for d in range(docs):
                 doc_acl = [PRIVATE] if d in private_docs else ["public"]
                 copy.write_row((d + 1, f"bench://doc/{d}", f"Document {d}", str(d), doc_acl))
-        columns = "document_id, ord, heading, text, text_hash, embedding, acl"
+        columns = "document_id, ord, heading, text, text_hash, embedding, acl, uri, title"
         with conn.cursor().copy(f"COPY chunks ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int4", "text", "text", "text", "vector", "text[]"])
+            copy.set_types(["int8", "int4", "text", "text", "text", "vector", "text[]", "text", "text"])
             for i, text in enumerate(texts):
                 digest = hashlib.sha256(text.encode()).hexdigest()
-                copy.write_row((i // CHUNKS_PER_DOC + 1, i % CHUNKS_PER_DOC, "", text, digest, vectors[i], [acl[i]]))
+                d = i // CHUNKS_PER_DOC
+                row = (
+                    d + 1,
+                    i % CHUNKS_PER_DOC,
+                    "",
+                    text,
+                    digest,
+                    vectors[i],
+                    [acl[i]],
+                    f"bench://doc/{d}",
+                    f"Document {d}",
+                )
+                copy.write_row(row)
         conn.execute("SET maintenance_work_mem = '512MB'")
         started = time.perf_counter()
         conn.execute(

@@ -41,8 +41,11 @@ BULK_INDEXES = {
 }
 BULK_MIN_ROWS = 2000
 _BULK_LOCK_KEY = 0x4C4F5245  # "LORE": one bulk load at a time
-COPY_CHUNKS = "COPY chunks (document_id, ord, heading, text, text_hash, embedding, acl) FROM STDIN WITH (FORMAT BINARY)"
-COPY_TYPES = ["int8", "int4", "text", "text", "text", "vector", "text[]"]
+COPY_CHUNKS = (
+    "COPY chunks (document_id, ord, heading, text, text_hash, embedding, acl, uri, title)"
+    " FROM STDIN WITH (FORMAT BINARY)"
+)
+COPY_TYPES = ["int8", "int4", "text", "text", "text", "vector", "text[]", "text", "text"]
 
 
 @dataclass
@@ -178,7 +181,17 @@ def _write_transaction(settings: Settings, documents: list[PreparedDocument]) ->
                 doc_id = ids[document.uri]
                 for chunk, vector in zip(document.chunks, document.vectors, strict=True):
                     copy.write_row(
-                        (doc_id, chunk.ord, chunk.heading, chunk.text, chunk.text_hash, vector, document.acl)
+                        (
+                            doc_id,
+                            chunk.ord,
+                            chunk.heading,
+                            chunk.text,
+                            chunk.text_hash,
+                            vector,
+                            document.acl,
+                            document.uri,
+                            document.title,
+                        )
                     )
                     result.chunks += 1
     return result

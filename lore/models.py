@@ -96,6 +96,9 @@ class Chunk(Base):
     )
     # Copied from the document so the permission filter runs inside the index scan, without a join.
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    # Copied from the document too, so a vector search reads each hit from its index scan row alone.
+    uri: Mapped[str] = mapped_column(Text, nullable=False)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
     # Query-independent adjustment from feedback (bounded by lore.feedback).
     boost: Mapped[float] = mapped_column(Float, nullable=False, server_default=sql("0"))
 

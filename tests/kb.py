@@ -39,10 +39,10 @@ def add_document(
         document_id = int(row[0])
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO chunks (document_id, ord, heading, text, text_hash, embedding, acl)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO chunks (document_id, ord, heading, text, text_hash, embedding, acl, uri, title)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (document_id, i, heading, text, _sha(text), vectors[i], acl)
+                    (document_id, i, heading, text, _sha(text), vectors[i], acl, uri, title)
                     for i, (heading, text) in enumerate(sections)
                 ],
             )

@@ -122,6 +122,16 @@ def test_upgrade_to_0003_backfills_the_evidence_of_existing_votes(migrated: Sett
         version = conn.execute("SELECT version FROM feedback_state").fetchone()
     assert [(a, d) for a, d, _ in evidence] == [(answer, doc)] and evidence[0][2] > 0
     assert held == [(answer,)] and version is not None and version[0] >= 1
+    # Migration 0005: the chunk written before it carries its document's uri and title, and is still found
+    # through the HNSW index rebuilt after the backfill.
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT uri, title FROM chunks").fetchall() == [("kb://a", "A")]
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0] for r in conn.execute(f"EXPLAIN SELECT id FROM chunks ORDER BY embedding <=> '{vector}' LIMIT 1")
+        )
+        assert "ix_chunks_embedding_hnsw" in plan
+        assert conn.execute(f"SELECT id FROM chunks ORDER BY embedding <=> '{vector}' LIMIT 1").fetchall() == [(chunk,)]
 
 
 def test_unique_keys_make_votes_and_events_idempotent(db: Settings) -> None:
@@ -147,8 +157,8 @@ def test_wrong_dimension_vector_is_rejected(db: Settings) -> None:
         ).scalar_one()
         conn.execute(
             text(
-                "INSERT INTO chunks (document_id, ord, text, text_hash, embedding, acl) "
-                "VALUES (:d, 0, 't', 'h', :e, ARRAY['public'])"
+                "INSERT INTO chunks (document_id, ord, text, text_hash, embedding, acl, uri, title) "
+                "VALUES (:d, 0, 't', 'h', :e, ARRAY['public'], 'u', '')"
             ),
             {"d": doc, "e": "[" + ",".join(["0.1"] * 10) + "]"},
         )

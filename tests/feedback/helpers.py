@@ -34,9 +34,9 @@ def add_doc(settings: Settings, *, uri: str, title: str, texts: list[str], acl: 
         ids = []
         for order, (text, vec) in enumerate(zip(texts, vectors, strict=True)):
             row = conn.execute(
-                "INSERT INTO chunks (document_id, ord, heading, text, text_hash, embedding, acl) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (doc_id, order, title, text, f"{uri}#{order}", vec, acl),
+                "INSERT INTO chunks (document_id, ord, heading, text, text_hash, embedding, acl, uri, title) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (doc_id, order, title, text, f"{uri}#{order}", vec, acl, uri, title),
             ).fetchone()
             ids.append(int(row[0]))
     return ids

@@ -6,7 +6,7 @@ import pytest
 
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.search import BOOST_BOUND, SearchError, hybrid_search, search_scored
+from lore.search import BOOST_BOUND, NEAR_DUPLICATE_COSINE, SearchError, hybrid_search, search_scored
 from lore.types import Asker
 from tests.search.conftest import CANARY, PRIVATE_CHANNEL
 
@@ -85,3 +85,23 @@ def test_identical_passages_are_collapsed(db: Settings, kb: dict[str, int]) -> N
 
 def test_empty_query_returns_nothing(db: Settings, kb: dict[str, int]) -> None:
     assert hybrid_search(db, "   ") == []
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_near_duplicate_passages_are_collapsed_to_the_best_one(db: Settings, mode: str) -> None:
+    """Different text (so a different hash: spacing and case, as two exports of one page differ) but almost the
+    same embedding: one of the two is shown."""
+    from tests.feedback.helpers import add_doc, embed
+
+    a = add_doc(db, uri="kb://reset-a", title="A", texts=["Reset your password from the account settings page."])
+    b = add_doc(db, uri="kb://reset-b", title="B", texts=["Reset your  password from the Account Settings page."])
+    other = add_doc(db, uri="kb://sso", title="SSO", texts=["Single sign-on uses the company identity provider."])
+    first, second = embed(
+        db,
+        ["Reset your password from the account settings page.", "Reset your  password from the Account Settings page."],
+    )
+    assert float(first @ second) >= NEAR_DUPLICATE_COSINE  # the premise: near-duplicates by embedding
+    hits = search_scored(db, "how do I reset my password?", k=3, mode=mode)
+    ids = [h.hit.chunk_id for h in hits]
+    assert len(set(ids) & {a[0], b[0]}) == 1
+    assert other[0] in ids

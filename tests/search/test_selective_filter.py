@@ -37,11 +37,14 @@ def test_visible_chunks_are_found_behind_thousands_of_invisible_closer_ones(db: 
             " (2, 'test://visible', 'visible', 'v', ARRAY['public'])"
         )
         with conn.cursor().copy(
-            "COPY chunks (document_id, ord, text, text_hash, embedding, acl) FROM STDIN WITH (FORMAT BINARY)"
+            "COPY chunks (document_id, ord, text, text_hash, embedding, acl, uri, title)"
+            " FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "int4", "text", "text", "vector", "text[]"])
+            copy.set_types(["int8", "int4", "text", "text", "vector", "text[]", "text", "text"])
             for doc, ord_, text, vector, acl in rows:
-                copy.write_row((doc, ord_, text, hashlib.sha256(text.encode()).hexdigest(), vector, acl))
+                name = "hidden" if doc == 1 else "visible"
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                copy.write_row((doc, ord_, text, digest, vector, acl, f"test://{name}", name))
         conn.execute("ANALYZE chunks")
 
     hits = hybrid_search(db, "anything", asker=Asker(channel_id="C0OTHER"), k=5, mode="vector", query_embedding=query)
