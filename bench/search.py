@@ -12,7 +12,7 @@ Measured in the same run, on the same table:
 - the selective ACL filter: Lore's vector mode (iterative index scan) vs the bare query with the same filter
   and no iterative scan.
 
-    .venv/bin/python bench/search.py [--rows 100000] [--queries 200]
+    .venv/bin/python bench/search.py [--rows 100000] [--queries 200] [--rounds 5] [--home DIR]
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--home", type=Path, help="keep the database here and reuse it on the next run")
     parser.add_argument("--answers", type=int, default=5000, help="past voted answers (the feedback memory)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired anchor / vector-mode rounds for the ratio")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     home = args.home or Path(tempfile.mkdtemp(prefix="lore-bench-search-"))
@@ -190,7 +191,7 @@ def main() -> None:
     upgrade_database(settings)
     url = database_url(settings)
     try:
-        run(settings, url, args.rows, args.queries, rng, reuse=reuse, answers=args.answers)
+        run(settings, url, args.rows, args.queries, rng, reuse=reuse, answers=args.answers, rounds=args.rounds)
     finally:
         dispose_engines()
         if args.home is None:
@@ -198,7 +199,15 @@ def main() -> None:
 
 
 def run(
-    settings: Settings, url: str, rows: int, n: int, rng: np.random.Generator, *, reuse: bool, answers: int
+    settings: Settings,
+    url: str,
+    rows: int,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    reuse: bool,
+    answers: int,
+    rounds: int,
 ) -> None:
     centres, labels, vectors, texts = make_data(rows, rng)
     if reuse:
@@ -270,6 +279,26 @@ def run(
     print("\n".join(lines))
     print(f"\nLore vector p50 / anchor p50 = {vector_p50 / anchor_p50:.2f} (goal <= 1.5); "
           f"hybrid p50 = {hybrid_p50:.2f} ms (goal <= 10)")  # fmt: skip
+
+    # Paired rounds: the anchor and Lore's vector mode back to back, several times, so that a drift of the
+    # shared machine between two measurements minutes apart does not decide the ratio.
+    print(f"\nPaired rounds (anchor, then Lore vector mode with and without feedback; {n} queries each):")
+    pairs = []
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def anchor(i: int) -> list[int]:
+            sql = "SELECT id FROM chunks ORDER BY embedding <=> %(q)s LIMIT 10"
+            return [r for (r,) in conn.execute(sql, {"q": queries[i]}, prepare=True).fetchall()]
+
+        for r in range(rounds):
+            a = p(timed(anchor, n)[0], 50)
+            with_fb = p(timed(lambda i: lore(i, mode="vector"), n)[0], 50)
+            without = p(timed(lambda i: lore(i, mode="vector", feedback=False), n)[0], 50)
+            pairs.append((with_fb / a, without / a))
+            print(f"  round {r + 1}: anchor {a:.2f} ms; Lore vector {with_fb:.2f} ms ({with_fb / a:.2f}x), "
+                  f"without feedback {without:.2f} ms ({without / a:.2f}x)")  # fmt: skip
+    print(f"Median ratio over {rounds} rounds: Lore vector {statistics.median(x for x, _ in pairs):.2f}x, "
+          f"without feedback {statistics.median(y for _, y in pairs):.2f}x (goal <= 1.5)")  # fmt: skip
 
 
 if __name__ == "__main__":
