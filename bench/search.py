@@ -285,6 +285,7 @@ def run(
     print(f"\nPaired rounds (anchor, then Lore vector mode with and without feedback; {n} queries each):")
     pairs = []
     with psycopg.connect(url, autocommit=True) as conn:
+        register_vectors(conn)
 
         def anchor(i: int) -> list[int]:
             sql = "SELECT id FROM chunks ORDER BY embedding <=> %(q)s LIMIT 10"

@@ -166,6 +166,11 @@ class FeedbackIndex:
         self.documents = np.fromiter((d for r in rows for d in r[2]), dtype=np.int64)
         self.weights = np.fromiter((w for r in rows for w in r[3]), dtype=np.float64)
 
+    @property
+    def size(self) -> int:
+        """How many past questions with evidence the index holds."""
+        return len(self.matrix)
+
     def adjustments(self, settings: Settings, qvec: np.ndarray) -> tuple[list[int], list[float]]:
         """(document ids, score adjustments) for a query embedding; empty when no past question is near."""
         matrix, offsets, documents, weights = self.matrix, self.offsets, self.documents, self.weights

@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -38,7 +38,6 @@ from lore.models import PUBLIC
 from lore.types import Asker, Hit
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 MODES = ("vector", "fulltext", "hybrid")
 RRF_K = 60
@@ -243,12 +242,13 @@ def search_scored(
         return []
     qvec = np.asarray(query_embedding if query_embedding is not None else embed_query(settings, query), np.float32)
     index = _feedback_index(settings) if use_feedback else None
+    feedback: Callable[[], dict[int, float]] | None = None
+    if index is not None and index.size:
 
-    def feedback() -> dict[int, float]:
-        if index is None:
-            return {}
-        documents, adjustments = index.adjustments(settings, qvec)
-        return dict(zip(documents, adjustments, strict=True))
+        def feedback() -> dict[int, float]:
+            assert index is not None
+            documents, adjustments = index.adjustments(settings, qvec)
+            return dict(zip(documents, adjustments, strict=True))
 
     n = candidate_count(k, mode)
     params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
@@ -280,27 +280,37 @@ def _run(
     params: dict[str, Any],
     *,
     ef_search: int,
-    meanwhile: Callable[[], _T],
-) -> tuple[list[tuple[Any, ...]], _T]:
-    """Run the search statement, and `meanwhile` while PostgreSQL executes it.
+    meanwhile: Callable[[], dict[int, float]] | None,
+) -> tuple[list[tuple[Any, ...]], dict[int, float]]:
+    """Run the search statement, and `meanwhile` (the feedback adjustments) while PostgreSQL executes it.
 
     In pipeline mode the statement is sent at once and its result read only when the pipeline closes, so the
     feedback memory's product (memory-bound: its matrix is evicted from the CPU cache between searches) runs on
     this core while the server's backend runs the index scan on the other, instead of one after the other.
+    Without feedback to compute, a plain execute costs less client work than the pipeline.
     """
     try:
         conn = _connection(settings)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
-    # Binary results: the embeddings (for near-duplicate collapse) arrive as raw floats, not text to parse.
+    # Binary results: the embeddings (for near-duplicate collapse) arrive as raw bytes, not text to parse.
     cur = conn.cursor(binary=True)
+    if meanwhile is None:
+        _set_ef_search(conn, ef_search)
+        return cur.execute(sql, params, prepare=True).fetchall(), {}
     with conn.pipeline():
-        if _ef_search.get(conn) != ef_search:
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
-            _ef_search[conn] = ef_search
+        _set_ef_search(conn, ef_search)
         cur.execute(sql, params, prepare=True)
         extra = meanwhile()
     return cur.fetchall(), extra
+
+
+def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
+    """Widen (or narrow back) the connection's HNSW candidate list, only when it changes: in a pipeline this is
+    sent with the search itself, not a round trip of its own."""
+    if _ef_search.get(conn) != ef_search:
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
+        _ef_search[conn] = ef_search
 
 
 def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
