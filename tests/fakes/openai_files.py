@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fakes.local_server import LocalServer
+
 
 @dataclass
 class Recorded:
@@ -31,8 +33,10 @@ class Recorded:
     query: dict[str, list[str]] = field(default_factory=dict)
 
 
-class FakeOpenAIFiles:
+class FakeOpenAIFiles(LocalServer):
     """Context manager: a threaded HTTP server on 127.0.0.1 with an ephemeral port."""
+
+    _thread_name = "fake-openai-files"
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -41,20 +45,13 @@ class FakeOpenAIFiles:
         self.jobs: dict[str, dict[str, Any]] = {}
         self._reads: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
+        assert self._server is not None, "FakeOpenAIFiles is not started"
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAIFiles:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def requests_to(self, method: str, path_prefix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]

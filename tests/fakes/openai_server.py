@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.local_server import LocalServer
+
 
 @dataclass
 class Reply:
@@ -56,7 +58,7 @@ class RecordedRequest:
 Responder = Callable[[dict[str, Any]], "Reply | str"]
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """An OpenAI-compatible server whose replies each test scripts."""
 
     def __init__(self, *, model: str = "fake-model", default: str | None = "I don't know.") -> None:
@@ -69,6 +71,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._thread_name = "fake-openai"
 
     # -- scripting ---------------------------------------------------------------------------------
 
@@ -106,29 +109,13 @@ class FakeOpenAI:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     # -- used by the handler -----------------------------------------------------------------------
 

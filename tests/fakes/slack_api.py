@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.fakes.local_server import LocalServer
+
 BOT_USER_ID = "UBOTLORE"
 BOT_ID = "BBOTLORE"
 TEAM_ID = "T0TEAM"
@@ -40,7 +42,7 @@ class _Failure:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LocalServer):
     """The server's state. Tests read `.calls` and fill `.history` / `.replies` / `.memberships`."""
 
     calls: list[Call] = field(default_factory=list)
@@ -57,10 +59,11 @@ class FakeSlack:
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _thread_name = "fake-slack"
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    def start(self) -> FakeSlack:
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,23 +76,7 @@ class FakeSlack:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     @property
     def url(self) -> str:
