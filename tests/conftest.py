@@ -15,7 +15,36 @@ from pathlib import Path
 import pytest
 
 TEST_HOME = Path(tempfile.mkdtemp(prefix="lore-test-"))
-TEST_REDIS_URL = os.environ.get("LORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _reserve_redis_database() -> str:
+    """A Redis database of this run's own: 14, or the next one down that no other test run holds.
+
+    Two suites on one Redis database would share a Celery broker, and each one's workers would take the
+    other's tasks. A run claims database N with the key lore:test-run:N in database 0 (expiring after an hour,
+    in case the run is killed) and drops it when it exits. LORE_TEST_REDIS_URL chooses one explicitly.
+    """
+    if os.environ.get("LORE_TEST_REDIS_URL"):
+        return os.environ["LORE_TEST_REDIS_URL"]
+    import atexit
+
+    import redis
+
+    try:
+        claims = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
+        owner = f"{os.getpid()}@{TEST_HOME}"
+        release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+        for number in range(14, 0, -1):
+            key = f"lore:test-run:{number}"
+            if claims.set(key, owner, nx=True, ex=3600):
+                atexit.register(claims.eval, release, 1, key, owner)
+                return f"redis://127.0.0.1:6379/{number}"
+    except redis.RedisError:
+        pass  # not reachable: the redis_url fixture says so, loudly
+    return "redis://127.0.0.1:6379/14"
+
+
+TEST_REDIS_URL = _reserve_redis_database()
 
 for _name in list(os.environ):
     if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":
