@@ -8,6 +8,7 @@ another. `lore db stop` stops it explicitly.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
@@ -69,10 +70,18 @@ def _start_embedded(settings: Settings) -> str:
     socket_dir = _running_socket_dir(pgdata)
     if socket_dir is not None and (pgdata / ".lore-db-created").exists():
         return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
-        warnings.simplefilter("ignore")
-        return _start_embedded_slow(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    # One process at a time starts (and, the first time, configures and restarts) the server: `lore serve` and
+    # `lore worker` started together on a new machine must not restart it under each other.
+    with open(settings.home / ".lore-db.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        socket_dir = _running_socket_dir(pgdata)
+        if socket_dir is not None and (pgdata / ".lore-db-created").exists():
+            return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
+            warnings.simplefilter("ignore")
+            return _start_embedded_slow(settings)
 
 
 def _start_embedded_slow(settings: Settings) -> str:

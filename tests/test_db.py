@@ -231,3 +231,37 @@ def test_two_processes_share_the_embedded_server(migrated: Settings) -> None:
     assert outs[0] == outs[1] == database_url(migrated)
     with psycopg.connect(database_url(migrated)) as conn:
         assert conn.execute("SELECT count(*) FROM slack_events").fetchone()[0] >= 50
+
+
+def test_two_processes_starting_a_new_embedded_server_at_once_do_not_restart_it_under_each_other(
+    tmp_path: Path,
+) -> None:
+    """`lore serve` and `lore worker` started together on a new machine: one creates, configures and restarts
+    the server while the other waits, then both use it without losing a connection."""
+    from lore.db import stop_embedded
+
+    home = tmp_path / "home"
+    script = "\n".join(
+        [
+            "import sys, time, psycopg",
+            "from pathlib import Path",
+            "from lore.config import Settings",
+            "from lore.db import database_url",
+            "settings = Settings().model_copy(update={'lore_home': Path(sys.argv[1]), 'database_url': None})",
+            "url = database_url(settings)",
+            "with psycopg.connect(url) as conn:",
+            "    for _ in range(30):",
+            "        conn.execute('SELECT 1')",
+            "        time.sleep(0.05)",
+            "    print(url, conn.execute('SHOW wal_level').fetchone()[0])",
+        ]
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=180)[0].strip() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0]
+        assert outs[0] == outs[1] and outs[0].endswith(" minimal")
+    finally:
+        stop_embedded(Settings().model_copy(update={"lore_home": home, "database_url": None}))
