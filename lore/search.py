@@ -2,8 +2,9 @@
 
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
-index scan, custom plans), so a search is one prepared statement. Only a search asking for a wider HNSW candidate list
-first changes that connection's `hnsw.ef_search`, in the same pipeline.
+index scan, custom plans), so a search is one prepared statement. Only a search asking for a different HNSW
+candidate list first changes that connection's `hnsw.ef_search` (in the same pipeline when there is feedback
+to compute, otherwise one statement before it).
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
@@ -31,7 +32,7 @@ from psycopg.adapt import Loader
 from psycopg.pq import Format
 
 from lore.config import Settings
-from lore.db import DatabaseError, database_url, register_vectors
+from lore.db import DatabaseError, database_url, decode_vectors, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.models import PUBLIC
@@ -67,12 +68,6 @@ class _RawVectorLoader(Loader):
 
     def load(self, data: Buffer) -> bytes:
         return bytes(data)
-
-
-def _decode_vectors(raw: list[bytes]) -> np.ndarray:
-    """pgvector's binary form (uint16 dimensions, uint16 unused, big-endian float32s) of equal-length vectors."""
-    packed = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), -1)[:, 4:]
-    return np.ascontiguousarray(packed).view(">f4").astype(np.float32)
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
@@ -317,7 +312,7 @@ def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
     """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical)."""
     if not rows:
         return []
-    vectors = _decode_vectors([row[7] for row in rows])
+    vectors = decode_vectors([row[7] for row in rows])
     near = (vectors @ vectors.T) >= NEAR_DUPLICATE_COSINE  # every pair at once
     hidden = np.zeros(len(rows), dtype=bool)  # near a row already kept
     kept: list[ScoredHit] = []
