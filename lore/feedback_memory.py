@@ -16,7 +16,8 @@ searching process: FeedbackIndex) whose cosine reaches `settings.feedback_thresh
 - the sum is squashed with tanh and scaled by `settings.feedback_weight`, so no amount of feedback moves a
   chunk by more than that bound.
 
-Search (lore.search) passes the per-document adjustments to its statement and adds them to the fused score.
+Search (lore.search) computes the per-document adjustments while PostgreSQL runs its statement, and adds them
+to each candidate's fused score.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class FeedbackIndex:
 
     A search finds the near past questions with one matrix product (about 0.2 ms for 5,000 questions on one
     core) instead of a second HNSW scan in PostgreSQL (about 4 ms, the cost that kept search from its latency
-    goal), and hands PostgreSQL only the per-document adjustments it computed.
+    goal); the per-document adjustments it computes are added to the candidates in Python.
     """
 
     def __init__(self) -> None:
