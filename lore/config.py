@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
     bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
     bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
+    # An answer process is replaced by a fresh one after this many answers (0: never), bounding its memory.
+    bot_max_answers: int = Field(default=1000, ge=0, validation_alias="LORE_BOT_MAX_ANSWERS")
     http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
     http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
     # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
