@@ -3,15 +3,14 @@
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
 index scan, custom plans), so a search is one prepared statement. Only a search asking for a different HNSW
-candidate list first changes that connection's `hnsw.ef_search` (in the same pipeline when there is feedback
-to compute, otherwise one statement before it).
+candidate list first changes that connection's `hnsw.ef_search` (one statement before it).
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Reciprocal rank fusion (k=60) of the two ranked lists; then two bounded adjustments: the chunk's
   query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar
-  past questions, computed in this process while the server runs the statement and added to every candidate.
+  past questions about the candidates' documents, computed in this process once the candidates are back.
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one.
 """
 
@@ -21,7 +20,6 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,9 +156,9 @@ ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
 
 def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k): the feedback memory's
-    adjustments are added afterwards, in Python, from a product computed while PostgreSQL runs the statement
-    (see `_run`). Hybrid and full-text statements rank by fused score plus the chunk's boost; vector mode
-    returns the scan's rows for `_vector_rows` to rank."""
+    adjustments of the candidates' documents are added afterwards, in Python (`search_scored`). Hybrid and
+    full-text statements rank by fused score plus the chunk's boost; vector mode returns the scan's rows for
+    `_vector_rows` to rank."""
     if mode == "vector":
         return _VECTOR_SQL
     vec = _vector_cte(with_acl=True) if mode == "hybrid" else _EMPTY_VEC
@@ -236,27 +234,24 @@ def search_scored(
     if not query:
         return []
     qvec = np.asarray(query_embedding if query_embedding is not None else embed_query(settings, query), np.float32)
-    index = _feedback_index(settings) if use_feedback else None
-    feedback: Callable[[], dict[int, float]] | None = None
-    if index is not None and index.size:
-
-        def feedback() -> dict[int, float]:
-            assert index is not None
-            documents, adjustments = index.adjustments(settings, qvec)
-            return dict(zip(documents, adjustments, strict=True))
-
     n = candidate_count(k, mode)
     params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
     sql = build_query(mode=mode)
     try:
-        rows, adjustments = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n), meanwhile=feedback)
+        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
     except psycopg.OperationalError:
         # The server closed this connection (restart, idle timeout): one retry on a fresh one.
         _discard(settings)
-        rows, adjustments = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n), meanwhile=feedback)
+        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
     if mode == "vector":
         rows = _vector_rows(rows)
-    return _collapse(_adjusted(rows, adjustments) if adjustments else rows, k)
+    if use_feedback and rows:
+        index = _feedback_index(settings)
+        if index.size:
+            documents, adjustments = index.adjustments(settings, qvec, {int(row[1]) for row in rows})
+            if documents:
+                rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
+    return _collapse(rows, k)
 
 
 def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:
@@ -269,40 +264,20 @@ def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> lis
     return out
 
 
-def _run(
-    settings: Settings,
-    sql: str,
-    params: dict[str, Any],
-    *,
-    ef_search: int,
-    meanwhile: Callable[[], dict[int, float]] | None,
-) -> tuple[list[tuple[Any, ...]], dict[int, float]]:
-    """Run the search statement, and `meanwhile` (the feedback adjustments) while PostgreSQL executes it.
-
-    In pipeline mode the statement is sent at once and its result read only when the pipeline closes, so the
-    feedback memory's product (memory-bound: its matrix is evicted from the CPU cache between searches) runs on
-    this core while the server's backend runs the index scan on the other, instead of one after the other.
-    Without feedback to compute, a plain execute costs less client work than the pipeline.
-    """
+def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:
+    """Run the search statement on this thread's search connection."""
     try:
         conn = _connection(settings)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
     # Binary results: the embeddings (for near-duplicate collapse) arrive as raw bytes, not text to parse.
     cur = conn.cursor(binary=True)
-    if meanwhile is None:
-        _set_ef_search(conn, ef_search)
-        return cur.execute(sql, params, prepare=True).fetchall(), {}
-    with conn.pipeline():
-        _set_ef_search(conn, ef_search)
-        cur.execute(sql, params, prepare=True)
-        extra = meanwhile()
-    return cur.fetchall(), extra
+    _set_ef_search(conn, ef_search)
+    return cur.execute(sql, params, prepare=True).fetchall()
 
 
 def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
-    """Widen (or narrow back) the connection's HNSW candidate list, only when it changes: in a pipeline this is
-    sent with the search itself, not a round trip of its own."""
+    """Widen (or narrow back) the connection's HNSW candidate list, only when it changes (a round trip)."""
     if _ef_search.get(conn) != ef_search:
         conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef_search),))
         _ef_search[conn] = ef_search

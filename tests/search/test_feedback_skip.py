@@ -75,8 +75,13 @@ def _doc_of(settings: Settings, chunk_id: int) -> int:
         return int(conn.execute("SELECT document_id FROM chunks WHERE id = %s", (chunk_id,)).fetchone()[0])
 
 
-def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(db: Settings) -> None:
-    """The vectorised computation against the definition, on random questions and evidence."""
+@pytest.mark.parametrize("documents", [None, [0, 3, 4, 11, 17, 29, 99]])
+def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
+    db: Settings, documents: list[int] | None
+) -> None:
+    """The vectorised computation against the definition, on random questions and evidence: for the given
+    documents (None: all), the nearest NEIGHBORS past questions with evidence about them that reach the
+    threshold each add similarity weight x evidence to those documents."""
     import math
 
     import numpy as np
@@ -91,17 +96,21 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(d
     index = feedback_memory.FeedbackIndex()
     index._load(rows)
     query = centre / np.linalg.norm(centre)
-    got_docs, got_adj = index.adjustments(db, query)
+    got_docs, got_adj = index.adjustments(db, query, documents)
 
     threshold, bound = db.feedback_threshold, db.feedback_weight
-    sims = [float(np.dot(np.asarray(r[1], dtype=np.float32), query)) for r in rows]
-    nearest = sorted(range(len(rows)), key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
+    wanted = set(range(30)) if documents is None else set(documents)
+    about = [i for i, r in enumerate(rows) if wanted & set(r[2])]
+    sims = {i: float(np.dot(np.asarray(rows[i][1], dtype=np.float32), query)) for i in about}
+    nearest = sorted(about, key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
+    assert len(about) > feedback_memory.NEIGHBORS, "the data must make the nearest-questions cut matter"
     totals: dict[int, float] = {}
     for i in nearest:
         if sims[i] < threshold:
             continue
         for doc, w in zip(rows[i][2], rows[i][3], strict=True):
-            totals[doc] = totals.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
+            if doc in wanted:
+                totals[doc] = totals.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
     assert totals, "the data must put some questions above the threshold"
     assert got_docs == sorted(totals)
     expected = [bound * math.tanh(feedback_memory.GAIN * totals[d]) for d in got_docs]
@@ -110,8 +119,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(d
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
 def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_again(db: Settings, mode: str) -> None:
-    """The adjustments are computed while the statement runs and added in Python: the result must be exactly
-    the candidates' scores without feedback plus the feedback memory's adjustment of their document."""
+    """The adjustments of the candidates' documents are added in Python: the result must be exactly the
+    candidates' scores without feedback plus the feedback memory's adjustment of their document."""
     services = ["billing", "search", "auth", "mail", "chat", "files", "jobs", "maps"]
     docs = [
         add_doc(
