@@ -24,7 +24,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
+from tests.fakes.web_site import Response, WebSite  # noqa: E402
 from tests.reliability import procs  # noqa: E402
 from tests.reliability.conftest import BOT_TOKEN, SIGNING_SECRET, find_secrets  # noqa: E402
 from tests.slack_signing import SlackSender, app_mention  # noqa: E402
@@ -43,37 +43,18 @@ TOPICS = ["deploy", "on-call", "code review", "incident", "onboarding", "VPN", "
 ANSWER_METHODS = ("chat.postMessage", "chat.startStream")
 
 
-class Pages:
-    """A local web server whose every /page/N is a small distinct document (what `/lore add` queues)."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/page/"):
-                    n = self.path.rsplit("/", 1)[-1]
-                    body = (
-                        f"<html><head><title>Soak page {n}</title></head><body><main><h1>Soak page {n}</h1>"
-                        f"<p>Soak fact {n}: service s{n} is owned by team t{int(n) % 7}.</p></main></body></html>"
-                    )
-                    data, status = body.encode(), 200
-                elif self.path == "/robots.txt":
-                    data, status = b"User-agent: *\nAllow: /\n", 200
-                else:
-                    data, status = b"not found", 404
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, n: int) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/page/{n}"
+def page(site: WebSite, path: str) -> Response:
+    """Every /page/N is a small distinct document (what `/lore add` queues)."""
+    if path.startswith("/page/"):
+        n = path.rsplit("/", 1)[-1]
+        return Response(
+            200,
+            f"<html><head><title>Soak page {n}</title></head><body><main><h1>Soak page {n}</h1>"
+            f"<p>Soak fact {n}: service s{n} is owned by team t{int(n) % 7}.</p></main></body></html>",
+        )
+    if path == "/robots.txt":
+        return Response(200, "User-agent: *\nAllow: /\n", "text/plain")
+    return Response(404, "not found", "text/plain")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -108,7 +89,7 @@ class Votes:
 def run(minutes: float, *, question_rate: float, reaction_rate: float, ingest_every_s: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="lore-soak-"))
     fake = FakeSlack().start()
-    pages = Pages()
+    pages = WebSite(page).start()
     redis = procs.RedisServer(work / "redis").start()
     env = procs.clean_env(
         LORE_HOME=str(work / "home"), REDIS_URL=redis.url, SLACK_API_URL=fake.url, SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -178,7 +159,7 @@ def run(minutes: float, *, question_rate: float, reaction_rate: float, ingest_ev
             status(sender.event(event).status_code)
 
         def ingest() -> None:
-            page = pages.url(len(queued))
+            page = pages.url(f"/page/{len(queued)}")
             queued.append(page)
             status(sender.command("/lore", f"add {page}", response_url=fake.url + "respond").status_code)
 
@@ -224,7 +205,7 @@ def run(minutes: float, *, question_rate: float, reaction_rate: float, ingest_ev
                 ).fetchall()
                 answers = conn.execute("SELECT count(*) FROM answers").fetchone()[0]
                 pages_in = conn.execute("SELECT count(*) FROM documents WHERE uri LIKE %s",
-                                        (pages.url(0).rsplit("/", 1)[0] + "/%",)).fetchone()[0]  # fmt: skip
+                                        (pages.url("/page/%"),)).fetchone()[0]  # fmt: skip
                 jobs_done = conn.execute("SELECT count(*) FROM ingest_jobs WHERE status = 'done'").fetchone()[0]
             return {(m, u): v for m, u, v in rows}, answers, pages_in, jobs_done
 
@@ -276,7 +257,7 @@ def run(minutes: float, *, question_rate: float, reaction_rate: float, ingest_ev
             service.stop()
         redis.__exit__()
         fake.stop()
-        pages.server.shutdown()
+        pages.stop()
         subprocess.run([*procs.LORE, "db", "stop"], env=env, capture_output=True, timeout=60)
         shutil.rmtree(work / "home", ignore_errors=True)
 

@@ -4,16 +4,15 @@ and failing URLs (404, 500, redirect loop, slow response) each giving one error.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
+from tests.fakes.web_site import Response, WebSite
 from tests.ingest.helpers import rows
 
 PAGES = {
@@ -26,71 +25,33 @@ PAGES = {
 }
 
 
-class Site:
-    def __init__(self) -> None:
-        self.requests: list[tuple[float, str]] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.requests.append((time.monotonic(), self.path))
-                path = self.path
-                if path == "/robots.txt":
-                    self._send(200, "User-agent: *\nDisallow: /private/\n", "text/plain")
-                elif path == "/sitemap.xml":
-                    base = f"http://127.0.0.1:{site.port}"
-                    body = (
-                        '<?xml version="1.0" encoding="UTF-8"?>'
-                        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-                        f"<url><loc>{base}/a</loc></url><url><loc>{base}/b</loc></url></urlset>"
-                    )
-                    self._send(200, body, "application/xml")
-                elif path in PAGES:
-                    html = f"<html><head><title>{path}</title></head><body><main>{PAGES[path]}</main></body></html>"
-                    self._send(200, html, "text/html; charset=utf-8")
-                elif path == "/500":
-                    self._send(500, "boom", "text/plain")
-                elif path in ("/loop", "/loop2"):
-                    self.send_response(302)
-                    self.send_header("Location", "/loop2" if path == "/loop" else "/loop")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                elif path == "/slow":
-                    time.sleep(2)
-                    self._send(200, "<main><p>too late</p></main>", "text/html")
-                else:
-                    self._send(404, "not found", "text/plain")
-
-            def _send(self, status: int, body: str, kind: str) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.block_on_close = False  # the slow handler is still sleeping when the test ends
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def paths(self) -> list[str]:
-        return [p for _, p in self.requests]
+def respond(site: WebSite, path: str) -> Response:
+    if path == "/robots.txt":
+        return Response(200, "User-agent: *\nDisallow: /private/\n", "text/plain")
+    if path == "/sitemap.xml":
+        base = f"http://127.0.0.1:{site.port}"
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<url><loc>{base}/a</loc></url><url><loc>{base}/b</loc></url></urlset>"
+        )
+        return Response(200, body, "application/xml")
+    if path in PAGES:
+        return Response(200, f"<html><head><title>{path}</title></head><body><main>{PAGES[path]}</main></body></html>")
+    if path == "/500":
+        return Response(500, "boom", "text/plain")
+    if path in ("/loop", "/loop2"):
+        return Response(302, headers={"Location": "/loop2" if path == "/loop" else "/loop"})
+    if path == "/slow":
+        time.sleep(2)
+        return Response(200, "<main><p>too late</p></main>", "text/html")
+    return Response(404, "not found", "text/plain")
 
 
 @pytest.fixture
-def site() -> Iterator[Site]:
-    served = Site()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
+def site() -> Iterator[WebSite]:
+    with WebSite(respond) as served:
+        yield served
 
 
 def _polite(settings: Settings, **update: Any) -> Settings:
@@ -101,7 +62,7 @@ def _uris(settings: Settings) -> list[str]:
     return sorted(u for (u,) in rows(settings, "SELECT uri FROM documents"))
 
 
-def test_crawl_follows_same_host_links_to_the_depth_and_obeys_robots(db: Settings, site: Site) -> None:
+def test_crawl_follows_same_host_links_to_the_depth_and_obeys_robots(db: Settings, site: WebSite) -> None:
     report = ingest_sources(_polite(db), [site.url("/")], crawl_depth=1)
     assert report.errors == []
     assert _uris(db) == [site.url("/"), site.url("/a"), site.url("/b")]  # /c is two links away
@@ -111,7 +72,7 @@ def test_crawl_follows_same_host_links_to_the_depth_and_obeys_robots(db: Setting
     assert (heading, text) == ("Alpha", "Alpha volumes are replicated three times.")
 
 
-def test_page_limit_and_polite_spacing(db: Settings, site: Site) -> None:
+def test_page_limit_and_polite_spacing(db: Settings, site: WebSite) -> None:
     report = ingest_sources(_polite(db, crawl_max_pages=2, crawl_delay_s=0.3), [site.url("/")], crawl_depth=3)
     assert report.documents_added == 2
     times = [t for t, _ in site.requests]
@@ -119,20 +80,20 @@ def test_page_limit_and_polite_spacing(db: Settings, site: Site) -> None:
     assert len(gaps) == 2 and min(gaps) >= 0.28, gaps
 
 
-def test_sitemap_lists_the_pages(db: Settings, site: Site) -> None:
+def test_sitemap_lists_the_pages(db: Settings, site: WebSite) -> None:
     report = ingest_sources(_polite(db), [site.url("/sitemap.xml")])
     assert report.documents_added == 2
     assert _uris(db) == [site.url("/a"), site.url("/b")]
 
 
-def test_a_disallowed_url_named_by_the_user_is_an_error(db: Settings, site: Site) -> None:
+def test_a_disallowed_url_named_by_the_user_is_an_error(db: Settings, site: WebSite) -> None:
     report = ingest_sources(_polite(db), [site.url("/private/x")])
     assert [e.as_json() for e in report.errors] == [
         {"source": site.url("/private/x"), "error": "disallowed by robots.txt"}
     ]
 
 
-def test_failing_urls_each_give_one_error_and_the_rest_goes_in(db: Settings, site: Site) -> None:
+def test_failing_urls_each_give_one_error_and_the_rest_goes_in(db: Settings, site: WebSite) -> None:
     bad = {
         site.url("/missing"): "HTTP 404 Not Found",
         site.url("/500"): "HTTP 500 Internal Server Error",
