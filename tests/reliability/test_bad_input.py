@@ -19,8 +19,8 @@ import docx
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
 from lore.db import raw_connection
+from tests.fakes.web_site import WebSite
 from tests.ingest.helpers import make_pdf
-from tests.ingest.test_web import Site
 
 SMALL_FILES = 10_000
 
@@ -44,7 +44,9 @@ def _good_docx(path: Path) -> None:
     document.save(str(path))
 
 
-def test_one_ingest_of_every_bad_input_and_ten_thousand_small_files(db: Settings, tmp_path: Path, site: Site) -> None:
+def test_one_ingest_of_every_bad_input_and_ten_thousand_small_files(
+    db: Settings, tmp_path: Path, site: WebSite
+) -> None:
     root = tmp_path / "corpus"
     (root / "many").mkdir(parents=True)
     good = {
