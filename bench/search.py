@@ -301,24 +301,27 @@ def run(
         print(f"Median ratio over {rounds} rounds: Lore vector {statistics.median(x for x, _ in pairs):.2f}x, "
               f"without feedback {statistics.median(y for _, y in pairs):.2f}x (goal <= 1.5)")  # fmt: skip
 
-        # Interleaved rounds: for each query, the anchor, Lore with feedback and Lore without, one after the
-        # other, so that the three see the same machine state within a few milliseconds (the block rounds above
-        # compare loops that run a few hundred milliseconds apart, and the anchor alone moves 0.7-1.0 ms between
-        # runs).
-        print(f"\nInterleaved rounds (each query: anchor, Lore vector, Lore vector without feedback; {n} each):")
+        # Interleaved rounds: the anchor, Lore with feedback and Lore without take turns query by query, so that a
+        # drift of the machine hits all three alike (the block rounds above compare loops a few hundred ms
+        # apart, and the anchor alone moves 0.7-1.0 ms between runs). Each sees every query once per round, and
+        # never a query another one has just run: the same query right after another is cheaper (its part of
+        # the HNSW graph is still in the CPU cache), which would favour whichever runs second.
+        print(f"\nInterleaved rounds (anchor, Lore vector, Lore vector without feedback, in turn; {n} each):")
         interleaved = []
+        contenders: list[tuple[str, Callable[[int], list[int]]]] = [
+            ("anchor", anchor),
+            ("feedback", lambda i: lore(i, mode="vector")),
+            ("plain", lambda i: lore(i, mode="vector", feedback=False)),
+        ]
         for r in range(rounds):
-            per_query: dict[str, list[float]] = {"anchor": [], "feedback": [], "plain": []}
+            per_query: dict[str, list[float]] = {name: [] for name, _ in contenders}
             for i in range(n):
-                for name, fn in (
-                    ("anchor", anchor),
-                    ("feedback", lambda i: lore(i, mode="vector")),
-                    ("plain", lambda i: lore(i, mode="vector", feedback=False)),
-                ):
+                for j, (name, fn) in enumerate(contenders):
+                    query = (i + j * n // len(contenders)) % n
                     start = time.perf_counter()
-                    fn(i)
+                    fn(query)
                     per_query[name].append((time.perf_counter() - start) * 1000)
-            a, with_fb, without = (p(per_query[name], 50) for name in ("anchor", "feedback", "plain"))
+            a, with_fb, without = (p(per_query[name], 50) for name, _ in contenders)
             interleaved.append((with_fb / a, without / a))
             print(f"  round {r + 1}: anchor {a:.2f} ms; Lore vector {with_fb:.2f} ms ({with_fb / a:.2f}x), "
                   f"without feedback {without:.2f} ms ({without / a:.2f}x)")  # fmt: skip
