@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import ctypes
 import itertools
 import logging
 import multiprocessing
@@ -41,6 +42,7 @@ from lore.logs import kv, setup_logging
 log = logging.getLogger(__name__)
 
 _NICE = 19  # answer work yields the CPU to the acknowledging process (the lowest priority there is)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -68,6 +70,7 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
     # The processes share the machine's cores: torch's own thread pool per process would oversubscribe them
     # (set before torch is first imported, by the embedder).
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
+    _fixed_mmap_threshold()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
     sender = _Sender(conn)
     metrics.forward_to(sender)
@@ -102,6 +105,17 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
             break
         executor.submit(run, *message)
     executor.shutdown(wait=True)  # the answers in flight are finished first
+
+
+def _fixed_mmap_threshold() -> None:
+    """Give large blocks back to the OS as soon as they are freed (glibc only; elsewhere a no-op).
+
+    The embedder, called from many threads, sees batches of ever new shapes, and glibc kept the freed buffers
+    of each (its dynamic mmap threshold rises after the first large free): measured over 3,000 answers on 16
+    threads, +25 MB and still rising, against +5 MB with the threshold fixed at 128 KiB, with no slowdown
+    (memory in use by Python grew about 1 MB either way: it was not a leak)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def _warm_up(settings: Settings) -> None:

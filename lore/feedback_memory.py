@@ -36,6 +36,7 @@ import numpy as np
 import psycopg
 
 from lore.config import Settings
+from lore.db import decode_vectors
 from lore.models import EMBEDDING_DIM
 
 # Nearest past questions (with evidence about the candidates) that count: a flood of similar questions
@@ -120,7 +121,7 @@ _BUMP = (
 )
 _VERSION = "SELECT version FROM feedback_state WHERE id = 1"
 _LOAD = """
-SELECT f.answer_id, f.question_embedding::real[], array_agg(e.document_id ORDER BY e.document_id),
+SELECT f.answer_id, f.question_embedding, array_agg(e.document_id ORDER BY e.document_id),
        array_agg(e.w ORDER BY e.document_id)
 FROM feedback_answers f JOIN feedback_evidence e ON e.answer_id = f.answer_id
 GROUP BY f.answer_id
@@ -163,14 +164,20 @@ class FeedbackIndex:
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     row = conn.execute(_VERSION).fetchone()
                     version = int(row[0]) if row else 0
-                    rows = conn.execute(_LOAD).fetchall()
+                    # Binary: the embeddings arrive in pgvector's binary form, decoded all at once in _load
+                    # (as real[] every float became a Python object: 223 ms for 1,664 answers, now 25 ms).
+                    rows = conn.cursor(binary=True).execute(_LOAD).fetchall()
                 self._load(rows)
                 self.version = version
             self.checked_at, self.stale = now, False
 
     def _load(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of (answer id, question embedding, document ids, weights), as _LOAD returns them."""
-        matrix = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
+        """Rows of (answer id, question embedding, document ids, weights), as _LOAD returns them: the embedding
+        as pgvector's binary form (bytes) or as an array of floats."""
+        if rows and isinstance(rows[0][1], bytes | memoryview):
+            matrix = decode_vectors([bytes(r[1]) for r in rows])
+        else:
+            matrix = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         question = np.repeat(np.arange(len(rows), dtype=np.int64), [len(r[2]) for r in rows])
         documents = np.fromiter((d for r in rows for d in r[2]), dtype=np.int64, count=len(question))
         weights = np.fromiter((w for r in rows for w in r[3]), dtype=np.float64, count=len(question))
