@@ -205,8 +205,8 @@ class _VectorTextLoader(Loader):
 def decode_vectors(raw: list[bytes]) -> np.ndarray:
     """Vectors of equal length in pgvector's binary form (uint16 dimensions, uint16 unused, then big-endian
     float32s), decoded in one numpy call: a (len(raw), dimensions) float32 array."""
-    packed = np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), -1)[:, 4:]
-    return np.ascontiguousarray(packed).view(">f4").astype(np.float32)
+    # The 4-byte header is one float's width: read everything as big-endian floats and drop that column.
+    return np.frombuffer(b"".join(raw), dtype=">f4").reshape(len(raw), -1)[:, 1:].astype(np.float32)
 
 
 class _VectorBinaryLoader(Loader):

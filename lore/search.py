@@ -288,16 +288,21 @@ def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
     if not rows:
         return []
     vectors = decode_vectors([row[7] for row in rows])
-    near = (vectors @ vectors.T) >= NEAR_DUPLICATE_COSINE  # every pair at once
-    hidden = np.zeros(len(rows), dtype=bool)  # near a row already kept
+    # Every near pair at once (usually none): as lists, since a few numpy calls per kept row cost more here.
+    first, second = np.nonzero((vectors @ vectors.T) >= NEAR_DUPLICATE_COSINE)
+    near: dict[int, list[int]] = {}
+    for i, j in zip(first.tolist(), second.tolist(), strict=True):
+        if i < j:  # the diagonal and each pair's mirror image are skipped
+            near.setdefault(i, []).append(j)
+    hidden: set[int] = set()  # near a row already kept
     kept: list[ScoredHit] = []
     seen_hashes: set[str] = set()
     for i, row in enumerate(rows):
         chunk_id, document_id, uri, title, heading, text, text_hash, _, score, similarity, is_fts = row[:11]
-        if hidden[i] or text_hash in seen_hashes:
+        if i in hidden or text_hash in seen_hashes:
             continue
         seen_hashes.add(text_hash)
-        hidden |= near[i]
+        hidden.update(near.get(i, ()))
         hit = Hit(
             chunk_id=chunk_id,
             document_id=document_id,
