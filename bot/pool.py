@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import random
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,11 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
     # The processes share the machine's cores: torch's own thread pool per process would oversubscribe them
     # (set before torch is first imported, by the embedder).
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
+    # A stop signal sent to the whole process group (Ctrl-C, honcho, systemd) is the server's to handle: it
+    # asks its workers to finish their answers and exit (and a worker whose server died exits on its own).
+    # Dying at once instead, they were replaced by the server during its own shutdown (seen in the soak).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _fixed_mmap_threshold()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
     sender = _Sender(conn)
@@ -314,4 +320,4 @@ class AnswerProcesses:
         for worker in workers:
             worker.process.join(timeout)
             if worker.process.is_alive():
-                worker.process.terminate()
+                worker.process.kill()  # they ignore SIGTERM (see _child_main)

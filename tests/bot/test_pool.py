@@ -64,6 +64,13 @@ def test_workers_retire_after_their_budget_and_every_question_is_answered_once(
     assert pool.replaced >= 2
     assert pool.ready_pids() and pool.ready_pids() != first
     eventually(lambda: len(pool.workers) == 1, timeout=30)  # the retired ones exited and were reaped
+    # A stop signal to the process group reaches the workers too: the server handles it, they carry on.
+    (worker,) = pool.ready_pids()
+    replaced = pool.replaced
+    os.kill(worker, signal.SIGTERM)
+    os.kill(worker, signal.SIGINT)
+    settle(1.5)  # longer than the supervisor needs to notice an exit
+    assert pool.ready_pids() == [worker] and pool.replaced == replaced
 
 
 def test_a_killed_worker_is_replaced_and_the_other_keeps_answering(
