@@ -301,10 +301,6 @@ class AnswerProcesses:
         with self.changed:
             return [w.process.pid for w in self.workers if w.ready and not w.retiring and w.process.pid is not None]
 
-    def alive(self) -> int:
-        with self.changed:
-            return sum(1 for w in self.workers if not w.retiring and w.process.is_alive())
-
     def close(self, timeout: float = 10.0) -> None:
         with self.changed:
             if self.closing:

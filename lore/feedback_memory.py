@@ -137,8 +137,8 @@ class FeedbackIndex:
     evidence (a matrix), and their evidence grouped by document (which questions say what about each one).
 
     A search compares the query with the past questions that have evidence about its candidates' documents
-    only, in numpy (microseconds for a few dozen), instead of a second HNSW scan in PostgreSQL (about 4 ms, the
-    cost that kept search from its latency goal) or a product over every past question.
+    only (a few dozen: one gathered product, then plain Python), instead of a second HNSW scan in PostgreSQL
+    (about 4 ms, the cost that kept search from its latency goal) or a product over every past question.
     """
 
     def __init__(self) -> None:
