@@ -9,7 +9,10 @@ The server supervises them:
 - Each worker has a pipe of its own, and the server hands a job to a ready worker with a free thread. (One
   shared multiprocessing.Queue would be simpler, but an idle reader blocks in `get()` holding the queue's
   lock: a worker killed there, by the OOM killer say, would leave every other worker waiting forever.)
-- A worker that dies is replaced, and the jobs it had in flight are logged as lost.
+- A worker that dies is replaced. Jobs it had not begun go to another worker; for the ones it had begun, the
+  server posts the apology the worker would have posted (an answer that fails is never silence).
+- Stopping the server lets the workers finish the answers they have begun; a question still waiting for a
+  worker then gets that apology too, rather than nothing.
 - A worker retires after `LORE_BOT_MAX_ANSWERS` answers: its replacement starts at once, and it finishes the
   answers it has in flight, then exits. An answer process's memory grows slowly over its life (measured in
   the soak: about 2.5 MB a minute under load, docs/reliability.md); recycling bounds it whatever the cause.
@@ -29,6 +32,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -36,6 +40,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from bot import metrics
+from bot.answering import APOLOGY
 from bot.jobs_answer import AnswerJob, perform
 from lore.config import Settings
 from lore.logs import kv, setup_logging
@@ -165,6 +170,7 @@ class AnswerProcesses:
         self.closing = False
         self.replaced = 0  # workers started in place of exited ones, over the pool's life
         self.seq = itertools.count()
+        self._client: Any = None  # the server's own Slack client, for apologies (made on first need)
         # Wakes the receiver when the set of pipes to watch changes.
         self.wake_reader, self.wake_writer = self.context.Pipe(duplex=False)
         with self.changed:
@@ -236,7 +242,7 @@ class AnswerProcesses:
     def _receive(self) -> None:
         while True:
             with self.changed:
-                if self.closing:
+                if self.closing and not self.workers:  # while stopping, workers still report answers done
                     return
                 by_conn = {w.conn: w for w in self.workers}
             for conn in wait([*by_conn, self.wake_reader]):
@@ -285,9 +291,8 @@ class AnswerProcesses:
                 self._start(worker.slot)
                 self.replaced += 1
             self.changed.notify_all()
-        if lost:
-            for job in lost:
-                log.warning(kv("answer_job_lost", channel=job.channel_id, thread_ts=job.thread_ts, exitcode=code))
+        if lost:  # not on this thread: posting takes a round trip to Slack per job, and more on a retry
+            threading.Thread(target=self._apologize, args=(lost, f"exit {code}"), name="lore-apology").start()
         event = kv("answer_process_exited", slot=worker.slot, pid=worker.process.pid, exitcode=code)
         if code == 0 and worker.retiring:
             log.info(event)
@@ -314,6 +319,31 @@ class AnswerProcesses:
         with contextlib.suppress(OSError):
             self.wake_writer.send_bytes(b"")
         for worker in workers:
-            worker.process.join(timeout)
-            if worker.process.is_alive():
-                worker.process.kill()  # they ignore SIGTERM (see _child_main)
+            with contextlib.suppress(ValueError):  # already reaped (and closed) by the receiver
+                worker.process.join(timeout)
+                if worker.process.is_alive():
+                    worker.process.kill()  # they ignore SIGTERM (see _child_main)
+        # The receiver reaps them (apologising for any answer one was killed in), then stops; the questions no
+        # worker took are apologised for here.
+        with self.changed:
+            self.changed.wait_for(lambda: not self.workers, timeout=10.0)
+            waiting = list(self.pending)
+            self.pending.clear()
+        self._apologize(waiting, "server stopping")
+
+    def _apologize(self, jobs: list[AnswerJob], reason: str) -> None:
+        """Post the apology in the thread of each job that will not be answered, with a reference to the log."""
+        for job in jobs:
+            ref = uuid.uuid4().hex[:8]
+            log.warning(kv("answer_job_lost", ref=ref, reason=reason, channel=job.channel_id, thread_ts=job.thread_ts))
+            try:
+                if self._client is None:
+                    from bot.app import create_client
+
+                    self._client = create_client(self.settings)
+                self._client.chat_postMessage(
+                    channel=job.channel_id, thread_ts=job.thread_ts, text=APOLOGY.format(ref=ref)
+                )
+            except Exception:
+                metrics.record_error("apology")
+                log.exception(kv("apology_failed", ref=ref, channel=job.channel_id))

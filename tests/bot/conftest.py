@@ -19,6 +19,7 @@ from bot.server import create_http_app
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.types import Answer, Asker, Citation, Turn
+from tests.fakes.openai_server import fake_openai  # noqa: F401 - a fixture for the answer-process tests
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_signing import SlackSender
 

@@ -8,12 +8,15 @@ import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from bot.jobs_answer import AnswerJob
 from bot.pool import AnswerProcesses
 from lore.config import Settings
 from tests.bot.conftest import eventually, settle, thread_posts
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+from tests.kb import add_document
 
 START_S = 90.0  # a worker imports torch and loads the embedder before it is ready (niced, on 2 shared cores)
 
@@ -39,8 +42,8 @@ def answered_once(fake: FakeSlack, jobs: list[AnswerJob]) -> bool:
 def make_pool(bot_settings: Settings) -> Iterator[Callable[..., AnswerProcesses]]:
     pools: list[AnswerProcesses] = []
 
-    def make(**kwargs: int) -> AnswerProcesses:
-        pool = AnswerProcesses(bot_settings, **kwargs)
+    def make(settings: Settings = bot_settings, **kwargs: int) -> AnswerProcesses:
+        pool = AnswerProcesses(settings, **kwargs)
         pools.append(pool)
         return pool
 
@@ -96,3 +99,53 @@ def test_a_killed_worker_is_replaced_and_the_other_keeps_answering(
     eventually(lambda: len(pool.ready_pids()) == 2, timeout=2 * START_S)
     assert pool.replaced == 2
     assert answered_once(fake_slack, jobs + more)
+
+
+def apologies(fake: FakeSlack, thread_ts: str) -> list[str]:
+    return [
+        c["text"]
+        for c in fake.calls_to("chat.postMessage")
+        if c.get("thread_ts") == thread_ts and "couldn't answer" in c.get("text", "")
+    ]
+
+
+def test_an_answer_lost_with_its_worker_gets_the_apology(
+    make_pool: Callable[..., AnswerProcesses], bot_settings: Settings, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """A worker killed in the middle of an answer (here: waiting on a slow model) cannot apologise; the server
+    does, in that thread, once, and the replacement answers the next question."""
+    add_document(bot_settings, uri="https://wiki.example.com/deploy", title="Deploying",
+                 sections=[("Deploy", "Production deploys run with `make deploy` from the main branch.")])  # fmt: skip
+    settings = bot_settings.model_copy(
+        update={"openai_base_url": fake_openai.url, "chat_model": "fake-model", "openai_api_key": SecretStr("sk-t"),
+                "llm_timeout_s": 120.0}
+    )  # fmt: skip
+    pool = make_pool(settings, processes=1, threads=2, max_answers=0)
+    (pid,) = eventually(lambda: pool.ready_pids(), timeout=START_S)
+    fake_openai.delay(120.0)
+    lost = AnswerJob("how do I deploy to production?", "C0POOL", "1700000100.000100", "U0ASKER", "T0TEAM")
+    pool.submit(lost)
+    eventually(lambda: fake_openai.requests, timeout=60)  # the worker is inside the answer, waiting on the model
+    os.kill(pid, signal.SIGKILL)
+    (text,) = eventually(lambda: apologies(fake_slack, lost.thread_ts), timeout=30)
+    assert "reference `" in text
+    fake_openai.reply("Run `make deploy` from main [1].")
+    after = AnswerJob("and how do I deploy?", "C0POOL", "1700000101.000100", "U0ASKER", "T0TEAM")
+    pool.submit(after)
+    eventually(lambda: thread_posts(fake_slack, after.thread_ts), timeout=2 * START_S)
+    settle(1.0)
+    assert len(apologies(fake_slack, lost.thread_ts)) == 1 and not apologies(fake_slack, after.thread_ts)
+
+
+def test_questions_still_waiting_when_the_server_stops_get_the_apology(
+    make_pool: Callable[..., AnswerProcesses], fake_slack: FakeSlack
+) -> None:
+    pool = make_pool(processes=1, threads=2, max_answers=0)
+    jobs = [job(n) for n in range(200, 203)]
+    for j in jobs:
+        pool.submit(j)
+    assert not pool.ready_pids()  # still loading its model: nothing was handed out
+    pool.close(5.0)
+    for j in jobs:
+        assert len(apologies(fake_slack, j.thread_ts)) == 1
+        assert len(thread_posts(fake_slack, j.thread_ts)) == 1
