@@ -120,13 +120,6 @@ class Settings(BaseSettings):
             return "gpt-4o-mini"
         return None
 
-    @property
-    def embedding_dim(self) -> int:
-        if self.embeddings == "local":
-            return 384
-        model = self.embeddings.split(":", 1)[1]
-        return {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}.get(model, 1536)
-
     def csv(self, name: str) -> list[str]:
         """Split a comma-separated setting such as `up_reactions` into a clean list."""
         raw: str = getattr(self, name)

@@ -123,15 +123,24 @@ class LocalEmbedder:
         return request.result
 
 
+# OpenAI's text-embedding-3 models shorten their vectors on request (`dimensions`, keeping the most important
+# components), so they can fill the 384-d column. Other models (ada-002, or whatever an OpenAI-compatible
+# server serves) return their own size, which must then be 384.
+_SHORTENABLE_PREFIXES = ("text-embedding-3",)
+
+
 class OpenAIEmbedder:
-    """OpenAI (or compatible) embeddings; the model must produce vectors of the database's dimension."""
+    """OpenAI (or compatible) embeddings, of the database's dimension (EMBEDDING_DIM)."""
 
     def __init__(self, settings: Settings, model: str) -> None:
-        from openai import OpenAI
+        from openai import Omit, OpenAI, omit
 
         self.name = model
-        self.dim = settings.embedding_dim
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self.dim = EMBEDDING_DIM
+        self._dimensions: int | Omit = EMBEDDING_DIM if model.startswith(_SHORTENABLE_PREFIXES) else omit
+        from lore.llm import PLACEHOLDER_KEY  # a local server (OPENAI_BASE_URL) needs no key, the client one
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else PLACEHOLDER_KEY
         self._client = OpenAI(api_key=key, base_url=settings.openai_base_url)
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -139,9 +148,18 @@ class OpenAIEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         out: list[list[float]] = []
         for start in range(0, len(texts), 256):
-            response = self._client.embeddings.create(model=self.name, input=texts[start : start + 256])
-            out.extend(item.embedding for item in response.data)
+            response = self._client.embeddings.create(
+                model=self.name, input=texts[start : start + 256], dimensions=self._dimensions
+            )
+            out.extend(item.embedding for item in sorted(response.data, key=lambda item: item.index))
         vectors = np.asarray(out, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(texts), self.dim):
+            got = f"{vectors.shape[1]}-d vectors" if vectors.ndim == 2 else f"an array of shape {vectors.shape}"
+            raise EmbeddingError(
+                f"LORE_EMBEDDINGS=openai:{self.name} returned {got} for {len(texts)} texts, but the database "
+                f"stores {self.dim}-d vectors: use LORE_EMBEDDINGS=local, a text-embedding-3 model (Lore asks it "
+                f"for {self.dim} dimensions), or a model that makes {self.dim}-d vectors"
+            )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
@@ -151,19 +169,18 @@ _cache_lock = threading.Lock()
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """The process-wide embedder for these settings; refuses a dimension the schema cannot store."""
-    if settings.embedding_dim != EMBEDDING_DIM:
-        raise EmbeddingError(
-            f"LORE_EMBEDDINGS={settings.embeddings} produces {settings.embedding_dim}-d vectors but the "
-            f"database stores {EMBEDDING_DIM}-d vectors: use LORE_EMBEDDINGS=local, or an embedding model "
-            f"with {EMBEDDING_DIM} dimensions"
-        )
+    """The process-wide embedder for these settings (an OpenAI model of another dimension fails on first use)."""
     with _cache_lock:
         embedder = _cache.get(settings.embeddings)
         if embedder is None:
             if settings.embeddings == "local":
                 embedder = LocalEmbedder(batch_size=settings.embed_batch)
             else:
+                if settings.openai_api_key is None and not settings.openai_base_url:
+                    raise EmbeddingError(
+                        f"LORE_EMBEDDINGS={settings.embeddings} needs OPENAI_API_KEY, or OPENAI_BASE_URL for an "
+                        "OpenAI-compatible server"
+                    )
                 embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
             _cache[settings.embeddings] = embedder
         return embedder

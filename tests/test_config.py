@@ -15,7 +15,6 @@ def test_defaults_follow_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.slack_api_url == "https://slack.com/api/"
     assert s.embeddings == "local"
-    assert s.embedding_dim == 384
     assert s.effective_chat_model is None  # no key, no model: search-only
 
 

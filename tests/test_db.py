@@ -164,11 +164,13 @@ def test_wrong_dimension_vector_is_rejected(db: Settings) -> None:
         )
 
 
-def test_other_embedder_dimension_is_a_clear_error() -> None:
+def test_openai_embeddings_without_key_or_server_is_a_clear_error() -> None:
     from lore.embeddings import EmbeddingError, get_embedder
 
-    settings = Settings(LORE_EMBEDDINGS="openai:text-embedding-3-small", _env_file=None)  # type: ignore[call-arg]
-    with pytest.raises(EmbeddingError, match="1536-d vectors but the database stores 384-d"):
+    settings = Settings(_env_file=None).model_copy(  # type: ignore[call-arg]
+        update={"embeddings": "openai:text-embedding-3-small", "openai_api_key": None, "openai_base_url": None}
+    )
+    with pytest.raises(EmbeddingError, match="needs OPENAI_API_KEY, or OPENAI_BASE_URL"):
         get_embedder(settings)
 
 

@@ -1,4 +1,9 @@
-"""A scripted OpenAI-compatible HTTP server on 127.0.0.1 for tests (`/v1/chat/completions`, `/v1/models`).
+"""A scripted OpenAI-compatible HTTP server on 127.0.0.1 for tests (`/v1/chat/completions`, `/v1/models`,
+`/v1/embeddings`).
+
+Embeddings are real ones: the offline all-MiniLM-L6-v2 (384-d), padded with zeros to the model's own size
+(`embedding_dims`, default 384) and, when the request names `dimensions`, cut to that size as OpenAI's
+text-embedding-3 models do. So a knowledge base built through this server searches like the local one.
 
 Replies come from a queue (`reply(...)`) or from a function of the request (`responder`); every request is
 recorded. Failures are injectable: HTTP errors (`fail`), slow replies (`delay`) and broken streams
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.fakes.local_server import LocalServer
@@ -72,6 +78,7 @@ class FakeOpenAI(LocalServer):
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._thread_name = "fake-openai"
+        self.embedding_dims: dict[str, int] = {}  # model -> the size of its vectors (default 384)
 
     # -- scripting ---------------------------------------------------------------------------------
 
@@ -99,6 +106,10 @@ class FakeOpenAI(LocalServer):
     @property
     def completions(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
 
     @property
     def url(self) -> str:
@@ -173,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "request body is not JSON", "type": "invalid_request"}})
             return
         self.owner.requests.append(RecordedRequest("POST", self.path, body, _headers(self)))
+        if self.path.rstrip("/").endswith("/embeddings"):
+            self._embeddings(body)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -187,6 +201,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(body, reply, malformed=fault is not None and fault.kind == "malformed")
         else:
             self._send_json(200, _completion(body, reply, self.owner.model))
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        from lore.config import Settings
+        from lore.embeddings import get_embedder
+
+        texts = [body["input"]] if isinstance(body.get("input"), str) else list(body.get("input") or [])
+        model = str(body.get("model", ""))
+        size = self.owner.embedding_dims.get(model, 384)
+        wanted = int(body.get("dimensions") or size)
+        if wanted > size:
+            message = f"{model} makes {size}-d vectors; dimensions={wanted} is too many"
+            self._send_json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+            return
+        vectors = np.zeros((len(texts), size), dtype=np.float32)
+        local = Settings(_env_file=None).model_copy(update={"embeddings": "local"})  # type: ignore[call-arg]
+        vectors[:, :384] = get_embedder(local).embed(texts)[:, : min(size, 384)]
+        vectors = vectors[:, :wanted]
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        usage = {
+            "prompt_tokens": sum(len(t.split()) for t in texts),
+            "total_tokens": sum(len(t.split()) for t in texts),
+        }
+        self._send_json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def _stream(self, body: dict[str, Any], reply: Reply, *, malformed: bool) -> None:
         self.send_response(200)
