@@ -93,10 +93,22 @@ def db_stop() -> None:
 # -- status -------------------------------------------------------------------------------------------
 
 
-def redis_status(url: str) -> dict[str, Any]:
-    import redis
+def is_amqp(url: str) -> bool:
+    return url.startswith(("amqp://", "amqps://"))
 
+
+def broker_status(url: str) -> dict[str, Any]:
+    """Whether the Celery broker (Redis, or RabbitMQ for an amqp:// REDIS_URL) answers, and its version."""
     try:
+        if is_amqp(url):
+            from kombu import Connection
+
+            with Connection(url, connect_timeout=2) as conn:
+                conn.connect()
+                version = conn.connection.server_properties.get("version")
+            return {"reachable": True, "version": f"RabbitMQ {version}" if version else "AMQP"}
+        import redis
+
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         info = client.info("server")
         return {"reachable": True, "version": info.get("redis_version")}
@@ -119,7 +131,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "database": info,
         "tables": counts,
         "migrated": counts is not None,
-        "redis": {"url": redact(settings.redis_url), **redis_status(settings.redis_url)},
+        "redis": {"url": redact(settings.redis_url), **broker_status(settings.redis_url)},
         "chat_model": settings.effective_chat_model,
         "embeddings": settings.embeddings,
         "slack": "socket" if settings.slack_app_token else ("http" if settings.slack_configured else "off"),
@@ -152,7 +164,7 @@ def status(as_json: bool) -> None:
     reach = (
         f"reachable, {redis_info['version']}" if redis_info["reachable"] else f"NOT reachable ({redis_info['error']})"
     )
-    console.print(f"redis      {redis_info['url']} {reach}")
+    console.print(f"broker     {redis_info['url']} {reach}")
     console.print(f"chat model {report['chat_model'] or 'none (search-only answers)'}")
     console.print(f"embeddings {report['embeddings']}")
     console.print(f"slack      {report['slack']}")
@@ -179,7 +191,7 @@ def worker(ctx: click.Context, concurrency: int, queues: str) -> None:
     from workers.app import app
 
     settings = load_settings()
-    _require_redis(settings)
+    _require_broker(settings)
     try:
         database_url(settings)  # start the embedded server before forking pool processes
     except DatabaseError as exc:
@@ -194,18 +206,19 @@ def beat() -> None:
     from workers.app import app
 
     settings = load_settings()
-    _require_redis(settings)
+    _require_broker(settings)
     schedule = settings.home / "celerybeat-schedule"
     settings.home.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "--loglevel", settings.log_level, "--schedule", str(schedule)])
 
 
-def _require_redis(settings: Settings) -> None:
-    state = redis_status(settings.redis_url)
+def _require_broker(settings: Settings) -> None:
+    state = broker_status(settings.redis_url)
     if not state["reachable"]:
+        server, command = ("RabbitMQ", "rabbitmq-server") if is_amqp(settings.redis_url) else ("Redis", "redis-server")
         fail(
-            f"Redis at {redact(settings.redis_url)} is not reachable ({state['error']}): "
-            "start redis-server or set REDIS_URL",
+            f"{server} at {redact(settings.redis_url)} is not reachable ({state['error']}): "
+            f"start {command} or set REDIS_URL",
             EXIT_FAILED,
         )
 

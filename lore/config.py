@@ -93,8 +93,8 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://", "amqp://")):
-            raise ValueError("REDIS_URL must start with redis://, rediss://, unix:// or amqp://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "amqp://", "amqps://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss://, unix://, amqp:// or amqps://")
         return value
 
     @field_validator("database_url")

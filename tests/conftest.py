@@ -45,6 +45,8 @@ def _reserve_redis_database() -> str:
 
 
 TEST_REDIS_URL = _reserve_redis_database()
+# The RabbitMQ the amqp:// broker test uses (read before the LORE_ variables are cleared below).
+TEST_AMQP_URL = os.environ.get("LORE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 for _name in list(os.environ):
     if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":

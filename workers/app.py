@@ -1,4 +1,5 @@
-"""The Celery application: Redis broker and result backend, queues, reliability settings, beat schedule."""
+"""The Celery application: Redis broker and result backend (or RabbitMQ, for an amqp:// REDIS_URL), queues,
+reliability settings, beat schedule."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 def configure(app: Celery, settings: Settings) -> Celery:
     app.conf.update(
         broker_url=settings.redis_url,
-        result_backend=settings.redis_url,
+        # Nothing waits on task results (jobs report to ingest_jobs and the feedback tables); Redis keeps them
+        # for an hour for inspection, RabbitMQ has no result store of its own.
+        result_backend=None if settings.redis_url.startswith(("amqp://", "amqps://")) else settings.redis_url,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -1,5 +1,6 @@
 """`lore ingest --queue` with real worker processes on a private Redis: a worker SIGKILLed in the middle of
-a batch (some documents already written) leaves no duplicates, and a second worker completes the job."""
+a batch (some documents already written) leaves no duplicates, and a second worker completes the job. And the
+same queue on RabbitMQ (an amqp:// REDIS_URL), which the architecture allows as the broker."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ingest.chunking import chunk_document
 from ingest.document import RawDocument
 from ingest.parsers import parse_markdown
 from lore.config import Settings
+from tests.conftest import TEST_AMQP_URL
 from tests.ingest.helpers import rows
 
 LORE = [sys.executable, "-m", "lore.cli"]
@@ -52,6 +54,22 @@ def private_redis(tmp_path: Path) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(10)
+
+
+@pytest.fixture
+def rabbitmq() -> str:
+    """The machine's RabbitMQ, its ingest queue emptied (a test run's leftovers would be taken first)."""
+    from kombu import Connection
+
+    with Connection(TEST_AMQP_URL, connect_timeout=3) as conn:
+        try:
+            conn.connect()
+        except Exception as exc:  # kombu wraps the socket error in its own
+            pytest.fail(f"RabbitMQ at {TEST_AMQP_URL} is not reachable ({exc}): start it or set LORE_TEST_AMQP_URL")
+        channel = conn.channel()
+        channel.queue_declare("ingest", durable=True, auto_delete=False)  # as Celery declares it
+        channel.queue_purge("ingest")
+    return TEST_AMQP_URL
 
 
 def _corpus(root: Path) -> dict[str, int]:
@@ -178,3 +196,33 @@ def test_a_crashing_batch_ends_the_job_with_an_error_naming_it(
         "done",
         [{"source": str(tmp_path / "a.md"), "error": "batch failed: RuntimeError: parser bug"}],
     )
+
+
+def test_an_amqp_broker_carries_the_ingest_queue(db: Settings, rabbitmq: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    expected = _corpus(corpus)
+    env = {**os.environ, "REDIS_URL": rabbitmq, "LORE_INGEST_BATCH_DOCS": str(BATCH_DOCS)}
+    status = subprocess.run([*LORE, "status", "--json"], env=env, capture_output=True, timeout=60)
+    broker = json.loads(status.stdout)["redis"]
+    assert broker["reachable"] is True and broker["version"].startswith("RabbitMQ"), broker
+    queued = subprocess.run(
+        [*LORE, "ingest", "--queue", "--json", str(corpus)], env=env, capture_output=True, timeout=60
+    )
+    assert queued.returncode == 0, queued.stderr
+    job = json.loads(queued.stdout)
+    worker = _worker(env, tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 120
+        while rows(db, "SELECT status FROM ingest_jobs WHERE id = %s", job["job_id"])[0][0] != "done":
+            assert worker.poll() is None, "the worker exited: " + (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "job not done: " + (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    per_doc = dict(
+        rows(db, "SELECT d.uri, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.uri")
+    )
+    assert per_doc == expected
+    assert rows(db, "SELECT batches_done, errors FROM ingest_jobs WHERE id = %s", job["job_id"]) == [(2, [])]
