@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lore import __version__
-from lore.commands.common import EXIT_FAILED, emit_json, fail, load_settings
+from lore.commands.common import EXIT_FAILED, EXIT_USAGE, emit_json, fail, load_settings
 from lore.config import Settings
 from lore.db import DatabaseError, check_database, database_url, redact, stop_embedded, table_counts
 from lore.logs import setup_logging
@@ -18,7 +18,22 @@ from lore.logs import setup_logging
 log = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LoreGroup(click.Group):
+    """The top-level group: a database failure no command handled still ends in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import psycopg
+
+        try:
+            return super().invoke(ctx)
+        except psycopg.errors.UndefinedTable:
+            fail("the database is not migrated: run `lore db upgrade`")
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            fail(f"cannot connect to the database: {first}. Check DATABASE_URL, or unset it to use the embedded server")
+
+
+@click.group(cls=_LoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lore")
 def main() -> None:
     """Lore: answers your team's questions from its own documents, and learns from reactions."""
@@ -72,13 +87,18 @@ def db_downgrade(revision: str) -> None:
 
 
 @db.command("url")
-def db_url() -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"url", "embedded"} as one JSON document.')
+def db_url(as_json: bool) -> None:
     """Print the database URL in use (starting the embedded server if needed)."""
     settings = load_settings()
     try:
-        click.echo(database_url(settings))
+        url = database_url(settings)
     except DatabaseError as exc:
         fail(str(exc))
+    if as_json:
+        emit_json({"url": url, "embedded": settings.database_url is None})
+    else:
+        click.echo(url)
 
 
 @db.command("stop")
@@ -86,7 +106,7 @@ def db_stop() -> None:
     """Stop the embedded PostgreSQL server (it otherwise keeps running for other Lore processes)."""
     settings = load_settings()
     if settings.database_url:
-        fail("DATABASE_URL is set: Lore does not manage that server")
+        fail("DATABASE_URL is set: Lore does not manage that server", EXIT_USAGE)
     click.echo("stopped" if stop_embedded(settings) else "not running")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import subprocess
 import threading
 import warnings
@@ -279,6 +280,31 @@ def raw_connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
         pooled.close()
 
 
+# Search relies on pgvector 0.8's iterative index scans (a selective permission filter would otherwise starve
+# the HNSW scan), and sets hnsw.iterative_scan, which older releases reject.
+MIN_PGVECTOR = (0, 8, 0)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def pgvector_problem(available: str, installed: str | None) -> str | None:
+    """What is wrong with the server's pgvector for Lore (None: nothing)."""
+    need = ".".join(map(str, MIN_PGVECTOR))
+    if _version(available) < MIN_PGVECTOR:
+        return (
+            f"the database's pgvector is {available}; Lore needs {need} or newer (iterative index scans): upgrade "
+            "pgvector on that server, or unset DATABASE_URL to use the embedded server"
+        )
+    if installed and _version(installed) < MIN_PGVECTOR:
+        return (
+            f"the database has pgvector {available} but its extension is still at {installed}: run "
+            "`ALTER EXTENSION vector UPDATE` in that database"
+        )
+    return None
+
+
 def check_database(settings: Settings) -> dict[str, Any]:
     """Connect and report versions; raise DatabaseError with a one-line remedy on failure."""
     try:
@@ -299,6 +325,9 @@ def check_database(settings: Settings) -> dict[str, Any]:
             "the database has no pgvector extension: install pgvector on that server "
             "(https://github.com/pgvector/pgvector) or unset DATABASE_URL to use the embedded server"
         )
+    problem = pgvector_problem(available[0], available[1])
+    if problem:
+        raise DatabaseError(problem)
     return {
         "url": redact(url),
         "embedded": settings.database_url is None,

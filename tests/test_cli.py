@@ -29,6 +29,8 @@ def test_db_url_is_the_embedded_server(migrated: Settings) -> None:
     result = run("db", "url")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == database_url(migrated)
+    as_json = run("db", "url", "--json")
+    assert json.loads(as_json.stdout) == {"url": database_url(migrated), "embedded": True}
 
 
 def test_status_json_reports_pgvector_counts_and_redis(db: Settings) -> None:

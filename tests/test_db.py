@@ -174,9 +174,12 @@ def test_openai_embeddings_without_key_or_server_is_a_clear_error() -> None:
         get_embedder(settings)
 
 
-def test_wrong_database_url_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [["status"], ["feedback", "stats"], ["feedback", "vote", "1", "up", "--user", "U1"]]
+)
+def test_wrong_database_url_is_one_clear_line(tmp_path: Path, command: list[str]) -> None:
     env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
-    result = subprocess.run([*LORE, "status"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run([*LORE, *command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("lore: error: cannot connect to the database")
@@ -267,3 +270,28 @@ def test_two_processes_starting_a_new_embedded_server_at_once_do_not_restart_it_
         assert outs[0] == outs[1] and outs[0].endswith(" minimal")
     finally:
         stop_embedded(Settings().model_copy(update={"lore_home": home, "database_url": None}))
+
+
+def test_a_pgvector_older_than_0_8_is_named_with_its_remedy(migrated: Settings) -> None:
+    from lore.db import check_database, pgvector_problem
+
+    assert check_database(migrated)["pgvector_installed"] >= "0.8"  # the embedded server's passes
+    assert pgvector_problem("0.8.6", "0.8.6") is None
+    assert pgvector_problem("0.10.0", None) is None  # compared as numbers, not text
+    too_old = pgvector_problem("0.7.4", "0.7.4")
+    assert too_old is not None and "pgvector is 0.7.4; Lore needs 0.8.0 or newer" in too_old
+    stale = pgvector_problem("0.8.1", "0.5.1")
+    assert stale is not None and "ALTER EXTENSION vector UPDATE" in stale
+
+
+def test_commands_before_migration_say_to_migrate(migrated: Settings, tmp_path: Path) -> None:
+    """A second database on the embedded server, never migrated: each command names the remedy."""
+    base = database_url(migrated)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS lore_unmigrated")
+        conn.execute("CREATE DATABASE lore_unmigrated")
+    env = {**os.environ, "DATABASE_URL": base.replace("/lore?", "/lore_unmigrated?")}
+    for command in (["feedback", "stats"], ["feedback", "vote", "1", "up", "--user", "U1"]):
+        result = subprocess.run([*LORE, *command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "not migrated: run `lore db upgrade`" in result.stderr
