@@ -31,9 +31,9 @@ def _clean_errors() -> Iterator[None]:
         yield
     except psycopg.errors.UndefinedTable:
         fail("the database is not migrated: run `lore db upgrade` first")
-    except (DatabaseError, EmbeddingError, LLMError) as exc:
+    except (DatabaseError, LLMError) as exc:
         fail(str(exc))
-    except SearchError as exc:
+    except (SearchError, EmbeddingError) as exc:  # a bad request, or an embedder misconfigured: as in `ingest`
         fail(str(exc), EXIT_USAGE)
 
 
