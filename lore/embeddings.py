@@ -5,6 +5,7 @@ The local model is loaded once per process, lazily (loading torch costs seconds)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -170,19 +171,26 @@ _cache_lock = threading.Lock()
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for these settings (an OpenAI model of another dimension fails on first use)."""
+    if settings.embeddings == "local":
+        key = "local"
+    else:
+        if settings.openai_api_key is None and not settings.openai_base_url:
+            raise EmbeddingError(
+                f"LORE_EMBEDDINGS={settings.embeddings} needs OPENAI_API_KEY, or OPENAI_BASE_URL for an "
+                "OpenAI-compatible server"
+            )
+        # One client per model, server and key (a hash of the key: the cache is no place for secrets).
+        secret = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+        key = f"{settings.embeddings}|{settings.openai_base_url or ''}|{fingerprint}"
     with _cache_lock:
-        embedder = _cache.get(settings.embeddings)
+        embedder = _cache.get(key)
         if embedder is None:
             if settings.embeddings == "local":
                 embedder = LocalEmbedder(batch_size=settings.embed_batch)
             else:
-                if settings.openai_api_key is None and not settings.openai_base_url:
-                    raise EmbeddingError(
-                        f"LORE_EMBEDDINGS={settings.embeddings} needs OPENAI_API_KEY, or OPENAI_BASE_URL for an "
-                        "OpenAI-compatible server"
-                    )
                 embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
-            _cache[settings.embeddings] = embedder
+            _cache[key] = embedder
         return embedder
 
 
