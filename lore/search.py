@@ -11,12 +11,14 @@ candidate list first changes that connection's `hnsw.ef_search` (one statement b
 - Reciprocal rank fusion (k=60) of the two ranked lists; then two bounded adjustments: the chunk's
   query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar
   past questions about the candidates' documents, computed in this process once the candidates are back.
-- Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one.
+- Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
+  found by their embeddings' sign bits, confirmed on the embeddings themselves (`_near_pairs`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import weakref
@@ -25,12 +27,9 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 
 from lore.config import Settings
-from lore.db import DatabaseError, database_url, decode_vectors, register_vectors
+from lore.db import DatabaseError, database_url, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.models import PUBLIC
@@ -58,22 +57,9 @@ _local = threading.local()
 _ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
 
 
-class _RawVectorLoader(Loader):
-    """A search reads embeddings only to compare the candidates with each other (`_collapse`): it keeps their
-    binary form as it arrives and decodes all of them in one numpy call, not one array per row."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
-
-
 def _connect(url: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="lore-search")
     register_vectors(conn)
-    info = conn.adapters.types.get("vector")
-    assert info is not None
-    conn.adapters.register_loader(info.oid, _RawVectorLoader)
     conn.execute(_SESSION_SQL)
     _ef_search[conn] = MIN_EF_SEARCH
     return conn
@@ -143,13 +129,16 @@ _FULLTEXT_CTE = f"""fts AS MATERIALIZED (
 _EMPTY_VEC = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
 
 
-_SELECT_HIT = """c.id, c.document_id, c.uri, c.title, c.heading, c.text, c.text_hash, c.embedding"""
+# Candidates carry the sign bits of their embedding (pgvector's binary_quantize: 48 bytes, where the embedding
+# is 1,536) for `_collapse` to find near-duplicate candidates.
+_SELECT_HIT = """c.id, c.document_id, c.uri, c.title, c.heading, c.text, c.text_hash,
+       binary_quantize(c.embedding)"""
 
 # Vector mode: the HNSW scan's rows as they are (a chunk carries its document's uri and title), ranked and
 # scored in Python (`_vector_rows`): no join, window or sort around the scan, which cost a third of the
 # statement's time.
-_VECTOR_SQL = """SELECT id, document_id, uri, title, heading, text, text_hash, embedding, boost,
-       embedding <=> %(qvec)s AS dist
+_VECTOR_SQL = """SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize(embedding),
+       boost, embedding <=> %(qvec)s AS dist
 FROM chunks WHERE acl && %(acl)s::text[]
 ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
 
@@ -251,7 +240,7 @@ def search_scored(
             documents, adjustments = index.adjustments(settings, qvec, {int(row[1]) for row in rows})
             if documents:
                 rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
-    return _collapse(rows, k)
+    return _collapse(rows, k, lambda ids: _embeddings(settings, ids))
 
 
 def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:
@@ -270,7 +259,7 @@ def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int
         conn = _connection(settings)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
-    # Binary results: the embeddings (for near-duplicate collapse) arrive as raw bytes, not text to parse.
+    # Binary results: numbers, and the sign bits as raw bytes, arrive without text to parse.
     cur = conn.cursor(binary=True)
     _set_ef_search(conn, ef_search)
     return cur.execute(sql, params, prepare=True).fetchall()
@@ -283,17 +272,46 @@ def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
         _ef_search[conn] = ef_search
 
 
-def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
-    """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical)."""
+# Near-duplicates are found in two steps. Two embeddings with cosine >= NEAR_DUPLICATE_COSINE (an angle of at
+# most 14.1 degrees) disagree in few of their 384 sign bits: at most 45 over 430 such pairs of real chunks and
+# their edited copies (Python docs; docs/benchmarks.md), at most 32 over the near-duplicates found among the
+# chunks themselves, where chunks that merely share a topic disagree in far more. So pairs within
+# SIGN_BITS_APART bits (a margin over that worst case), whose angles to the query differ by no more than the
+# largest angle between near-duplicates (the triangle inequality), are candidates; only those are compared
+# exactly, on their embeddings, fetched in a second round trip (in a fifth of vector searches on those docs).
+SIGN_BITS_APART = 50
+_NEAR_ANGLE = math.acos(NEAR_DUPLICATE_COSINE)
+
+
+def _near_pairs(rows: list[tuple[Any, ...]], fetch: Any) -> dict[int, list[int]]:
+    """For each row index, the later rows that are near-duplicates of it (usually none)."""
+    signs = [int.from_bytes(bytes(row[7])[4:], "big") for row in rows]  # bit(384): a length, then the bits
+    # The angle to the query (unknown: NaN, which no comparison rules out).
+    angles = [math.acos(min(1.0, max(-1.0, float(row[9])))) if row[9] is not None else math.nan for row in rows]
+    candidates = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            if (signs[i] ^ signs[j]).bit_count() <= SIGN_BITS_APART and not (
+                abs(angles[i] - angles[j]) > _NEAR_ANGLE + 1e-6
+            ):
+                candidates.append((i, j))
+    if not candidates:
+        return {}
+    vectors = fetch(sorted({int(rows[i][0]) for pair in candidates for i in pair}))
+    near: dict[int, list[int]] = {}
+    for i, j in candidates:
+        a, b = vectors.get(int(rows[i][0])), vectors.get(int(rows[j][0]))
+        if a is not None and b is not None and float(a @ b) >= NEAR_DUPLICATE_COSINE:
+            near.setdefault(i, []).append(j)
+    return near
+
+
+def _collapse(rows: list[tuple[Any, ...]], k: int, fetch: Any) -> list[ScoredHit]:
+    """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical).
+    `fetch(ids)` returns {chunk id: unit embedding} for the few candidates that need an exact comparison."""
     if not rows:
         return []
-    vectors = decode_vectors([row[7] for row in rows])
-    # Every near pair at once (usually none): as lists, since a few numpy calls per kept row cost more here.
-    first, second = np.nonzero((vectors @ vectors.T) >= NEAR_DUPLICATE_COSINE)
-    near: dict[int, list[int]] = {}
-    for i, j in zip(first.tolist(), second.tolist(), strict=True):
-        if i < j:  # the diagonal and each pair's mirror image are skipped
-            near.setdefault(i, []).append(j)
+    near = _near_pairs(rows, fetch)
     hidden: set[int] = set()  # near a row already kept
     kept: list[ScoredHit] = []
     seen_hashes: set[str] = set()
@@ -317,6 +335,18 @@ def _collapse(rows: list[tuple[Any, ...]], k: int) -> list[ScoredHit]:
         if len(kept) == k:
             break
     return kept
+
+
+def _embeddings(settings: Settings, ids: list[int]) -> dict[int, np.ndarray]:
+    """Unit embeddings of these chunks, on this thread's search connection (one round trip)."""
+    conn = _connection(settings)
+    sql = "SELECT id, embedding FROM chunks WHERE id = ANY(%s)"
+    rows = conn.cursor(binary=True).execute(sql, (ids,), prepare=True).fetchall()
+    out = {}
+    for chunk_id, vector in rows:
+        v = np.asarray(vector, dtype=np.float32)
+        out[int(chunk_id)] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
 
 
 def hybrid_search(

@@ -105,3 +105,29 @@ def test_near_duplicate_passages_are_collapsed_to_the_best_one(db: Settings, mod
     ids = [h.hit.chunk_id for h in hits]
     assert len(set(ids) & {a[0], b[0]}) == 1
     assert other[0] in ids
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_passages_close_in_sign_bits_but_not_near_duplicates_are_both_kept(
+    db: Settings, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign bits only nominate pairs; the embeddings decide. These two differ in one word: few sign bits
+    apart, so they are compared exactly, and their cosine is just under the threshold, so both are shown."""
+    import lore.search
+    from tests.feedback.helpers import add_doc, embed
+
+    texts = [
+        "Reset your password from the account settings page.",
+        "Reset your password from the account security page.",
+    ]
+    a = add_doc(db, uri="kb://reset-settings", title="A", texts=[texts[0]])
+    b = add_doc(db, uri="kb://reset-security", title="B", texts=[texts[1]])
+    first, second = embed(db, texts)
+    assert 0.9 < float(first @ second) < NEAR_DUPLICATE_COSINE  # the premise: close, but not near-duplicates
+    assert int(((first > 0) != (second > 0)).sum()) <= lore.search.SIGN_BITS_APART  # and nominated by sign bits
+    fetched: list[list[int]] = []
+    real = lore.search._embeddings
+    monkeypatch.setattr(lore.search, "_embeddings", lambda s, ids: fetched.append(ids) or real(s, ids))
+    ids = [h.hit.chunk_id for h in search_scored(db, "how do I reset my password?", k=3, mode=mode)]
+    assert {a[0], b[0]} <= set(ids)
+    assert fetched == [sorted([a[0], b[0]])]  # compared exactly, once
