@@ -273,9 +273,9 @@ def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
 
 
 # Near-duplicates are found in two steps. Two embeddings with cosine >= NEAR_DUPLICATE_COSINE (an angle of at
-# most 14.1 degrees) disagree in few of their 384 sign bits: at most 45 over 430 such pairs of real chunks and
-# their edited copies (Python docs; docs/benchmarks.md), at most 32 over the near-duplicates found among the
-# chunks themselves, where chunks that merely share a topic disagree in far more. So pairs within
+# most 14.1 degrees) disagree in few of their 384 sign bits: at most 38 (p99 28) over 1,165 such pairs of real
+# chunks and their edited copies, at most 32 among the near-duplicates found in the chunks themselves (Python
+# docs, bench/near_duplicates.py), where chunks that merely share a topic disagree in far more. So pairs within
 # SIGN_BITS_APART bits (a margin over that worst case), whose angles to the query differ by no more than the
 # largest angle between near-duplicates (the triangle inequality), are candidates; only those are compared
 # exactly, on their embeddings, fetched in a second round trip (in a fifth of vector searches on those docs).
