@@ -338,10 +338,15 @@ def _collapse(rows: list[tuple[Any, ...]], k: int, fetch: Any) -> list[ScoredHit
 
 
 def _embeddings(settings: Settings, ids: list[int]) -> dict[int, np.ndarray]:
-    """Unit embeddings of these chunks, on this thread's search connection (one round trip)."""
-    conn = _connection(settings)
+    """Unit embeddings of these chunks, on this thread's search connection (one round trip). If that fails, none:
+    the pairs are then not collapsed (a passage may show twice), and the search itself still answers."""
     sql = "SELECT id, embedding FROM chunks WHERE id = ANY(%s)"
-    rows = conn.cursor(binary=True).execute(sql, (ids,), prepare=True).fetchall()
+    try:
+        rows = _connection(settings).cursor(binary=True).execute(sql, (ids,), prepare=True).fetchall()
+    except psycopg.OperationalError as exc:
+        _discard(settings)
+        log.warning("event=near_duplicate_check_failed error=%s", type(exc).__name__)
+        return {}
     out = {}
     for chunk_id, vector in rows:
         v = np.asarray(vector, dtype=np.float32)

@@ -131,3 +131,16 @@ def test_passages_close_in_sign_bits_but_not_near_duplicates_are_both_kept(
     ids = [h.hit.chunk_id for h in search_scored(db, "how do I reset my password?", k=3, mode=mode)]
     assert {a[0], b[0]} <= set(ids)
     assert fetched == [sorted([a[0], b[0]])]  # compared exactly, once
+
+
+def test_a_failed_near_duplicate_check_leaves_the_search_answering(db: Settings, kb: dict[str, int]) -> None:
+    """The second round trip (embeddings of candidate pairs) on a connection the server dropped: no collapse
+    for that search, and the next search reconnects."""
+    import lore.search
+
+    assert hybrid_search(db, "connect to the VPN", k=3)  # opens this thread's search connection
+    conn = lore.search._connection(db)
+    with raw_connection(db) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    assert lore.search._embeddings(db, [1, 2]) == {}
+    assert hybrid_search(db, "connect to the VPN", k=3)
