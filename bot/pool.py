@@ -329,13 +329,18 @@ class AnswerProcesses:
             self.changed.wait_for(lambda: not self.workers, timeout=10.0)
             waiting = list(self.pending)
             self.pending.clear()
-        self._apologize(waiting, "server stopping")
+        # Bounded: with Slack unreachable, each post could wait out the client's timeout and hold the shutdown.
+        self._apologize(waiting, "server stopping", deadline=time.monotonic() + timeout)
 
-    def _apologize(self, jobs: list[AnswerJob], reason: str) -> None:
-        """Post the apology in the thread of each job that will not be answered, with a reference to the log."""
+    def _apologize(self, jobs: list[AnswerJob], reason: str, *, deadline: float | None = None) -> None:
+        """Post the apology in the thread of each job that will not be answered, with a reference to the log
+        (past `deadline`, the rest are only logged)."""
         for job in jobs:
             ref = uuid.uuid4().hex[:8]
             log.warning(kv("answer_job_lost", ref=ref, reason=reason, channel=job.channel_id, thread_ts=job.thread_ts))
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning(kv("apology_skipped", ref=ref, reason="shutdown deadline"))
+                continue
             try:
                 if self._client is None:
                     from bot.app import create_client
