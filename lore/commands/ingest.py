@@ -45,6 +45,8 @@ def ingest(
     from lore.embeddings import EmbeddingError
 
     settings = load_settings()
+    if wait and not use_queue:
+        fail("--wait goes with --queue (an ingest without --queue is done when the command returns)", EXIT_USAGE)
     acl = list(channels) or None
     try:
         if use_queue:

@@ -37,3 +37,5 @@ def test_json_output_and_exit_code_when_one_source_fails(db: Settings, tmp_path:
 def test_usage_errors_exit_2() -> None:
     assert _run("ingest").returncode == 2
     assert _run("ingest", "--depth", "-1", "x").returncode == 2
+    waiting = _run("ingest", "--wait", "x")
+    assert waiting.returncode == 2 and "--wait goes with --queue" in waiting.stderr
