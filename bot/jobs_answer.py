@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.answering import answer_in_thread
+from bot.answering import APOLOGY, answer_in_thread
+from bot.metrics import record_answer, record_error
 from bot.render import comparison_blocks
 from bot.state import BotState
 from lore.logs import kv
+from lore.types import Asker, Turn
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +49,21 @@ def submit_job(state: BotState, client: WebClient, job: AnswerJob) -> None:
 
 
 def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
-    history = []
-    if job.history_before_ts:
-        history = state.thread_turns(
-            client,
-            channel_id=job.channel_id,
-            thread_ts=job.thread_ts,
-            before_ts=job.history_before_ts,
-            bot_user_id=job.bot_user_id,
-        )
-        if job.drop_last_user_turn and history and history[-1].role == "user":
-            history = history[:-1]
-    asker = state.asker(
-        client,
-        user_id=job.user_id,
-        channel_id=job.channel_id,
-        team_id=job.team_id,
-        thread_ts=job.thread_ts,
-        channel_type=job.channel_type,
-    )
+    try:
+        history, asker = _context(state, client, job)
+    except Exception:
+        # Reading the thread or the asker's channels failed in a way their own handling does not cover (the
+        # network, a malformed reply): no answer without them, and never silence either.
+        ref = uuid.uuid4().hex[:8]
+        log.exception(kv("answer_failed", ref=ref, channel=job.channel_id, thread_ts=job.thread_ts, stage="context"))
+        record_error("answer")
+        record_answer("failed")
+        try:
+            client.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=APOLOGY.format(ref=ref))
+        except Exception:
+            record_error("apology")
+            log.exception(kv("apology_failed", ref=ref, channel=job.channel_id))
+        return
     answer = answer_in_thread(
         state,
         client,
@@ -84,3 +83,27 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
             blocks=comparison_blocks(job.compare_with, answer.answer_id),
         )
         log.info(kv("comparison_offered", first=job.compare_with, second=answer.answer_id))
+
+
+def _context(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[Turn], Asker]:
+    """The thread's earlier turns and who is asking (with the channels they may see)."""
+    history: list[Turn] = []
+    if job.history_before_ts:
+        history = state.thread_turns(
+            client,
+            channel_id=job.channel_id,
+            thread_ts=job.thread_ts,
+            before_ts=job.history_before_ts,
+            bot_user_id=job.bot_user_id,
+        )
+        if job.drop_last_user_turn and history and history[-1].role == "user":
+            history = history[:-1]
+    asker = state.asker(
+        client,
+        user_id=job.user_id,
+        channel_id=job.channel_id,
+        team_id=job.team_id,
+        thread_ts=job.thread_ts,
+        channel_type=job.channel_type,
+    )
+    return history, asker

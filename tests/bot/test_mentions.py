@@ -129,3 +129,23 @@ def test_long_answers_are_split_into_sections_keeping_the_buttons(
     assert len(sections) >= 3 and all(len(s["text"]["text"]) <= 3000 for s in sections)
     assert sum(s["text"]["text"].count("word") for s in sections) == 150 * 12
     assert blocks[-1]["type"] == "actions"
+
+
+def test_a_thread_that_cannot_be_read_gets_the_apology(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    """The thread's earlier messages come back malformed (a ts that is not a number): no answer can be built,
+    and the asker still hears so in the thread."""
+    root = "1600000800.000100"
+    fake_slack.replies[("C0GENERAL", root)].append(
+        {"type": "message", "user": "U0ASKER", "ts": root, "text": f"<@{BOT_USER_ID}> how do we deploy?"}
+    )
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> how do we deploy?", ts=root))
+    fake_slack.wait_for("chat.postMessage")
+    fake_slack.replies[("C0GENERAL", root)].append({"type": "message", "user": "U0OTHER", "ts": "garbled", "text": "x"})
+    follow = message("and on Fridays?", ts="1800000800.000900", thread_ts=root)
+    bot.sender.event(follow)
+    posted = fake_slack.wait_for("chat.postMessage", 2)[1]
+    assert posted["thread_ts"] == root
+    assert "Sorry" in posted["text"] and "reference `" in posted["text"]
+    assert len(answerer.calls) == 1  # the follow-up never reached the answerer
