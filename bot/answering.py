@@ -26,6 +26,16 @@ STREAM_PIECE = 10_000  # markdown_text of one stream call (Slack's limit is 12,0
 APOLOGY = "Sorry — I couldn't answer that just now (reference `{ref}`). Please try again in a moment."
 
 
+def post_apology(client: WebClient, *, channel_id: str, thread_ts: str, ref: str) -> None:
+    """The apology as a new message in the thread, for an answer that never started (best effort: a failure to
+    post is counted and logged with the same reference)."""
+    try:
+        client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=APOLOGY.format(ref=ref))
+    except Exception:
+        record_error("apology")
+        log.exception(kv("apology_failed", ref=ref, channel=channel_id))
+
+
 class ThreadPoster:
     """One answer message in a thread. Tokens stream in via `token`; `finish` or `fail` closes it."""
 

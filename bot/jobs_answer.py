@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.answering import APOLOGY, answer_in_thread
+from bot.answering import answer_in_thread, post_apology
 from bot.metrics import record_answer, record_error
 from bot.render import comparison_blocks
 from bot.state import BotState
@@ -58,11 +58,7 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
         log.exception(kv("answer_failed", ref=ref, channel=job.channel_id, thread_ts=job.thread_ts, stage="context"))
         record_error("answer")
         record_answer("failed")
-        try:
-            client.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=APOLOGY.format(ref=ref))
-        except Exception:
-            record_error("apology")
-            log.exception(kv("apology_failed", ref=ref, channel=job.channel_id))
+        post_apology(client, channel_id=job.channel_id, thread_ts=job.thread_ts, ref=ref)
         return
     answer = answer_in_thread(
         state,

@@ -40,7 +40,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from bot import metrics
-from bot.answering import APOLOGY
+from bot.answering import post_apology
 from bot.jobs_answer import AnswerJob, perform
 from lore.config import Settings
 from lore.logs import kv, setup_logging
@@ -341,14 +341,13 @@ class AnswerProcesses:
             if deadline is not None and time.monotonic() > deadline:
                 log.warning(kv("apology_skipped", ref=ref, reason="shutdown deadline"))
                 continue
-            try:
-                if self._client is None:
+            if self._client is None:
+                try:
                     from bot.app import create_client
 
                     self._client = create_client(self.settings)
-                self._client.chat_postMessage(
-                    channel=job.channel_id, thread_ts=job.thread_ts, text=APOLOGY.format(ref=ref)
-                )
-            except Exception:
-                metrics.record_error("apology")
-                log.exception(kv("apology_failed", ref=ref, channel=job.channel_id))
+                except Exception:
+                    metrics.record_error("apology")
+                    log.exception(kv("apology_failed", ref=ref, channel=job.channel_id))
+                    continue
+            post_apology(self._client, channel_id=job.channel_id, thread_ts=job.thread_ts, ref=ref)
