@@ -12,7 +12,16 @@ from rich.table import Table
 from lore import __version__
 from lore.commands.common import EXIT_FAILED, EXIT_USAGE, emit_json, fail, load_settings
 from lore.config import Settings
-from lore.db import DatabaseError, check_database, database_url, redact, stop_embedded, table_counts
+from lore.db import (
+    CONNECT_REMEDY,
+    DatabaseError,
+    check_database,
+    database_url,
+    first_line,
+    redact,
+    stop_embedded,
+    table_counts,
+)
 from lore.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -29,8 +38,7 @@ class _LoreGroup(click.Group):
         except psycopg.errors.UndefinedTable:
             fail("the database is not migrated: run `lore db upgrade`")
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            fail(f"cannot connect to the database: {first}. Check DATABASE_URL, or unset it to use the embedded server")
+            fail(f"cannot connect to the database: {first_line(exc)}. {CONNECT_REMEDY}")
 
 
 @click.group(cls=_LoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,14 +121,11 @@ def db_stop() -> None:
 # -- status -------------------------------------------------------------------------------------------
 
 
-def is_amqp(url: str) -> bool:
-    return url.startswith(("amqp://", "amqps://"))
-
-
-def broker_status(url: str) -> dict[str, Any]:
+def broker_status(settings: Settings) -> dict[str, Any]:
     """Whether the Celery broker (Redis, or RabbitMQ for an amqp:// REDIS_URL) answers, and its version."""
+    url = settings.redis_url
     try:
-        if is_amqp(url):
+        if settings.broker_is_amqp:
             from kombu import Connection
 
             with Connection(url, connect_timeout=2) as conn:
@@ -151,7 +156,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "database": info,
         "tables": counts,
         "migrated": counts is not None,
-        "redis": {"url": redact(settings.redis_url), **broker_status(settings.redis_url)},
+        "redis": {"url": redact(settings.redis_url), **broker_status(settings)},
         "chat_model": settings.effective_chat_model,
         "embeddings": settings.embeddings,
         "slack": "socket" if settings.slack_app_token else ("http" if settings.slack_configured else "off"),
@@ -233,9 +238,9 @@ def beat() -> None:
 
 
 def _require_broker(settings: Settings) -> None:
-    state = broker_status(settings.redis_url)
+    state = broker_status(settings)
     if not state["reachable"]:
-        server, command = ("RabbitMQ", "rabbitmq-server") if is_amqp(settings.redis_url) else ("Redis", "redis-server")
+        server, command = ("RabbitMQ", "rabbitmq-server") if settings.broker_is_amqp else ("Redis", "redis-server")
         fail(
             f"{server} at {redact(settings.redis_url)} is not reachable ({state['error']}): "
             f"start {command} or set REDIS_URL",

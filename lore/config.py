@@ -120,6 +120,11 @@ class Settings(BaseSettings):
             return "gpt-4o-mini"
         return None
 
+    @property
+    def broker_is_amqp(self) -> bool:
+        """REDIS_URL names a RabbitMQ (AMQP) broker rather than Redis."""
+        return self.redis_url.startswith(("amqp://", "amqps://"))
+
     def csv(self, name: str) -> list[str]:
         """Split a comma-separated setting such as `up_reactions` into a clean list."""
         raw: str = getattr(self, name)

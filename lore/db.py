@@ -280,6 +280,15 @@ def raw_connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
         pooled.close()
 
 
+CONNECT_REMEDY = "Check DATABASE_URL, or unset it to use the embedded server"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg's run over several), or its type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 # Search relies on pgvector 0.8's iterative index scans (a selective permission filter would otherwise starve
 # the HNSW scan), and sets hnsw.iterative_scan, which older releases reject.
 MIN_PGVECTOR = (0, 8, 0)
@@ -315,10 +324,9 @@ def check_database(settings: Settings) -> dict[str, Any]:
                 "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
             ).fetchone()
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseError(
-            f"cannot connect to the database at {redact(settings.database_url or 'embedded')}: {first}. "
-            "Check DATABASE_URL, or unset it to use the embedded server."
+            f"cannot connect to the database at {redact(settings.database_url or 'embedded')}: {first_line(exc)}. "
+            f"{CONNECT_REMEDY}."
         ) from exc
     if available is None:
         raise DatabaseError(

@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 import psycopg
 
 from lore.config import Settings
-from lore.db import DatabaseError, database_url, register_vectors
+from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.models import PUBLIC
@@ -188,7 +189,7 @@ def _feedback_index(settings: Settings) -> FeedbackIndex:
         try:
             return feedback_index(settings, _connection(settings))
         except psycopg.OperationalError as exc:
-            raise DatabaseError(f"cannot reach the database for search: {exc}".splitlines()[0]) from exc
+            raise DatabaseError(f"cannot reach the database for search: {first_line(exc)}") from exc
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -258,7 +259,7 @@ def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int
     try:
         conn = _connection(settings)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to the database for search: {exc}".splitlines()[0]) from exc
+        raise DatabaseError(f"cannot connect to the database for search: {first_line(exc)}") from exc
     # Binary results: numbers, and the sign bits as raw bytes, arrive without text to parse.
     cur = conn.cursor(binary=True)
     _set_ef_search(conn, ef_search)
@@ -280,10 +281,12 @@ def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
 # largest angle between near-duplicates (the triangle inequality), are candidates; only those are compared
 # exactly, on their embeddings, fetched in a second round trip (in a fifth of vector searches on those docs).
 SIGN_BITS_APART = 50
+# Chunk ids -> their unit embeddings, for the candidate pairs (`_embeddings` on the search connection).
+FetchEmbeddings = Callable[[list[int]], dict[int, np.ndarray]]
 _NEAR_ANGLE = math.acos(NEAR_DUPLICATE_COSINE)
 
 
-def _near_pairs(rows: list[tuple[Any, ...]], fetch: Any) -> dict[int, list[int]]:
+def _near_pairs(rows: list[tuple[Any, ...]], fetch: FetchEmbeddings) -> dict[int, list[int]]:
     """For each row index, the later rows that are near-duplicates of it (usually none)."""
     signs = [int.from_bytes(bytes(row[7])[4:], "big") for row in rows]  # bit(384): a length, then the bits
     # The angle to the query (unknown: NaN, which no comparison rules out).
@@ -306,7 +309,7 @@ def _near_pairs(rows: list[tuple[Any, ...]], fetch: Any) -> dict[int, list[int]]
     return near
 
 
-def _collapse(rows: list[tuple[Any, ...]], k: int, fetch: Any) -> list[ScoredHit]:
+def _collapse(rows: list[tuple[Any, ...]], k: int, fetch: FetchEmbeddings) -> list[ScoredHit]:
     """Keep the best of each group of near-duplicates (same text hash, or embeddings almost identical).
     `fetch(ids)` returns {chunk id: unit embedding} for the few candidates that need an exact comparison."""
     if not rows:

@@ -22,7 +22,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
         broker_url=settings.redis_url,
         # Nothing waits on task results (jobs report to ingest_jobs and the feedback tables); Redis keeps them
         # for an hour for inspection, RabbitMQ has no result store of its own.
-        result_backend=None if settings.redis_url.startswith(("amqp://", "amqps://")) else settings.redis_url,
+        result_backend=None if settings.broker_is_amqp else settings.redis_url,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -20,8 +20,6 @@ from lore.types import Answer, Asker, Turn
 @contextmanager
 def _clean_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one clear line and a non-zero exit."""
-    import psycopg
-
     from lore.db import DatabaseError
     from lore.embeddings import EmbeddingError
     from lore.llm import LLMError
@@ -29,8 +27,6 @@ def _clean_errors() -> Iterator[None]:
 
     try:
         yield
-    except psycopg.errors.UndefinedTable:
-        fail("the database is not migrated: run `lore db upgrade` first")
     except (DatabaseError, LLMError) as exc:
         fail(str(exc))
     except (SearchError, EmbeddingError) as exc:  # a bad request, or an embedder misconfigured: as in `ingest`

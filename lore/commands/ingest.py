@@ -39,8 +39,6 @@ def ingest(
     as_json: bool,
 ) -> None:
     """Files, directories (synced: vanished files are removed), URLs and slack://CHANNEL into the knowledge base."""
-    import psycopg
-
     from lore.db import DatabaseError
     from lore.embeddings import EmbeddingError
 
@@ -70,8 +68,6 @@ def ingest(
         fail(str(exc))
     except EmbeddingError as exc:
         fail(str(exc), EXIT_USAGE)
-    except psycopg.errors.UndefinedTable:
-        fail("the database is not migrated: run `lore db upgrade`")
     if as_json:
         emit_json(report.as_json())
     else:
