@@ -60,7 +60,11 @@ _ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.We
 
 def _connect(url: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="lore-search")
-    register_vectors(conn)
+    try:
+        register_vectors(conn)
+    except psycopg.ProgrammingError as exc:  # no vector type: the extension (and the tables) are not there yet
+        conn.close()
+        raise DatabaseError("the database is not migrated: run `lore db upgrade`") from exc
     conn.execute(_SESSION_SQL)
     _ef_search[conn] = MIN_EF_SEARCH
     return conn

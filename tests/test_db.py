@@ -291,7 +291,8 @@ def test_commands_before_migration_say_to_migrate(migrated: Settings, tmp_path: 
         conn.execute("DROP DATABASE IF EXISTS lore_unmigrated")
         conn.execute("CREATE DATABASE lore_unmigrated")
     env = {**os.environ, "DATABASE_URL": base.replace("/lore?", "/lore_unmigrated?")}
-    for command in (["feedback", "stats"], ["feedback", "vote", "1", "up", "--user", "U1"]):
+    commands = (["feedback", "stats"], ["feedback", "vote", "1", "up", "--user", "U1"], ["search", "deploys"])
+    for command in commands:
         result = subprocess.run([*LORE, *command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert "not migrated: run `lore db upgrade`" in result.stderr
