@@ -94,6 +94,11 @@ def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _chunks_per_document(settings: Settings) -> dict[str, int]:
+    sql = "SELECT d.uri, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.uri"
+    return {str(uri): int(count) for uri, count in rows(settings, sql)}
+
+
 def _batch0(settings: Settings) -> tuple[bool, int]:
     done = rows(settings, "SELECT done FROM ingest_batches WHERE batch_no = 0")[0][0]
     return bool(done), int(rows(settings, "SELECT count(*) FROM documents")[0][0])
@@ -160,10 +165,7 @@ def test_worker_killed_mid_batch_then_a_second_worker_completes_the_job(
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(30)
 
-    per_doc = dict(
-        rows(db, "SELECT d.uri, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.uri")
-    )
-    assert per_doc == expected
+    assert _chunks_per_document(db) == expected
     total, distinct = rows(db, "SELECT count(*), count(DISTINCT text) FROM chunks")[0]
     assert total == distinct == sum(expected.values())
     batches_done, counts, errors = rows(
@@ -222,7 +224,4 @@ def test_an_amqp_broker_carries_the_ingest_queue(db: Settings, rabbitmq: str, tm
     assert job["status"] == "done" and job["errors"] == [] and job["batches_done"] == 2
     assert (job["documents_added"], job["documents_unchanged"], job["documents_deleted"]) == (FILES, 0, 0)
     assert job["chunks_added"] == sum(expected.values())
-    per_doc = dict(
-        rows(db, "SELECT d.uri, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.uri")
-    )
-    assert per_doc == expected
+    assert _chunks_per_document(db) == expected
