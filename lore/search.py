@@ -292,16 +292,16 @@ _NEAR_ANGLE = math.acos(NEAR_DUPLICATE_COSINE)
 
 def _near_pairs(rows: list[tuple[Any, ...]], fetch: FetchEmbeddings) -> dict[int, list[int]]:
     """For each row index, the later rows that are near-duplicates of it (usually none)."""
-    signs = [int.from_bytes(bytes(row[7])[4:], "big") for row in rows]  # bit(384): a length, then the bits
+    # bit(384) in binary: a 4-byte length, then the 48 bytes of bits (read as 6 words; XOR and popcount do not
+    # care about their order).
+    bits = np.frombuffer(b"".join(bytes(row[7])[4:] for row in rows), dtype=np.uint64).reshape(len(rows), -1)
+    apart = np.bitwise_count(bits[:, None, :] ^ bits[None, :, :]).sum(axis=2)
     # The angle to the query (unknown: NaN, which no comparison rules out).
-    angles = [math.acos(min(1.0, max(-1.0, float(row[9])))) if row[9] is not None else math.nan for row in rows]
-    candidates = []
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            if (signs[i] ^ signs[j]).bit_count() <= SIGN_BITS_APART and not (
-                abs(angles[i] - angles[j]) > _NEAR_ANGLE + 1e-6
-            ):
-                candidates.append((i, j))
+    sims = np.array([np.nan if row[9] is None else float(row[9]) for row in rows])
+    angles = np.arccos(np.clip(sims, -1.0, 1.0))
+    ruled_out = np.abs(angles[:, None] - angles[None, :]) > _NEAR_ANGLE + 1e-6
+    first, second = np.nonzero(np.triu((apart <= SIGN_BITS_APART) & ~ruled_out, 1))
+    candidates = list(zip(first.tolist(), second.tolist(), strict=True))
     if not candidates:
         return {}
     vectors = fetch(sorted({int(rows[i][0]) for pair in candidates for i in pair}))

@@ -144,3 +144,45 @@ def test_a_failed_near_duplicate_check_leaves_the_search_answering(db: Settings,
         admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
     assert lore.search._embeddings(db, [1, 2]) == {}
     assert hybrid_search(db, "connect to the VPN", k=3)
+
+
+def test_near_pairs_finds_exactly_the_near_duplicate_pairs_the_embeddings_define() -> None:
+    """`_near_pairs` on candidates shaped as the statement returns them (pgvector's binary bit(384): a 4-byte
+    length, then the bits), against comparing every pair exactly: planted near-duplicates at several distances,
+    unrelated rows, and rows without a similarity to the query. Only nominated pairs are fetched."""
+    import numpy as np
+
+    import lore.search
+
+    rng = np.random.default_rng(3)
+    query = rng.standard_normal(384)
+    query /= np.linalg.norm(query)
+    vectors = []
+    for _ in range(8):  # each base with copies nudged by growing noise: some near-duplicates, some not
+        base = rng.standard_normal(384)
+        for scale in (0.0, 0.1, 0.2, 0.4):
+            v = base + scale * rng.standard_normal(384)
+            vectors.append(v / np.linalg.norm(v))
+    order = rng.permutation(len(vectors))
+    vectors = [vectors[i] for i in order]
+    rows = []
+    for n, v in enumerate(vectors):
+        bits = len(v).to_bytes(4, "big") + np.packbits(v > 0).tobytes()
+        similarity = None if n % 7 == 3 else float(v @ query)
+        rows.append((100 + n, 1, "kb://x", "X", "", "text", f"h{n}", bits, 0.0, similarity, False))
+    by_id = {100 + n: v.astype(np.float32) for n, v in enumerate(vectors)}
+    fetched: list[int] = []
+
+    def fetch(ids: list[int]) -> dict[int, np.ndarray]:
+        fetched.extend(ids)
+        return {i: by_id[i] for i in ids}
+
+    got = lore.search._near_pairs(rows, fetch)
+    expected: dict[int, list[int]] = {}
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            if float(by_id[100 + i] @ by_id[100 + j]) >= NEAR_DUPLICATE_COSINE:
+                expected.setdefault(i, []).append(j)
+    assert sum(map(len, expected.values())) >= 8, "the data must hold near-duplicate pairs"
+    assert got == expected
+    assert len(fetched) < len(vectors)  # the sign bits ruled most rows out before any exact comparison
