@@ -292,16 +292,13 @@ _NEAR_ANGLE = math.acos(NEAR_DUPLICATE_COSINE)
 
 def _near_pairs(rows: list[tuple[Any, ...]], fetch: FetchEmbeddings) -> dict[int, list[int]]:
     """For each row index, the later rows that are near-duplicates of it (usually none)."""
-    # bit(384) in binary: a 4-byte length, then the 48 bytes of bits (read as 6 words; XOR and popcount do not
-    # care about their order).
-    bits = np.frombuffer(b"".join(bytes(row[7])[4:] for row in rows), dtype=np.uint64).reshape(len(rows), -1)
-    apart = np.bitwise_count(bits[:, None, :] ^ bits[None, :, :]).sum(axis=2)
-    # The angle to the query (unknown: NaN, which no comparison rules out).
-    sims = np.array([np.nan if row[9] is None else float(row[9]) for row in rows])
-    angles = np.arccos(np.clip(sims, -1.0, 1.0))
-    ruled_out = np.abs(angles[:, None] - angles[None, :]) > _NEAR_ANGLE + 1e-6
-    first, second = np.nonzero(np.triu((apart <= SIGN_BITS_APART) & ~ruled_out, 1))
-    candidates = list(zip(first.tolist(), second.tolist(), strict=True))
+    signs = [int.from_bytes(bytes(row[7])[4:], "big") for row in rows]  # bit(384): a length, then the bits
+    candidates = [
+        (i, j)
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
+        if (signs[i] ^ signs[j]).bit_count() <= SIGN_BITS_APART and _angles_allow(rows[i], rows[j])
+    ]
     if not candidates:
         return {}
     vectors = fetch(sorted({int(rows[i][0]) for pair in candidates for i in pair}))
@@ -318,30 +315,74 @@ def _collapse(rows: list[tuple[Any, ...]], k: int, fetch: FetchEmbeddings) -> li
     `fetch(ids)` returns {chunk id: unit embedding} for the few candidates that need an exact comparison."""
     if not rows:
         return []
-    near = _near_pairs(rows, fetch)
+    kept = _kept_without_near_candidates(rows, k)
+    if kept is None:  # some pair needs an exact comparison
+        kept = _kept(rows, k, _near_pairs(rows, fetch))
+    return [_scored_hit(rows[i]) for i in kept]
+
+
+def _kept(rows: list[tuple[Any, ...]], k: int, near: dict[int, list[int]]) -> list[int]:
+    """Indexes of the rows the collapse keeps, best first: a row is dropped when its text hash was seen or a
+    kept row is its near-duplicate (`near`: row index -> later near-duplicate rows)."""
     hidden: set[int] = set()  # near a row already kept
-    kept: list[ScoredHit] = []
+    kept: list[int] = []
     seen_hashes: set[str] = set()
     for i, row in enumerate(rows):
-        chunk_id, document_id, uri, title, heading, text, text_hash, _, score, similarity, is_fts = row[:11]
-        if i in hidden or text_hash in seen_hashes:
+        if i in hidden or row[6] in seen_hashes:
             continue
-        seen_hashes.add(text_hash)
+        seen_hashes.add(row[6])
         hidden.update(near.get(i, ()))
-        hit = Hit(
-            chunk_id=chunk_id,
-            document_id=document_id,
-            uri=uri,
-            title=title,
-            heading=heading,
-            text=text,
-            score=round(float(score), 6),
-        )
-        adj = float(row[11]) if len(row) > 11 else 0.0  # the feedback term, when `_adjusted` added one
-        kept.append(ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), adj))
+        kept.append(i)
         if len(kept) == k:
             break
     return kept
+
+
+def _kept_without_near_candidates(rows: list[tuple[Any, ...]], k: int) -> list[int] | None:
+    """`_kept` for the usual search, where no row walked is a near-duplicate candidate of a row kept before it:
+    then only the text hashes drop rows, and nothing needs the embeddings. Only the pairs the walk meets are
+    tested (each row against the rows kept so far: about k * k / 2 pairs, not every pair of candidates). None as
+    soon as one pair is a candidate: the caller then compares every candidate pair exactly (`_near_pairs`)."""
+    kept: list[int] = []
+    signs: list[int] = []
+    seen_hashes: set[str] = set()
+    for i, row in enumerate(rows):
+        if row[6] in seen_hashes:
+            continue
+        sign = int.from_bytes(bytes(row[7])[4:], "big")  # bit(384): a length, then the bits
+        for j, other in zip(kept, signs, strict=True):
+            if (sign ^ other).bit_count() <= SIGN_BITS_APART and _angles_allow(rows[j], row):
+                return None
+        seen_hashes.add(row[6])
+        kept.append(i)
+        signs.append(sign)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _angles_allow(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two rows' angles to the query allow them to be near-duplicates (an unknown angle allows it)."""
+    if a[9] is None or b[9] is None:
+        return True
+    angle_a = math.acos(min(1.0, max(-1.0, float(a[9]))))
+    angle_b = math.acos(min(1.0, max(-1.0, float(b[9]))))
+    return abs(angle_a - angle_b) <= _NEAR_ANGLE + 1e-6
+
+
+def _scored_hit(row: tuple[Any, ...]) -> ScoredHit:
+    chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts = row[:11]
+    hit = Hit(
+        chunk_id=chunk_id,
+        document_id=document_id,
+        uri=uri,
+        title=title,
+        heading=heading,
+        text=text,
+        score=round(float(score), 6),
+    )
+    adj = float(row[11]) if len(row) > 11 else 0.0  # the feedback term, when `_adjusted` added one
+    return ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), adj)
 
 
 def _embeddings(settings: Settings, ids: list[int]) -> dict[int, np.ndarray]:

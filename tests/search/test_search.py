@@ -160,9 +160,10 @@ def test_near_pairs_finds_exactly_the_near_duplicate_pairs_the_embeddings_define
     vectors = []
     for _ in range(8):  # each base with copies nudged by growing noise: some near-duplicates, some not
         base = rng.standard_normal(384)
-        for scale in (0.0, 0.1, 0.2, 0.4):
+        for scale in (0.0, 0.005, 0.01, 0.03):  # cosine to the base about 1, 0.995, 0.98, 0.86
             v = base + scale * rng.standard_normal(384)
             vectors.append(v / np.linalg.norm(v))
+    vectors += [v / np.linalg.norm(v) for v in rng.standard_normal((8, 384))]  # unrelated to every other row
     order = rng.permutation(len(vectors))
     vectors = [vectors[i] for i in order]
     rows = []
@@ -185,4 +186,48 @@ def test_near_pairs_finds_exactly_the_near_duplicate_pairs_the_embeddings_define
                 expected.setdefault(i, []).append(j)
     assert sum(map(len, expected.values())) >= 8, "the data must hold near-duplicate pairs"
     assert got == expected
-    assert len(fetched) < len(vectors)  # the sign bits ruled most rows out before any exact comparison
+    assert len(fetched) <= len(vectors) - 8  # the sign bits ruled the unrelated rows out before any comparison
+
+
+@pytest.mark.parametrize("planted", [0, 1, 3])
+def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) -> None:
+    """`_collapse` against its definition (walk the rows best first; drop a row whose text hash was seen or that
+    is a near-duplicate of a kept row, by exact cosine), with no near-duplicates (no embeddings fetched at all)
+    and with some planted among the first rows; a repeated text hash is dropped either way."""
+    import numpy as np
+
+    import lore.search
+
+    rng = np.random.default_rng(planted)
+    query = rng.standard_normal(384)
+    query /= np.linalg.norm(query)
+    vectors = [v / np.linalg.norm(v) for v in rng.standard_normal((20, 384))]
+    for n in range(planted):  # row 2n+1 becomes a near-duplicate of row 2n
+        v = vectors[2 * n] + 0.01 * rng.standard_normal(384)  # cosine about 0.98
+        vectors[2 * n + 1] = v / np.linalg.norm(v)
+    rows = []
+    for n, v in enumerate(vectors):
+        bits = len(v).to_bytes(4, "big") + np.packbits(v > 0).tobytes()
+        text_hash = "same" if n in (7, 9) else f"h{n}"
+        rows.append((100 + n, 1, "kb://x", "X", "", "text", text_hash, bits, 1.0 - n / 100, float(v @ query), False))
+    by_id = {100 + n: v.astype(np.float32) for n, v in enumerate(vectors)}
+    fetched: list[list[int]] = []
+
+    def fetch(ids: list[int]) -> dict[int, np.ndarray]:
+        fetched.append(ids)
+        return {i: by_id[i] for i in ids}
+
+    got = [h.hit.chunk_id for h in lore.search._collapse(rows, 10, fetch)]
+    expected: list[int] = []
+    hashes: set[str] = set()
+    for n, row in enumerate(rows):
+        near_kept = any(float(by_id[kept] @ by_id[100 + n]) >= NEAR_DUPLICATE_COSINE for kept in expected)
+        if row[6] in hashes or near_kept:
+            continue
+        hashes.add(row[6])
+        expected.append(100 + n)
+        if len(expected) == 10:
+            break
+    assert got == expected
+    assert 109 not in got  # the repeated text hash
+    assert (fetched != []) == (planted > 0)  # embeddings only when some pair needs an exact comparison
