@@ -231,3 +231,25 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
     assert got == expected
     assert 109 not in got  # the repeated text hash
     assert (fetched != []) == (planted > 0)  # embeddings only when some pair needs an exact comparison
+
+
+def test_hybrid_fusion_weighs_the_full_text_list_by_fulltext_weight(db: Settings, kb: dict[str, int]) -> None:
+    """A hybrid score is the vector list's 1 / (RRF_K + rank) plus FULLTEXT_WEIGHT times the full-text list's
+    (each list's ranks as the single-mode searches report them, no boosts here): the full-text list counts less."""
+    import lore.search
+
+    question = "roll back a failed deploy of the API"
+    modes = {
+        mode: {h.hit.chunk_id: h.hit.score for h in search_scored(db, question, k=30, mode=mode, use_feedback=False)}
+        for mode in ("vector", "fulltext", "hybrid")
+    }
+    both = set(modes["vector"]) & set(modes["fulltext"]) & set(modes["hybrid"])
+    only_vector = (set(modes["vector"]) & set(modes["hybrid"])) - set(modes["fulltext"])
+    assert both and only_vector, "the question must match some passages by both signals and some by meaning only"
+    weight = lore.search.FULLTEXT_WEIGHT
+    assert 0 < weight < 1
+    for chunk in both:
+        expected = modes["vector"][chunk] + weight * modes["fulltext"][chunk]
+        assert modes["hybrid"][chunk] == pytest.approx(expected, abs=2e-6)
+    for chunk in only_vector:
+        assert modes["hybrid"][chunk] == pytest.approx(modes["vector"][chunk], abs=2e-6)
