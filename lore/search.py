@@ -8,9 +8,10 @@ candidate list first changes that connection's `hnsw.ef_search` (one statement b
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
-- Reciprocal rank fusion (k=60) of the two ranked lists; then two bounded adjustments: the chunk's
-  query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar
-  past questions about the candidates' documents, computed in this process once the candidates are back.
+- Reciprocal rank fusion (k=60) of the two ranked lists, the full-text list weighted FULLTEXT_WEIGHT; then two
+  bounded adjustments: the chunk's query-independent `boost` (in the statement) and the feedback memory
+  (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this process
+  once the candidates are back.
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits, confirmed on the embeddings themselves (`_near_pairs`).
 """
