@@ -47,7 +47,10 @@ RRF_K = 60
 # docs/benchmarks.md, Retrieval quality) recall@5 / MRR@10 went 0.820 / 0.787 -> 0.882 / 0.816 on the eval set
 # it was chosen on, and 0.770 / 0.616 -> 0.802 / 0.631 on 126 held-out questions; the sample handbook stays at 1.0.
 FULLTEXT_WEIGHT = 0.5
-# chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10.
+# chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
+# it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
+# A query-independent prior from votes (each chunk's vote score in this bound) was measured on bench/learning.py
+# in session 6: no gain on the voted questions, MRR -0.056 on the untouched ones (docs/benchmarks.md).
 BOOST_BOUND = 0.004
 # Cosine similarity above which two retrieved chunks count as the same passage.
 NEAR_DUPLICATE_COSINE = 0.97
