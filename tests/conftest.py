@@ -107,6 +107,10 @@ def db(migrated: Settings) -> Settings:
     from lore import feedback_memory
 
     feedback_memory._indexes.clear()
+    # Likewise the frequent words search last read from the previous test's statistics.
+    from lore import search
+
+    search._frequent.clear()
     return migrated
 
 

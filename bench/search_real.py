@@ -1,12 +1,14 @@
-"""HNSW recall@10 for real questions on a real knowledge base (not in CI).
+"""Search on a real knowledge base with real questions (not in CI): latency of each mode, HNSW recall@10.
 
-The search benchmark's recall figures come from synthetic clustered vectors, and how far its queries sit from
-the data changes them (docs/benchmarks.md, HNSW index definitions). This takes a knowledge base made by
-`lore ingest` (e.g. the Python 3.11 docs) and the questions of an eval file, and compares the bare HNSW query
-and Lore's vector mode (without feedback) with exact search over every chunk, for a few `hnsw.ef_search`.
+bench/search.py measures 100,000 synthetic chunks; its words and vectors are not a real corpus's (its full text
+matches a few hundred passages per question, a question to the Python docs matched thousands). This takes a
+knowledge base made by `lore ingest` (e.g. the whole Python 3.11 docs) and the questions of one or more eval
+files, and reports p50/p90/max latency of each search mode (k=5, as answers use, no feedback), and the recall@10
+of the bare HNSW query and of Lore's vector mode against exact search over every chunk, for a few
+`hnsw.ef_search`.
 
     LORE_HOME=/tmp/pydocs .venv/bin/lore ingest /usr/share/doc/python3.11/html
-    LORE_HOME=/tmp/pydocs .venv/bin/python bench/hnsw_recall_real.py bench/eval_python_docs.jsonl
+    LORE_HOME=/tmp/pydocs .venv/bin/python bench/search_real.py bench/eval_python_docs.jsonl
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +31,25 @@ K = 10
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("eval_file", type=Path, help="JSONL with a `query` per line")
+    parser.add_argument("eval_files", type=Path, nargs="+", help="JSONL files with a `query` per line")
     args = parser.parse_args()
     settings = Settings()
-    questions = [json.loads(line)["query"] for line in args.eval_file.read_text().splitlines() if line.strip()]
+    questions = [
+        json.loads(line)["query"] for path in args.eval_files for line in path.read_text().splitlines() if line.strip()
+    ]
     queries = np.stack([embed_query(settings, q) for q in questions])
+    print("| mode | p50 ms | p90 ms | max ms |\n|---|---:|---:|---:|")
+    for mode in ("vector", "fulltext", "hybrid"):
+        for question, q in list(zip(questions, queries, strict=True))[:5]:  # warm the connection and caches
+            search_scored(settings, question, k=5, mode=mode, query_embedding=q, use_feedback=False)
+        took = []
+        for question, q in zip(questions, queries, strict=True):
+            started = time.perf_counter()
+            search_scored(settings, question, k=5, mode=mode, query_embedding=q, use_feedback=False)
+            took.append((time.perf_counter() - started) * 1000)
+        took.sort()
+        print(f"| {mode} | {statistics.median(took):.2f} | {took[int(len(took) * 0.9)]:.2f} | {took[-1]:.2f} |")
+    print()
     with psycopg.connect(database_url(settings), autocommit=True) as conn:
         register_vectors(conn)
         rows = conn.execute("SELECT id, embedding FROM chunks WHERE acl && ARRAY['public']").fetchall()
