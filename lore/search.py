@@ -42,11 +42,11 @@ log = logging.getLogger(__name__)
 
 MODES = ("vector", "fulltext", "hybrid")
 RRF_K = 60
-# In hybrid mode the full-text list counts half as much as the vector list in the fusion. A plain question's
-# words are OR-ed (see _TSQUERY), so on a large corpus full text ranks many loosely matching passages, and at
-# equal weight they pushed relevant ones out of the top 5. On the whole Python 3.11 docs (13,373 chunks;
-# docs/benchmarks.md, Retrieval quality) recall@5 / MRR@10 went 0.820 / 0.787 -> 0.882 / 0.816 on the eval set
-# it was chosen on, and 0.770 / 0.616 -> 0.802 / 0.631 on 126 held-out questions; the sample handbook stays at 1.0.
+# In hybrid mode the full-text list counts half as much as the vector list in the fusion: at equal weight, on the
+# whole Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top
+# 5 (recall@5 / MRR@10 on the eval set 0.820 / 0.787 -> 0.882 / 0.816 at 0.5, and 0.770 / 0.616 -> 0.802 / 0.631
+# on 126 held-out wordings). Rechecked after frequent words stopped making candidates (see _MATCH): 0.5 still
+# beats 0.7 and 1.0 on both sets; 0.35 is better by a question or two, too close to move. docs/benchmarks.md.
 FULLTEXT_WEIGHT = 0.5
 # chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
 # it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
