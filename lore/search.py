@@ -42,12 +42,13 @@ log = logging.getLogger(__name__)
 
 MODES = ("vector", "fulltext", "hybrid")
 RRF_K = 60
-# In hybrid mode the full-text list counts half as much as the vector list in the fusion: at equal weight, on the
-# whole Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top
-# 5 (recall@5 / MRR@10 on the eval set 0.820 / 0.787 -> 0.882 / 0.816 at 0.5, and 0.770 / 0.616 -> 0.802 / 0.631
-# on 126 held-out wordings). Rechecked after frequent words stopped making candidates (see _MATCH): 0.5 still
-# beats 0.7 and 1.0 on both sets; 0.35 is better by a question or two, too close to move. docs/benchmarks.md.
-FULLTEXT_WEIGHT = 0.5
+# In hybrid mode the full-text list counts less than the vector list in the fusion. At equal weight, on the whole
+# Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top 5;
+# since frequent words stopped making candidates (see _MATCH) that matters less, and 0.7 is within a question of
+# the best weight tried on both Python sets (hybrid MRR@10 0.793 and 0.667, against 0.787 and 0.658 at 1.0) while
+# a keyword question on a small knowledge base ("which UDP port does WireGuard use") still gets the passage that
+# names the port first, which 0.5 lost on a near tie. docs/benchmarks.md, Retrieval quality.
+FULLTEXT_WEIGHT = 0.7
 # chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
 # it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
 # A query-independent prior from votes (each chunk's vote score in this bound) was measured on bench/learning.py
