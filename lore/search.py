@@ -3,17 +3,21 @@
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
 index scan, custom plans), so a search is one prepared statement. Only a search asking for a different HNSW
-candidate list first changes that connection's `hnsw.ef_search` (one statement before it).
+candidate list first changes that connection's `hnsw.ef_search` (one statement before it), and a process reads
+which words are frequent (below) once every FREQUENT_TTL_S.
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
+- Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
+  PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
 - Reciprocal rank fusion (k=60) of the two ranked lists, the full-text list weighted FULLTEXT_WEIGHT; then two
   bounded adjustments: the chunk's query-independent `boost` (in the statement) and the feedback memory
   (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this process
   once the candidates are back.
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
-  found by their embeddings' sign bits, confirmed on the embeddings themselves (`_near_pairs`).
+  found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
+  themselves (`_kept_without_near_candidates`, then `_near_pairs`).
 """
 
 from __future__ import annotations
