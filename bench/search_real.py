@@ -77,6 +77,42 @@ def main() -> None:
         hits = search_scored(settings, question, k=K, mode="vector", query_embedding=q, use_feedback=False)
         found.append(len(expected & {h.hit.chunk_id for h in hits}) / K)
     print(f"| Lore vector mode (20 candidates, near-duplicates collapsed) | 40 | {np.mean(found):.3f} |")
+    _vector_ratios(settings, questions, queries, rounds=5)
+
+
+def _vector_ratios(settings: Settings, questions: list[str], queries: np.ndarray, *, rounds: int) -> None:
+    """Lore's vector mode (k=10, with and without the feedback memory) against the bare HNSW query, interleaved as
+    in bench/search.py: each takes its turn query by query (in a turning order), never on a query another one has just
+    run."""
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        register_vectors(conn)
+        voted = conn.execute("SELECT count(*) FROM feedback_answers").fetchone()[0]
+
+        def bare(i: int) -> None:
+            conn.execute("SELECT id FROM chunks ORDER BY embedding <=> %s LIMIT 10", (queries[i],), prepare=True)
+
+        def lore(i: int, feedback: bool) -> None:
+            search_scored(settings, questions[i], k=K, mode="vector", query_embedding=queries[i], use_feedback=feedback)
+
+        contenders = [("anchor", bare), ("feedback", lambda i: lore(i, True)), ("plain", lambda i: lore(i, False))]
+        n = len(questions)
+        ratios = []
+        for _ in range(rounds + 1):  # the first round warms up
+            took: dict[str, list[float]] = {name: [] for name, _ in contenders}
+            for i in range(n):
+                for turn in range(len(contenders)):  # the order turns query by query (see bench/search.py)
+                    j = (turn + i) % len(contenders)
+                    name, fn = contenders[j]
+                    started = time.perf_counter()
+                    fn((i + j * n // len(contenders)) % n)
+                    took[name].append(time.perf_counter() - started)
+            anchor, with_fb, without = (statistics.median(took[name]) for name, _ in contenders)
+            ratios.append((anchor * 1000, with_fb / anchor, without / anchor))
+    print(f"\nVector mode against the bare query, {voted} past questions in the feedback memory, {rounds} rounds:")
+    for anchor_ms, with_fb, without in ratios[1:]:
+        print(f"  anchor {anchor_ms:.2f} ms; Lore vector {with_fb:.2f}x, without feedback {without:.2f}x")
+    print(f"  median: {statistics.median(r[1] for r in ratios[1:]):.2f}x with feedback, "
+          f"{statistics.median(r[2] for r in ratios[1:]):.2f}x without (goal <= 1.5)")  # fmt: skip
 
 
 if __name__ == "__main__":
