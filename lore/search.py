@@ -29,8 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -115,9 +114,8 @@ class SearchError(ValueError):
     """A search request is invalid (unknown mode, bad k)."""
 
 
-@dataclass(frozen=True)
-class ScoredHit:
-    """A hit with the signals the agent needs to judge relevance."""
+class ScoredHit(NamedTuple):
+    """A hit with the signals the agent needs to judge relevance (a named tuple, like Hit)."""
 
     hit: Hit
     similarity: float | None  # cosine similarity of the chunk to the query (None without an embedding)
@@ -210,13 +208,17 @@ ORDER BY score DESC, c.id"""
 def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The HNSW scan's rows in the layout of the other modes, scored as their fusion would score a single
     list: 1 / (RRF_K + rank by distance) plus the bounded boost. The iterative scan (relaxed_order) may return
-    rows slightly out of order, so they are ranked again here."""
+    rows slightly out of order, so they are ranked again here; without boosts that rank is already the order."""
     ranked = sorted(rows, key=lambda r: (r[9], r[0]))
     out = []
-    for rank, (*hit, boost, dist) in enumerate(ranked, start=1):
-        score = 1.0 / (RRF_K + rank) + min(max(float(boost), -BOOST_BOUND), BOOST_BOUND)
-        out.append((*hit, score, 1.0 - float(dist), False))
-    out.sort(key=lambda r: (-r[8], r[0]))
+    boosted = False
+    for rank, row in enumerate(ranked, start=1):
+        boost = float(row[8])
+        boosted = boosted or boost != 0.0
+        score = 1.0 / (RRF_K + rank) + min(max(boost, -BOOST_BOUND), BOOST_BOUND)
+        out.append((*row[:8], score, 1.0 - float(row[9]), False))
+    if boosted:
+        out.sort(key=lambda r: (-r[8], r[0]))
     return out
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved chunk, as `lore search --json` prints it (plus what the agent needs)."""
+class Hit(NamedTuple):
+    """One retrieved chunk, as `lore search --json` prints it (plus what the agent needs). A named tuple, not a
+    frozen dataclass: every search builds k of them after its reply, and a tuple is built in half the time."""
 
     chunk_id: int
     document_id: int
