@@ -46,11 +46,11 @@ log = logging.getLogger(__name__)
 MODES = ("vector", "fulltext", "hybrid")
 RRF_K = 60
 # In hybrid mode the full-text list counts less than the vector list in the fusion. At equal weight, on the whole
-# Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top 5;
-# since frequent words stopped making candidates (see _MATCH) that matters less, and 0.7 is within a question of
-# the best weight tried on both Python sets (hybrid MRR@10 0.793 and 0.667, against 0.787 and 0.658 at 1.0) while
-# a keyword question on a small knowledge base ("which UDP port does WireGuard use") still gets the passage that
-# names the port first, which 0.5 lost on a near tie. docs/benchmarks.md, Retrieval quality.
+# Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top 5
+# (hybrid fell below vector search alone in recall@5). 0.5 and 0.7 were measured with and without the
+# frequent-word filter (_MATCH) on the Python docs, bench/learning.py and the handbook; 0.7 keeps the handbook's
+# keyword question ("which UDP port does WireGuard use") on the passage that names the port, and with the filter
+# it does as well as 0.5 elsewhere. docs/benchmarks.md, Retrieval quality.
 FULLTEXT_WEIGHT = 0.7
 # chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
 # it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
