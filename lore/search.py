@@ -271,6 +271,9 @@ def _frequent_words(settings: Settings) -> tuple[list[str], str]:
     except psycopg.OperationalError:
         _discard(settings)  # the search itself reconnects (or reports the database unreachable)
         return [], ""
+    except psycopg.Error as exc:  # statistics this role may not read: every word counts, as before
+        log.warning("event=frequent_words_unavailable error=%s", type(exc).__name__)
+        row = None
     lexemes: list[str] = []
     if row is not None and row[0] is not None:
         elements, shares, rows = row

@@ -74,3 +74,15 @@ def test_hybrid_search_uses_the_same_candidates(db: Settings, widgets: dict[str,
     hits = search_scored(db, "widget zeppelin", k=5, mode="hybrid", use_feedback=False)
     fulltext = {h.hit.chunk_id for h in hits if h.fulltext}
     assert fulltext == set(widgets["zeppelin"] + widgets["widget+zeppelin"])
+
+
+def test_statistics_that_cannot_be_read_leave_every_word_counting(
+    db: Settings, widgets: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A role that may not read the statistics (here: a statement that fails) still searches, as before the
+    filter: a passage with only the frequent word is a candidate again, and the failure is logged."""
+    monkeypatch.setattr(lore.search, "_FREQUENT_SQL", "SELECT * FROM no_such_statistics")
+    got = _fulltext(db, "widget zeppelin")
+    assert set(widgets["widget"]) & set(got)
+    assert "event=frequent_words_unavailable" in caplog.text
+    assert _fulltext(db, "widget zeppelin")  # the search connection is still usable
