@@ -243,47 +243,41 @@ SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples
 FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = s.schemaname::regnamespace
 WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' AND s.attname = 'tsv'
 """
-# (pid, database url) -> (when read, the frequent lexemes): one read of the statistics per process and interval.
-_frequent: dict[tuple[int, str], tuple[float, list[str], str]] = {}
+# (pid, database url) -> (when read, the frequent lexemes separated by spaces, as the statement takes them):
+# one read of the statistics per process and interval.
+_frequent: dict[tuple[int, str], tuple[float, str]] = {}
 
 
-def _frequent_lexemes(settings: Settings) -> list[str]:
+def _frequent_lexemes(settings: Settings) -> str:
     """The lexemes too common to make a passage a full-text candidate alone (FREQUENT_SHARE), from the column
     statistics PostgreSQL keeps for chunks.tsv (none before the table was first analyzed: then every word of a
-    question counts, as it always did)."""
-    return _frequent_words(settings)[0]
-
-
-def _frequent_param(settings: Settings) -> str:
-    """The frequent lexemes as the statement takes them: one string, split on spaces in SQL (a lexeme has none).
-    As a text[] parameter, a few hundred of them cost 0.17 ms more per search to send."""
-    return _frequent_words(settings)[1]
-
-
-def _frequent_words(settings: Settings) -> tuple[list[str], str]:
+    question counts, as it always did). One string, split on spaces in SQL (a lexeme has none): as a text[]
+    parameter, a few hundred of them cost 0.17 ms more per search to send."""
     key = (os.getpid(), database_url(settings))
     now = time.monotonic()
     cached = _frequent.get(key)
     if cached is not None and now - cached[0] < FREQUENT_TTL_S:
-        return cached[1], cached[2]
+        return cached[1]
     try:
         row = _connection(settings).execute(_FREQUENT_SQL).fetchone()
     except psycopg.OperationalError:
         _discard(settings)  # the search itself reconnects (or reports the database unreachable)
-        return [], ""
+        return ""
     except psycopg.Error as exc:  # statistics this role may not read: every word counts, as before
         log.warning("event=frequent_words_unavailable error=%s", type(exc).__name__)
         row = None
-    lexemes: list[str] = []
+    lexemes = ""
     if row is not None and row[0] is not None:
         elements, shares, rows = row
-        lexemes = sorted(
-            str(lexeme)
-            for lexeme, share in zip(elements, shares, strict=False)  # the shares end with 3 summary values
-            if share > FREQUENT_SHARE and share * float(rows) > FREQUENT_MIN_CHUNKS
+        lexemes = " ".join(
+            sorted(
+                str(lexeme)
+                for lexeme, share in zip(elements, shares, strict=False)  # the shares end with 3 summary values
+                if share > FREQUENT_SHARE and share * float(rows) > FREQUENT_MIN_CHUNKS
+            )
         )
-    _frequent[key] = (now, lexemes, " ".join(lexemes))
-    return lexemes, " ".join(lexemes)
+    _frequent[key] = (now, lexemes)
+    return lexemes
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -321,7 +315,7 @@ def search_scored(
     n = candidate_count(k, mode)
     params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
     if mode != "vector":
-        params["frequent"] = _frequent_param(settings)
+        params["frequent"] = _frequent_lexemes(settings)
     sql = build_query(mode=mode)
     try:
         rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
@@ -384,7 +378,7 @@ _NEAR_ANGLE = math.acos(NEAR_DUPLICATE_COSINE)
 
 def _near_pairs(rows: list[tuple[Any, ...]], fetch: FetchEmbeddings) -> dict[int, list[int]]:
     """For each row index, the later rows that are near-duplicates of it (usually none)."""
-    signs = [int.from_bytes(bytes(row[7])[4:], "big") for row in rows]  # bit(384): a length, then the bits
+    signs = [_sign_bits(row) for row in rows]
     candidates = [
         (i, j)
         for i in range(len(rows))
@@ -441,7 +435,7 @@ def _kept_without_near_candidates(rows: list[tuple[Any, ...]], k: int) -> list[i
     for i, row in enumerate(rows):
         if row[6] in seen_hashes:
             continue
-        sign = int.from_bytes(bytes(row[7])[4:], "big")  # bit(384): a length, then the bits
+        sign = _sign_bits(row)
         for j, other in zip(kept, signs, strict=True):
             if (sign ^ other).bit_count() <= SIGN_BITS_APART and _angles_allow(rows[j], row):
                 return None
@@ -451,6 +445,11 @@ def _kept_without_near_candidates(rows: list[tuple[Any, ...]], k: int) -> list[i
         if len(kept) == k:
             break
     return kept
+
+
+def _sign_bits(row: tuple[Any, ...]) -> int:
+    """A candidate's embedding sign bits as one integer (binary bit(384): a 4-byte length, then the bits)."""
+    return int.from_bytes(bytes(row[7])[4:], "big")
 
 
 def _angles_allow(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -41,7 +41,7 @@ def _fulltext(settings: Settings, question: str) -> list[int]:
 
 
 def test_the_statistics_name_the_frequent_words(db: Settings, widgets: dict[str, list[int]]) -> None:
-    frequent = lore.search._frequent_lexemes(db)
+    frequent = lore.search._frequent_lexemes(db).split(" ")
     assert "widget" in frequent and "set" in frequent  # stems: 'settings' -> 'set'
     assert "zeppelin" not in frequent
 
