@@ -26,6 +26,17 @@ STREAM_PIECE = 10_000  # markdown_text of one stream call (Slack's limit is 12,0
 APOLOGY = "Sorry — I couldn't answer that just now (reference `{ref}`). Please try again in a moment."
 
 
+def answer_failed(*, channel_id: str, thread_ts: str, stage: str | None = None) -> str:
+    """Count and log (with the traceback: call it from an `except` block) an answer that failed; returns the
+    reference the apology shows."""
+    ref = uuid.uuid4().hex[:8]
+    extra = {"stage": stage} if stage is not None else {}
+    log.exception(kv("answer_failed", ref=ref, channel=channel_id, thread_ts=thread_ts, **extra))
+    record_error("answer")
+    record_answer("failed")
+    return ref
+
+
 def post_apology(client: WebClient, *, channel_id: str, thread_ts: str, ref: str) -> None:
     """The apology as a new message in the thread, for an answer that never started (best effort: a failure to
     post is counted and logged with the same reference)."""
@@ -178,10 +189,7 @@ def answer_in_thread(
         )
         message_ts = poster.finish(answer)
     except Exception:
-        ref = uuid.uuid4().hex[:8]
-        log.exception(kv("answer_failed", ref=ref, channel=channel_id, thread_ts=thread_ts))
-        record_error("answer")
-        record_answer("failed")
+        ref = answer_failed(channel_id=channel_id, thread_ts=thread_ts)
         try:
             poster.fail(APOLOGY.format(ref=ref))
         except Exception:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.answering import answer_in_thread, post_apology
-from bot.metrics import record_answer, record_error
+from bot.answering import answer_failed, answer_in_thread, post_apology
 from bot.render import comparison_blocks
 from bot.state import BotState
 from lore.logs import kv
@@ -54,10 +52,7 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
     except Exception:
         # Reading the thread or the asker's channels failed in a way their own handling does not cover (the
         # network, a malformed reply): no answer without them, and never silence either.
-        ref = uuid.uuid4().hex[:8]
-        log.exception(kv("answer_failed", ref=ref, channel=job.channel_id, thread_ts=job.thread_ts, stage="context"))
-        record_error("answer")
-        record_answer("failed")
+        ref = answer_failed(channel_id=job.channel_id, thread_ts=job.thread_ts, stage="context")
         post_apology(client, channel_id=job.channel_id, thread_ts=job.thread_ts, ref=ref)
         return
     answer = answer_in_thread(
