@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from ingest.document import Block, Parsed
 
-# Bump when chunking changes, so re-ingest re-chunks documents whose bytes did not change.
-CHUNKER_VERSION = "1"
+# Bump when parsing or chunking changes, so re-ingest re-chunks documents whose bytes did not change
+# (2: generated index and search pages of documentation sites are skipped, and removed if indexed before).
+CHUNKER_VERSION = "2"
 HEADING_SEPARATOR = " > "
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`*\[-])")
 # A very long token (a URL, base64) costs the embedder several tokens: count it as several words.

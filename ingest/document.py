@@ -14,6 +14,11 @@ class SourceError(Exception):
     """A source cannot be ingested; the message says why, and the pipeline names the source."""
 
 
+class NotContent(SourceError):
+    """The source is navigation, not content (a generated index or search page of a documentation site): it is
+    skipped, not reported as an error, and a copy indexed earlier is removed."""
+
+
 @dataclass(frozen=True)
 class Block:
     """A structural piece of a parsed document: a heading (with its level), prose, or a code block."""

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import PurePosixPath
 
-from ingest.document import Block, Parsed, RawDocument, SourceError
+from ingest.document import Block, NotContent, Parsed, RawDocument, SourceError
 
 # A "line" longer than this is not prose: minified or generated content that would make useless chunks.
 MAX_LINE_CHARS = 1_000_000
@@ -146,6 +146,15 @@ _DROP_XPATH = (
     " or contains(concat(' ', @class, ' '), ' md-sidebar ') or contains(concat(' ', @class, ' '), ' md-header ')"
     " or contains(concat(' ', @class, ' '), ' md-footer ') or contains(concat(' ', @class, ' '), ' footer ')]"
 )
+# Pages a documentation generator writes that only point at other pages: Sphinx's general and module indexes
+# (genindex*.html, py-modindex.html: tables of links) and search pages (Sphinx, MkDocs). Their text is a list of
+# names that full-text search matches for almost any question, while the pages they point at hold the content.
+_GENERATED_PAGE_XPATH = (
+    "//table[contains(concat(' ', @class, ' '), ' indextable ')]"
+    " | //*[contains(concat(' ', @class, ' '), ' genindex-jumpbox ')"
+    " or contains(concat(' ', @class, ' '), ' modindex-jumpbox ')]"
+    " | //*[@id='search-results' or @id='mkdocs-search-results']"
+)
 _MAIN_XPATHS = (
     "//main",
     "//*[@role='main']",
@@ -208,6 +217,8 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
         raise SourceError(f"cannot parse HTML: {exc}") from None
     if _max_depth(doc) >= MAX_HTML_DEPTH:
         raise SourceError(f"HTML nested more than {MAX_HTML_DEPTH} levels deep: refusing (the parser would drop text)")
+    if doc.xpath(_GENERATED_PAGE_XPATH):
+        raise NotContent("a generated index or search page (links to other pages): skipped")
     page_title = _clean(doc.findtext(".//title") or "")
     for element in doc.xpath(_DROP_XPATH) + [e for tag in _DROP_TAGS for e in doc.iter(tag)]:
         if element.getparent() is not None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ingest import store
 from ingest.chunking import CHUNKER_VERSION, ChunkText, chunk_document
-from ingest.document import Loaded, LoadError, RawDocument, SourceError
+from ingest.document import Loaded, LoadError, NotContent, RawDocument, SourceError
 from ingest.loaders import files, slack, web
 from lore.config import Settings
 from lore.embeddings import check_dimensions, get_embedder
@@ -66,6 +66,15 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True)
+class _NotContent:
+    """A parsed source that turned out to be navigation (NotContent): skipped, and its old copy removed."""
+
+    uri: str
+    source: str
+    reason: str
 
 
 @dataclass
@@ -218,13 +227,17 @@ class Pipeline:
             else:
                 self._put("parsed", self._parsers.submit(self._prepare, raw, acl, content_hash))
 
-    def _prepare(self, raw: RawDocument, acl: list[str], content_hash: str) -> store.PreparedDocument | LoadError:
+    def _prepare(
+        self, raw: RawDocument, acl: list[str], content_hash: str
+    ) -> store.PreparedDocument | LoadError | _NotContent:
         try:
             parsed = raw.parse(raw)
             chunks = [
                 ChunkText(c.ord, _clean(c.heading), _clean(c.text))
                 for c in chunk_document(parsed, chunk_words=self.settings.chunk_words)
             ]
+        except NotContent as exc:
+            return _NotContent(raw.uri, raw.source, str(exc))
         except SourceError as exc:
             return LoadError(raw.source, str(exc), raw.uri)
         except (RecursionError, MemoryError) as exc:
@@ -294,6 +307,7 @@ class Pipeline:
         writes: deque[tuple[Future[store.WriteResult], int]] = deque()
         pending: list[store.PreparedDocument] = []
         pending_chunks = 0
+        not_content: list[str] = []  # uris of pages that are navigation, not content (NotContent)
         group_chunks = self.settings.embed_batch * 4
 
         def flush() -> None:
@@ -311,6 +325,10 @@ class Pipeline:
             while writes:
                 done_write, count = writes.popleft()
                 self._account(done_write.result(), count)
+            if not_content:  # skipped, and gone from the knowledge base if an earlier run indexed them
+                self.report.skipped += len(not_content)
+                self.report.documents_deleted += store.delete_uris(self.settings, not_content)
+                not_content.clear()
 
         producer.start()
         try:
@@ -318,6 +336,11 @@ class Pipeline:
                 kind, payload = self._queue.get()
                 if kind == "parsed":
                     prepared = payload.result()
+                    if isinstance(prepared, _NotContent):
+                        not_content.append(prepared.uri)
+                        log.info(kv("ingest.not_content", source=prepared.source, reason=prepared.reason))
+                        self._advance(1, prepared.source)
+                        continue
                     if isinstance(prepared, LoadError):
                         self.report.errors.append(prepared)
                         self._advance(1, prepared.source)

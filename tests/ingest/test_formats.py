@@ -61,6 +61,39 @@ json.dumps({"a": 1})
     ]
 
 
+# Trimmed from what Sphinx writes for genindex-A.html, py-modindex.html and search.html.
+SPHINX_GENINDEX = b"""<html><head><title>Index</title></head><body><div class="body" role="main">
+<h1 id="index-A">Index &#8211; A</h1>
+<table style="width: 100%" class="indextable genindextable"><tr><td><ul>
+<li><a href="library/functions.html#abs">abs() (built-in function)</a></li>
+<li><a href="library/re.html#re.A">A (in module re)</a></li></ul></td></tr></table></div></body></html>"""
+SPHINX_MODINDEX = b"""<html><head><title>Python Module Index</title></head><body><div class="body" role="main">
+<h1>Python Module Index</h1><div class="modindex-jumpbox"><a href="#cap-a"><strong>a</strong></a></div>
+<table class="indextable modindextable"><tr><td><a href="library/abc.html"><code>abc</code></a></td>
+<td><em>Abstract base classes according to PEP 3119.</em></td></tr></table></div></body></html>"""
+SPHINX_SEARCH = b"""<html><head><title>Search</title></head><body><div class="body" role="main">
+<h1 id="search-documentation">Search</h1><p>Searching for multiple words only shows matches that contain
+all words.</p><form action="" method="get"><input type="text" name="q"/></form>
+<div id="search-results"></div></div></body></html>"""
+
+
+def test_generated_index_and_search_pages_are_not_content() -> None:
+    """A documentation site's generated index and search pages only point at other pages: skipped, with a reason
+    (NotContent, which the pipeline counts as skipped rather than failed)."""
+    import pytest
+
+    from ingest.document import NotContent
+
+    for name, page in [("genindex-A.html", SPHINX_GENINDEX), ("py-modindex.html", SPHINX_MODINDEX),
+                       ("search.html", SPHINX_SEARCH)]:  # fmt: skip
+        with pytest.raises(NotContent, match="generated index or search page"):
+            _parse(name, page)
+    # A content page with an ordinary table is still content.
+    table = b"""<html><body><div class="body" role="main"><h1>Ports</h1>
+    <table class="docutils"><tr><td>WireGuard</td><td>UDP 51820</td></tr></table></div></body></html>"""
+    assert "WireGuard | UDP 51820" in chunk_document(_parse("ports.html", table), chunk_words=160)[0].text
+
+
 def test_long_code_block_splits_only_between_lines() -> None:
     lines = [f"result_{i} = compute(alpha_{i}, beta_{i}, gamma_{i})  # step {i}" for i in range(200)]
     text = "# Script\n\n```python\n" + "\n".join(lines) + "\n```\n"

@@ -90,6 +90,34 @@ def test_changed_file_replaces_its_chunks_and_vanished_file_is_deleted(db: Setti
     assert _rows(db, "SELECT count(*) FROM documents WHERE uri LIKE '%%c.md'")[0][0] == 0
 
 
+def test_generated_index_pages_are_skipped_and_an_earlier_copy_is_removed(db: Settings, tmp_path: Path) -> None:
+    """A Sphinx site's index page is skipped (not an error, exit status unaffected); one indexed by an earlier
+    version of Lore (written here directly, as that version did) is removed from the knowledge base."""
+    from tests.ingest.test_formats import SPHINX_GENINDEX
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "genindex-A.html").write_bytes(SPHINX_GENINDEX)
+    (site / "vpn.html").write_text(
+        '<html><body><div class="body" role="main"><h1>VPN</h1><p>The gateway listens on UDP 51820.</p></div>'
+        "</body></html>"
+    )
+    index_uri = (site / "genindex-A.html").resolve().as_uri()
+    old = _prepared(0, 1, text="abs() (built-in function) A (in module re)")
+    old.uri, old.source_root = index_uri, str(site.resolve())
+    store.write_documents(db, [old])
+
+    report = ingest_sources(db, [str(site)])
+    assert report.ok and report.errors == []
+    assert (report.documents_added, report.documents_deleted, report.skipped) == (1, 1, 1)
+    uris = [u for (u,) in _rows(db, "SELECT uri FROM documents")]
+    assert uris == [(site / "vpn.html").resolve().as_uri()]
+    assert _rows(db, "SELECT count(*) FROM chunks WHERE text LIKE '%%built-in function%%'")[0][0] == 0
+
+    again = ingest_sources(db, [str(site)])
+    assert (again.documents_unchanged, again.documents_deleted, again.skipped, again.errors) == (1, 0, 1, [])
+
+
 def test_identical_text_is_embedded_once(db: Settings, tmp_path: Path) -> None:
     body = "# Shared\n\nThe same paragraph in two places: the VPN gateway listens on UDP 51820.\n"
     (tmp_path / "one.md").write_text(body)
