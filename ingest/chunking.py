@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from ingest.document import Block, Parsed
 
 # Bump when parsing or chunking changes, so re-ingest re-chunks documents whose bytes did not change
-# (2: generated index and search pages of documentation sites are skipped, and removed if indexed before).
-CHUNKER_VERSION = "2"
+# (2: generated index and search pages of documentation sites are skipped, and removed if indexed before;
+# 3: Sphinx tables of contents are navigation, dropped, and a page with nothing else is skipped).
+CHUNKER_VERSION = "3"
 HEADING_SEPARATOR = " > "
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`*\[-])")
 # A very long token (a URL, base64) costs the embedder several tokens: count it as several words.

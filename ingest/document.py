@@ -15,8 +15,8 @@ class SourceError(Exception):
 
 
 class NotContent(SourceError):
-    """The source is navigation, not content (a generated index or search page of a documentation site): it is
-    skipped, not reported as an error, and a copy indexed earlier is removed."""
+    """The source is navigation, not content (a documentation site's generated index, search page or table of
+    contents): it is skipped, not reported as an error, and a copy indexed earlier is removed."""
 
 
 @dataclass(frozen=True)

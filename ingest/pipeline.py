@@ -326,6 +326,9 @@ class Pipeline:
                 done_write, count = writes.popleft()
                 self._account(done_write.result(), count)
             if not_content:  # skipped, and gone from the knowledge base if an earlier run indexed them
+                log.info(
+                    kv("ingest.skipped", files=len(not_content), reason="generated index, search or contents pages")
+                )
                 self.report.skipped += len(not_content)
                 self.report.documents_deleted += store.delete_uris(self.settings, not_content)
                 not_content.clear()
@@ -338,7 +341,7 @@ class Pipeline:
                     prepared = payload.result()
                     if isinstance(prepared, _NotContent):
                         not_content.append(prepared.uri)
-                        log.info(kv("ingest.not_content", source=prepared.source, reason=prepared.reason))
+                        log.debug(kv("ingest.not_content", source=prepared.source, reason=prepared.reason))
                         self._advance(1, prepared.source)
                         continue
                     if isinstance(prepared, LoadError):

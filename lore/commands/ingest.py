@@ -73,7 +73,7 @@ def ingest(
     else:
         click.echo(
             f"{_summary(report.as_json())} ({report.chunks_embedded} embedded), "
-            f"{report.skipped} files skipped (unsupported type, build assets, generated index pages)"
+            f"{report.skipped} files skipped (unsupported type, build assets, generated index and contents pages)"
         )
         for error in report.errors:
             click.echo(f"  {error.source}: {error.error}", err=True)

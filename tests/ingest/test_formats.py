@@ -94,6 +94,32 @@ def test_generated_index_and_search_pages_are_not_content() -> None:
     assert "WireGuard | UDP 51820" in chunk_document(_parse("ports.html", table), chunk_words=160)[0].text
 
 
+def test_a_sphinx_table_of_contents_is_navigation() -> None:
+    """A toctree lists other pages by title: dropped like a sidebar. A page that is nothing else (Sphinx's
+    contents.html) is skipped as NotContent; a section's landing page keeps its own prose."""
+    import pytest
+
+    from ingest.document import NotContent
+
+    toctree = b"""<div class="toctree-wrapper compound"><ul>
+    <li class="toctree-l1"><a class="reference internal" href="pathlib.html">pathlib \xe2\x80\x94 Object-oriented
+    filesystem paths</a></li><li class="toctree-l1"><a href="shutil.html">shutil \xe2\x80\x94 High-level file
+    operations</a></li></ul></div>"""
+    contents = b'<html><body><div class="body" role="main"><h1>Contents</h1>' + toctree + b"</div></body></html>"
+    with pytest.raises(NotContent, match="table of contents"):
+        _parse("contents.html", contents)
+    landing = (
+        b'<html><body><div class="body" role="main"><h1>File and Directory Access</h1>'
+        b"<p>The modules described in this chapter deal with disk files and directories.</p>"
+        + toctree
+        + b"</div></body></html>"
+    )
+    chunks = chunk_document(_parse("filesys.html", landing), chunk_words=160)
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("File and Directory Access", "The modules described in this chapter deal with disk files and directories.")
+    ]
+
+
 def test_long_code_block_splits_only_between_lines() -> None:
     lines = [f"result_{i} = compute(alpha_{i}, beta_{i}, gamma_{i})  # step {i}" for i in range(200)]
     text = "# Script\n\n```python\n" + "\n".join(lines) + "\n```\n"
