@@ -70,6 +70,9 @@ FREQUENT_MIN_CHUNKS = 500
 FREQUENT_TTL_S = 300.0
 # pgvector's default; raised when more candidates are asked for.
 MIN_EF_SEARCH = 40
+# The most candidates a scan is asked for when near-duplicates keep a search short of k (pgvector's hnsw.ef_search
+# goes up to 1,000).
+MAX_CANDIDATES = 1000
 
 # Session settings of every search connection (these connections serve nothing else):
 # - relaxed_order: pgvector 0.8's iterative index scan, so a selective ACL filter does not starve the scan;
@@ -281,8 +284,10 @@ def _frequent_lexemes(settings: Settings) -> str:
 
 
 def candidate_count(k: int, mode: str) -> int:
-    """How many candidates each scan returns: a margin for de-duplication, more for fusion to work with."""
-    return max(2 * k, k + 10) if mode == "vector" else max(3 * k, 30)
+    """How many candidates each scan returns: in vector mode a margin for de-duplication and for the feedback
+    memory to promote from (half of k, at least 5; `search_scored` asks again for twice as many in the rare search
+    whose collapse leaves fewer than k), in the other modes more, for the fusion to work with."""
+    return k + max(5, k // 2) if mode == "vector" else max(3 * k, 30)
 
 
 def visible_acl(asker: Asker | None) -> list[str]:
@@ -317,21 +322,35 @@ def search_scored(
     if mode != "vector":
         params["frequent"] = _frequent_lexemes(settings)
     sql = build_query(mode=mode)
+    while True:
+        # The HNSW candidate list: at least the rows asked for, and twice k, which keeps a deep search's recall
+        # where it was when vector mode asked for 2k rows.
+        rows = _candidates(settings, sql, params, mode, ef_search=max(MIN_EF_SEARCH, params["n"], 2 * k))
+        found = len(rows)
+        if use_feedback and rows:
+            index = _feedback_index(settings)
+            if index.size:
+                documents, adjustments = index.adjustments(settings, qvec, {int(row[1]) for row in rows})
+                if documents:
+                    rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
+        hits = _collapse(rows, k, lambda ids: _embeddings(settings, ids))
+        # The collapse left fewer than k although the scans may hold more: ask again for twice as many.
+        if len(hits) >= k or found < params["n"] or params["n"] >= MAX_CANDIDATES:
+            return hits
+        params["n"] = min(2 * params["n"], MAX_CANDIDATES)
+
+
+def _candidates(
+    settings: Settings, sql: str, params: dict[str, Any], mode: str, *, ef_search: int
+) -> list[tuple[Any, ...]]:
+    """The search statement's rows, scored (vector mode: ranked here, `_vector_rows`)."""
     try:
-        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
+        rows = _run(settings, sql, params, ef_search=ef_search)
     except psycopg.OperationalError:
         # The server closed this connection (restart, idle timeout): one retry on a fresh one.
         _discard(settings)
-        rows = _run(settings, sql, params, ef_search=max(MIN_EF_SEARCH, n))
-    if mode == "vector":
-        rows = _vector_rows(rows)
-    if use_feedback and rows:
-        index = _feedback_index(settings)
-        if index.size:
-            documents, adjustments = index.adjustments(settings, qvec, {int(row[1]) for row in rows})
-            if documents:
-                rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
-    return _collapse(rows, k, lambda ids: _embeddings(settings, ids))
+        rows = _run(settings, sql, params, ef_search=ef_search)
+    return _vector_rows(rows) if mode == "vector" else rows
 
 
 def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:

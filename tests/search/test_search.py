@@ -108,6 +108,32 @@ def test_near_duplicate_passages_are_collapsed_to_the_best_one(db: Settings, mod
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_a_search_whose_candidates_collapse_below_k_asks_for_more(db: Settings, mode: str) -> None:
+    """More copies of one passage than the candidate margin (the same page exported many times): they collapse to
+    one, and the search asks again for more candidates instead of answering with fewer than k."""
+    from lore.search import candidate_count
+    from tests.feedback.helpers import add_doc
+
+    copies = candidate_count(3, mode) + 2
+    for n in range(copies):
+        add_doc(db, uri=f"kb://export-{n}", title="Export", texts=["Reset your password from the account settings."])
+    others = [
+        add_doc(db, uri=f"kb://other-{n}", title="Other", texts=[text])[0]
+        for n, text in enumerate(
+            [
+                "Passwords expire every 90 days; the account page shows when.",
+                "Two-factor authentication is required for every account.",
+                "Locked accounts are unlocked by the help desk after a call.",
+            ]
+        )
+    ]
+    hits = search_scored(db, "Reset your password from the account settings.", k=3, mode=mode)
+    assert len(hits) == 3
+    assert sum(h.hit.text == "Reset your password from the account settings." for h in hits) == 1
+    assert len({h.hit.chunk_id for h in hits} & set(others)) == 2
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
 def test_passages_close_in_sign_bits_but_not_near_duplicates_are_both_kept(
     db: Settings, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
