@@ -24,7 +24,7 @@ import psycopg
 
 from lore.config import Settings
 from lore.db import database_url, register_vectors
-from lore.search import embed_query, search_scored
+from lore.search import candidate_count, embed_query, search_scored
 
 K = 10
 
@@ -76,7 +76,8 @@ def main() -> None:
     for question, q, expected in zip(questions, queries, truth, strict=True):
         hits = search_scored(settings, question, k=K, mode="vector", query_embedding=q, use_feedback=False)
         found.append(len(expected & {h.hit.chunk_id for h in hits}) / K)
-    print(f"| Lore vector mode (20 candidates, near-duplicates collapsed) | 40 | {np.mean(found):.3f} |")
+    candidates = candidate_count(K, "vector")
+    print(f"| Lore vector mode ({candidates} candidates, near-duplicates collapsed) | 40 | {np.mean(found):.3f} |")
     _vector_ratios(settings, questions, queries, rounds=5)
 
 
