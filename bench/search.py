@@ -12,7 +12,7 @@ Measured in the same run, on the same table:
 - the selective ACL filter: Lore's vector mode (iterative index scan) vs the bare query with the same filter
   and no iterative scan.
 
-    .venv/bin/python bench/search.py [--rows 100000] [--queries 200] [--rounds 5] [--home DIR]
+    .venv/bin/python bench/search.py [--rows 100000] [--queries 200] [--rounds 20] [--home DIR]
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--home", type=Path, help="keep the database here and reuse it on the next run")
     parser.add_argument("--answers", type=int, default=5000, help="past voted answers (the feedback memory)")
-    parser.add_argument("--rounds", type=int, default=5, help="paired anchor / vector-mode rounds for the ratio")
+    parser.add_argument("--rounds", type=int, default=20, help="paired anchor / vector-mode rounds for the ratio")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     home = args.home or Path(tempfile.mkdtemp(prefix="lore-bench-search-"))
