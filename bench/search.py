@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from turns import take_turns
 
 from lore.config import Settings
 from lore.db import database_url, dispose_engines, register_vectors, stop_embedded
@@ -301,31 +302,19 @@ def run(
         print(f"Median ratio over {rounds} rounds: Lore vector {statistics.median(x for x, _ in pairs):.2f}x, "
               f"without feedback {statistics.median(y for _, y in pairs):.2f}x (goal <= 1.5)")  # fmt: skip
 
-        # Interleaved rounds: the anchor, Lore with feedback and Lore without take turns query by query, so that a
-        # drift of the machine hits all three alike (the block rounds above compare loops a few hundred ms
-        # apart, and the anchor alone moves 0.7-1.0 ms between runs). Each sees every query once per round, and
-        # never a query another one has just run: the same query right after another is cheaper (its part of
-        # the HNSW graph is still in the CPU cache), which would favour whichever runs second.
+        # Interleaved rounds: the anchor, Lore with feedback and Lore without take turns query by query (turns.py),
+        # so that a drift of the machine hits all three alike (the block rounds above compare loops a few hundred ms
+        # apart, and the anchor alone moves 0.7-1.0 ms between runs).
         print(f"\nInterleaved rounds (anchor, Lore vector, Lore vector without feedback, in turn; {n} each):")
         interleaved = []
-        contenders: list[tuple[str, Callable[[int], list[int]]]] = [
+        contenders: list[tuple[str, Callable[[int], object]]] = [
             ("anchor", anchor),
             ("feedback", lambda i: lore(i, mode="vector")),
             ("plain", lambda i: lore(i, mode="vector", feedback=False)),
         ]
         for r in range(rounds):
-            per_query: dict[str, list[float]] = {name: [] for name, _ in contenders}
-            for i in range(n):
-                # The order turns query by query: whoever runs right after the bare query runs with colder
-                # caches (about 0.1x on 13,373 real chunks), so no contender may always take that place.
-                for turn in range(len(contenders)):
-                    j = (turn + i) % len(contenders)
-                    name, fn = contenders[j]
-                    query = (i + j * n // len(contenders)) % n
-                    start = time.perf_counter()
-                    fn(query)
-                    per_query[name].append((time.perf_counter() - start) * 1000)
-            a, with_fb, without = (p(per_query[name], 50) for name, _ in contenders)
+            took = take_turns(contenders, n)
+            a, with_fb, without = (p(took[name], 50) * 1000 for name, _ in contenders)
             interleaved.append((with_fb / a, without / a))
             print(f"  round {r + 1}: anchor {a:.2f} ms; Lore vector {with_fb:.2f} ms ({with_fb / a:.2f}x), "
                   f"without feedback {without:.2f} ms ({without / a:.2f}x)")  # fmt: skip

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from turns import take_turns
 
 from lore.config import Settings
 from lore.db import database_url, register_vectors
@@ -83,8 +84,7 @@ def main() -> None:
 
 def _vector_ratios(settings: Settings, questions: list[str], queries: np.ndarray, *, rounds: int) -> None:
     """Lore's vector mode (k=10, with and without the feedback memory) against the bare HNSW query, interleaved as
-    in bench/search.py: each takes its turn query by query (in a turning order), never on a query another one has just
-    run."""
+    in bench/search.py (turns.py)."""
     with psycopg.connect(database_url(settings), autocommit=True) as conn:
         register_vectors(conn)
         voted = conn.execute("SELECT count(*) FROM feedback_answers").fetchone()[0]
@@ -99,14 +99,7 @@ def _vector_ratios(settings: Settings, questions: list[str], queries: np.ndarray
         n = len(questions)
         ratios = []
         for _ in range(rounds + 1):  # the first round warms up
-            took: dict[str, list[float]] = {name: [] for name, _ in contenders}
-            for i in range(n):
-                for turn in range(len(contenders)):  # the order turns query by query (see bench/search.py)
-                    j = (turn + i) % len(contenders)
-                    name, fn = contenders[j]
-                    started = time.perf_counter()
-                    fn((i + j * n // len(contenders)) % n)
-                    took[name].append(time.perf_counter() - started)
+            took = take_turns(contenders, n)
             anchor, with_fb, without = (statistics.median(took[name]) for name, _ in contenders)
             ratios.append((anchor * 1000, with_fb / anchor, without / anchor))
     print(f"\nVector mode against the bare query, {voted} past questions in the feedback memory, {rounds} rounds:")
