@@ -1,4 +1,5 @@
-"""Test helpers for ingest: PDFs with real text generated with pypdf, and a few SQL look-ups."""
+"""Test helpers for ingest: PDFs with real text generated with pypdf, Sphinx's generated pages, and a few SQL
+look-ups."""
 
 from __future__ import annotations
 
@@ -10,6 +11,21 @@ from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 from lore.config import Settings
 from lore.db import raw_connection
+
+# Trimmed from what Sphinx writes for genindex-A.html, py-modindex.html and search.html.
+SPHINX_GENINDEX = b"""<html><head><title>Index</title></head><body><div class="body" role="main">
+<h1 id="index-A">Index &#8211; A</h1>
+<table style="width: 100%" class="indextable genindextable"><tr><td><ul>
+<li><a href="library/functions.html#abs">abs() (built-in function)</a></li>
+<li><a href="library/re.html#re.A">A (in module re)</a></li></ul></td></tr></table></div></body></html>"""
+SPHINX_MODINDEX = b"""<html><head><title>Python Module Index</title></head><body><div class="body" role="main">
+<h1>Python Module Index</h1><div class="modindex-jumpbox"><a href="#cap-a"><strong>a</strong></a></div>
+<table class="indextable modindextable"><tr><td><a href="library/abc.html"><code>abc</code></a></td>
+<td><em>Abstract base classes according to PEP 3119.</em></td></tr></table></div></body></html>"""
+SPHINX_SEARCH = b"""<html><head><title>Search</title></head><body><div class="body" role="main">
+<h1 id="search-documentation">Search</h1><p>Searching for multiple words only shows matches that contain
+all words.</p><form action="" method="get"><input type="text" name="q"/></form>
+<div id="search-results"></div></div></body></html>"""
 
 
 def make_pdf(lines: list[str], *, password: str | None = None) -> bytes:

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docx
+import pytest
 
 from ingest.chunking import chunk_document
-from ingest.document import Parsed, RawDocument
+from ingest.document import NotContent, Parsed, RawDocument
 from ingest.loaders.files import PARSERS, load_path
-from tests.ingest.helpers import make_pdf
+from tests.ingest.helpers import SPHINX_GENINDEX, SPHINX_MODINDEX, SPHINX_SEARCH, make_pdf
 
 
 def _parse(name: str, data: bytes) -> Parsed:
@@ -61,29 +62,9 @@ json.dumps({"a": 1})
     ]
 
 
-# Trimmed from what Sphinx writes for genindex-A.html, py-modindex.html and search.html.
-SPHINX_GENINDEX = b"""<html><head><title>Index</title></head><body><div class="body" role="main">
-<h1 id="index-A">Index &#8211; A</h1>
-<table style="width: 100%" class="indextable genindextable"><tr><td><ul>
-<li><a href="library/functions.html#abs">abs() (built-in function)</a></li>
-<li><a href="library/re.html#re.A">A (in module re)</a></li></ul></td></tr></table></div></body></html>"""
-SPHINX_MODINDEX = b"""<html><head><title>Python Module Index</title></head><body><div class="body" role="main">
-<h1>Python Module Index</h1><div class="modindex-jumpbox"><a href="#cap-a"><strong>a</strong></a></div>
-<table class="indextable modindextable"><tr><td><a href="library/abc.html"><code>abc</code></a></td>
-<td><em>Abstract base classes according to PEP 3119.</em></td></tr></table></div></body></html>"""
-SPHINX_SEARCH = b"""<html><head><title>Search</title></head><body><div class="body" role="main">
-<h1 id="search-documentation">Search</h1><p>Searching for multiple words only shows matches that contain
-all words.</p><form action="" method="get"><input type="text" name="q"/></form>
-<div id="search-results"></div></div></body></html>"""
-
-
 def test_generated_index_and_search_pages_are_not_content() -> None:
     """A documentation site's generated index and search pages only point at other pages: skipped, with a reason
     (NotContent, which the pipeline counts as skipped rather than failed)."""
-    import pytest
-
-    from ingest.document import NotContent
-
     for name, page in [("genindex-A.html", SPHINX_GENINDEX), ("py-modindex.html", SPHINX_MODINDEX),
                        ("search.html", SPHINX_SEARCH)]:  # fmt: skip
         with pytest.raises(NotContent, match="generated index or search page"):
@@ -97,10 +78,6 @@ def test_generated_index_and_search_pages_are_not_content() -> None:
 def test_a_sphinx_table_of_contents_is_navigation() -> None:
     """A toctree lists other pages by title: dropped like a sidebar. A page that is nothing else (Sphinx's
     contents.html) is skipped as NotContent; a section's landing page keeps its own prose."""
-    import pytest
-
-    from ingest.document import NotContent
-
     toctree = b"""<div class="toctree-wrapper compound"><ul>
     <li class="toctree-l1"><a class="reference internal" href="pathlib.html">pathlib \xe2\x80\x94 Object-oriented
     filesystem paths</a></li><li class="toctree-l1"><a href="shutil.html">shutil \xe2\x80\x94 High-level file

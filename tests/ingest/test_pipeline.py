@@ -15,6 +15,7 @@ from ingest.pipeline import ingest_sources
 from lore.config import Settings
 from lore.db import raw_connection
 from tests.conftest import REPO
+from tests.ingest.helpers import SPHINX_GENINDEX
 
 EXAMPLES = REPO / "examples"
 
@@ -93,8 +94,6 @@ def test_changed_file_replaces_its_chunks_and_vanished_file_is_deleted(db: Setti
 def test_generated_index_pages_are_skipped_and_an_earlier_copy_is_removed(db: Settings, tmp_path: Path) -> None:
     """A Sphinx site's index page is skipped (not an error, exit status unaffected); one indexed by an earlier
     version of Lore (written here directly, as that version did) is removed from the knowledge base."""
-    from tests.ingest.test_formats import SPHINX_GENINDEX
-
     site = tmp_path / "site"
     site.mkdir()
     (site / "genindex-A.html").write_bytes(SPHINX_GENINDEX)
