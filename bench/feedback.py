@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness.local_server import free_port  # noqa: E402
+
 SECRET = "bench-signing-secret-0123456789abcdef"
 CHANNEL = "C0BENCH"
 UP, DOWN = "+1", "-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -108,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="lore-bench-feedback-"))
-    port = _free_port()
+    port = free_port()
     for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
         del os.environ[name]
     os.environ.update(
@@ -127,12 +123,12 @@ def main() -> None:
     import redis
 
     from bench import loadgen
+    from harness.slack_api import FakeSlack
+    from harness.slack_signing import event_envelope
     from lore.cli import upgrade_database
     from lore.config import get_settings
     from lore.db import raw_connection, stop_embedded
     from lore.feedback import record_reaction
-    from tests.fakes.slack_api import FakeSlack
-    from tests.slack_signing import event_envelope
 
     redis.Redis.from_url(args.redis_url).flushdb()
     settings = get_settings()

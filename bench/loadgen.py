@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tests.slack_signing import signature
+from harness.slack_signing import signature
 
 TIMEOUT_S = 3.0  # Slack gives up on a request after 3 s
 

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,20 +35,15 @@ os.environ.update({"LORE_HOME": str(HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_
 import httpx  # noqa: E402
 
 from bench import loadgen  # noqa: E402
+from harness.kb import add_document  # noqa: E402
+from harness.local_server import free_port  # noqa: E402
+from harness.openai_server import FakeOpenAI  # noqa: E402
+from harness.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
+from harness.slack_signing import app_mention, event_envelope  # noqa: E402
 from lore.config import get_settings  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
-from tests.kb import add_document  # noqa: E402
-from tests.slack_signing import app_mention, event_envelope  # noqa: E402
 
 SECRET = "bench-signing-secret"
 SLACK_TIMEOUT_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -33,11 +33,11 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
-from tests.fakes.web_site import Response, WebSite  # noqa: E402
-from tests.reliability import procs  # noqa: E402
-from tests.reliability.conftest import BOT_TOKEN, SIGNING_SECRET, find_secrets  # noqa: E402
-from tests.slack_signing import SlackSender, app_mention  # noqa: E402
+from harness import procs  # noqa: E402
+from harness.canaries import BOT_TOKEN, SIGNING_SECRET, find_secrets  # noqa: E402
+from harness.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
+from harness.slack_signing import SlackSender, app_mention  # noqa: E402
+from harness.web_site import Response, WebSite  # noqa: E402
 
 TOPICS = ["deploy", "on-call", "code review", "incident", "onboarding", "VPN", "backups", "release", "laptop"]
 ANSWER_METHODS = ("chat.postMessage", "chat.startStream")

@@ -148,4 +148,4 @@ def celery_worker(celery_worker_session: object, db: Settings) -> object:
 
 
 # Fixtures of the local fakes, available to every test.
-from tests.fakes.slack_api import fake_slack  # noqa: E402, F401
+from tests.fakes.fixtures import fake_slack  # noqa: E402, F401

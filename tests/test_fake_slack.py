@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_api import BOT_USER_ID, FakeSlack
 
 
 def test_records_calls_and_pages_history(fake_slack: FakeSlack) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from harness.slack_api import FakeSlack
 from lore.config import Settings
-from tests.fakes.slack_api import FakeSlack
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

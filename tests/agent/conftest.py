@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from lore.config import Settings
-from tests.fakes.openai_server import fake_openai  # noqa: F401 - a fixture for this package's tests
+from tests.fakes.fixtures import fake_openai  # noqa: F401 - a fixture for this package's tests
 from tests.search.conftest import build_kb
 
 

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from harness.openai_server import FakeOpenAI
 from lore.cli import main
 from lore.config import Settings, get_settings
 from lore.db import get_engine, raw_connection
 from lore.models import TABLES
 from tests.conftest import REPO
-from tests.fakes.openai_server import FakeOpenAI
 
 LORE = [sys.executable, "-m", "lore.cli"]
 

@@ -4,12 +4,12 @@ wording: a 135M model's answers vary."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from harness.local_server import free_port
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
@@ -17,15 +17,9 @@ from lore.local_llm import MODEL_ALIAS, LocalLLMError, base_url, start_server
 from tests.search.conftest import build_kb
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     try:
         process = start_server(port=port, timeout_s=180, log=log)

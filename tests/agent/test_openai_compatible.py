@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from harness.openai_server import FakeOpenAI, Reply
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.llm import LLMError, get_chat_model, supports_tools
-from tests.fakes.openai_server import FakeOpenAI, Reply
 
 QUESTION = "How do I roll back a failed deploy?"
 

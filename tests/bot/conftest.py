@@ -16,12 +16,13 @@ from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.server import create_http_app
+from harness.polling import wait_until
+from harness.slack_api import FakeSlack
+from harness.slack_signing import SlackSender
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.types import Answer, Asker, Citation, Turn
-from tests.fakes.openai_server import fake_openai  # noqa: F401 - a fixture for the answer-process tests
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_signing import SlackSender
+from tests.fakes.fixtures import fake_openai  # noqa: F401 - a fixture for the answer-process tests
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CITATION = Citation(number=1, uri="https://docs.example.com/deploy", title="Deploy guide")
@@ -133,10 +134,7 @@ class _Server:
 
     def __enter__(self) -> _Server:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
+        wait_until(lambda: self.server.started, timeout=10, what="uvicorn", interval=0.01)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,17 +164,6 @@ def start_bot(fake_slack: FakeSlack) -> Iterator[Callable[..., RunningBot]]:
 @pytest.fixture
 def bot(start_bot: Callable[..., RunningBot], bot_settings: Settings, answerer: ScriptedAnswerer) -> RunningBot:
     return start_bot(bot_settings, answerer)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `check` until it returns something truthy (work after the ack runs on the bot's threads)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def settle(seconds: float = 0.4) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+from harness.kb import add_document
+from harness.polling import wait_until
+from harness.slack_api import FakeSlack
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, final_message
-from tests.fakes.slack_api import FakeSlack
-from tests.kb import add_document
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, final_message
 
 
 def test_ask_is_acked_at_once_and_answered_in_the_channel(
@@ -24,7 +25,7 @@ def test_ask_is_acked_at_once_and_answered_in_the_channel(
     parent_ts = fake_slack.history["C0GENERAL"][0]["ts"]
     answer = fake_slack.wait_for("chat.postMessage", 2)[1]
     assert answer["channel"] == "C0GENERAL" and answer["thread_ts"] == parent_ts
-    eventually(lambda: final_message(fake_slack, "C0GENERAL", parent_ts)["blocks"][-1]["type"] == "actions")
+    wait_until(lambda: final_message(fake_slack, "C0GENERAL", parent_ts)["blocks"][-1]["type"] == "actions")
     assert answerer.calls[0]["question"] == "how do we deploy?"
 
 
@@ -63,7 +64,7 @@ def test_lore_add_queues_an_ingest_with_the_channels_acl(bot: RunningBot, fake_s
             row = conn.execute("SELECT sources, acl FROM ingest_jobs").fetchone()
         return (row[0], row[1]) if row else None
 
-    assert eventually(job) == (["https://handbook.example.com/oncall"], ["C0GENERAL"])
+    assert wait_until(job) == (["https://handbook.example.com/oncall"], ["C0GENERAL"])
     # Only web pages: a path on the bot's own machine is refused, and nothing is queued.
     refused = bot.sender.command("/lore", "add /etc/passwd")
     assert "one http(s) URL" in refused.text

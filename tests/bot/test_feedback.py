@@ -7,10 +7,11 @@ import itertools
 import json
 from typing import Any
 
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import API_APP_ID, TEAM_ID, app_mention, block_action, message
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, final_message, settle
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.slack_signing import API_APP_ID, TEAM_ID, app_mention, block_action, message
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, final_message, settle
 
 
 def _ask(bot: RunningBot, fake: FakeSlack, root: str) -> tuple[int, str]:
@@ -19,7 +20,7 @@ def _ask(bot: RunningBot, fake: FakeSlack, root: str) -> tuple[int, str]:
     fake.wait_for("chat.postMessage")
     posted = final_message(fake, "C0GENERAL", root)
     answer_id = int(posted["blocks"][-1]["elements"][0]["value"])
-    eventually(lambda: _rows(bot, "SELECT message_ts FROM answers WHERE id = %s", answer_id) == [(posted["ts"],)])
+    wait_until(lambda: _rows(bot, "SELECT message_ts FROM answers WHERE id = %s", answer_id) == [(posted["ts"],)])
     return answer_id, posted["ts"]
 
 
@@ -52,14 +53,14 @@ def test_vote_buttons_record_votes_and_thank_ephemerally(
     answer_id, ts = _ask(bot, fake_slack, "1600003000.000100")
     up = block_action("lore_vote_up", str(answer_id), message_ts=ts, response_url=bot.response_url)
     assert bot.sender.interaction(up).status_code == 200
-    eventually(lambda: _votes(bot) == [(answer_id, "U0ASKER", 1, "button")])
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0ASKER", 1, "button")])
     thanks = fake_slack.wait_for("respond")[0]
     assert thanks["text"] == "Thanks — noted" and thanks["response_type"] == "ephemeral"
     assert thanks["replace_original"] is False
     # The latest vote wins; 👎 also offers the optional "what was wrong?" dialog.
     down = block_action("lore_vote_down", str(answer_id), message_ts=ts, response_url=bot.response_url)
     bot.sender.interaction(down)
-    eventually(lambda: _votes(bot) == [(answer_id, "U0ASKER", -1, "button")])
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0ASKER", -1, "button")])
     offer = fake_slack.wait_for("respond", 2)[1]
     button = offer["blocks"][-1]["elements"][0]
     assert button["action_id"] == "lore_critique_open" and button["value"] == str(answer_id)
@@ -96,7 +97,7 @@ def test_critique_dialog_opens_and_its_submission_is_stored(
     }
     response = bot.sender.interaction(submission)
     assert response.status_code == 200 and "errors" not in response.text
-    eventually(
+    wait_until(
         lambda: (
             _rows(bot, "SELECT answer_id, user_id, critique, correction FROM critiques")
             == [(answer_id, "U0CRITIC", "It skipped the review step.", "Get a review, then make deploy.")]
@@ -116,19 +117,19 @@ def test_reactions_set_and_remove_votes_once_despite_retries(
     added = _reaction("reaction_added", "+1::skin-tone-3", ts=ts)
     bot.sender.event(added, event_id="EvREACT0001")
     bot.sender.event(added, event_id="EvREACT0001", retry_num=1)
-    eventually(lambda: _votes(bot) == [(answer_id, "U0VOTER", 1, "reaction")])
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0VOTER", 1, "reaction")])
     bot.sender.event(_reaction("reaction_removed", "+1", ts=ts))
-    eventually(lambda: _votes(bot) == [])
+    wait_until(lambda: _votes(bot) == [])
     # 👎 by reaction: a vote, and the dialog offered to that user only.
     bot.sender.event(_reaction("reaction_added", "thumbsdown", ts=ts))
-    eventually(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
     offer = fake_slack.wait_for("chat.postEphemeral")[0]
     assert offer["user"] == "U0VOTER" and offer["blocks"][-1]["elements"][0]["value"] == str(answer_id)
     # Toggling 👎 off and on again changes the vote, but the dialog is offered only once.
     bot.sender.event(_reaction("reaction_removed", "thumbsdown", ts=ts))
-    eventually(lambda: _votes(bot) == [])
+    wait_until(lambda: _votes(bot) == [])
     bot.sender.event(_reaction("reaction_added", "thumbsdown", ts=ts))
-    eventually(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0VOTER", -1, "reaction")])
     settle()
     assert len(fake_slack.calls_to("chat.postEphemeral")) == 1
     # Reactions on other people's messages are not feedback.
@@ -146,7 +147,7 @@ def test_regenerate_posts_a_second_answer_and_asks_which_is_better(
     bot.sender.interaction(
         block_action("lore_regenerate", str(first_id), message_ts=ts, thread_ts=root, response_url=bot.response_url)
     )
-    prompt = eventually(lambda: [c for c in fake_slack.calls_to("chat.postMessage") if c["text"] == "Which is better?"])
+    prompt = wait_until(lambda: [c for c in fake_slack.calls_to("chat.postMessage") if c["text"] == "Which is better?"])
     assert prompt[0]["thread_ts"] == root
     second_call = answerer.calls[1]
     assert second_call["parent_id"] == first_id and second_call["question"] == "how do we deploy?"
@@ -160,7 +161,7 @@ def test_regenerate_posts_a_second_answer_and_asks_which_is_better(
     ]
     choose = block_action(buttons[1]["action_id"], buttons[1]["value"], message_ts=ts, response_url=bot.response_url)
     bot.sender.interaction(choose)
-    eventually(
+    wait_until(
         lambda: (
             _rows(bot, "SELECT chosen_id, rejected_id, user_id FROM comparisons") == [(second_id, first_id, "U0ASKER")]
         )
@@ -170,7 +171,7 @@ def test_regenerate_posts_a_second_answer_and_asks_which_is_better(
 def test_repeat_reaction_regenerates(bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer) -> None:
     first_id, ts = _ask(bot, fake_slack, "1600003400.000100")
     bot.sender.event(_reaction("reaction_added", "repeat", ts=ts))
-    eventually(
+    wait_until(
         lambda: (
             len(answerer.calls) == 2
             and any(c["text"] == "Which is better?" for c in fake_slack.calls_to("chat.postMessage"))
@@ -191,4 +192,4 @@ def test_deleting_an_answer_message_forgets_it(bot: RunningBot, fake_slack: Fake
     )
     deleted.pop("user")
     bot.sender.event(deleted)
-    eventually(lambda: _rows(bot, "SELECT id FROM answers WHERE id = %s", answer_id) == [])
+    wait_until(lambda: _rows(bot, "SELECT id FROM answers WHERE id = %s", answer_id) == [])

@@ -11,10 +11,10 @@ import pytest
 
 from bot.app import create_app
 from bot.server import create_http_app
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import SlackSender, app_mention, event_envelope
 from lore.config import Settings
 from tests.bot.conftest import SECRET, RunningBot, ScriptedAnswerer, _Server, settle
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.slack_signing import SlackSender, app_mention, event_envelope
 
 
 def test_bad_or_stale_signatures_are_refused_with_401(bot: RunningBot, fake_slack: FakeSlack) -> None:
@@ -83,7 +83,7 @@ def test_ack_comes_before_slow_work(
 
 def test_signing_helper_matches_slacks_documented_example() -> None:
     # The example from Slack's "Verifying requests from Slack" page.
-    from tests.slack_signing import signature
+    from harness.slack_signing import signature
 
     body = (
         b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"

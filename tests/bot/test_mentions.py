@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from harness.polling import wait_until
+from harness.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
+from harness.slack_signing import app_mention, message
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, settle, thread_posts
-from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
-from tests.slack_signing import app_mention, message
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, settle, thread_posts
 
 
 def _answer_row(bot: RunningBot, answer_id: int) -> tuple[str | None, str | None, str | None]:
@@ -37,7 +38,7 @@ def test_mention_is_answered_once_in_its_thread_with_citations_and_buttons(
     assert {e["value"] for e in actions["elements"]} == {str(answer_id)}
     # The answers row now points at the Slack message (reactions on it find it).
     message_ts = fake_slack.replies[("C0GENERAL", "1600000100.000100")][0]["ts"]
-    eventually(lambda: _answer_row(bot, answer_id) == ("C0GENERAL", message_ts, "1600000100.000100"))
+    wait_until(lambda: _answer_row(bot, answer_id) == ("C0GENERAL", message_ts, "1600000100.000100"))
 
 
 def test_retries_and_message_plus_mention_pairs_answer_once(bot: RunningBot, fake_slack: FakeSlack) -> None:

@@ -12,11 +12,12 @@ from pydantic import SecretStr
 
 from bot.jobs_answer import AnswerJob
 from bot.pool import AnswerProcesses
+from harness.kb import add_document
+from harness.openai_server import FakeOpenAI
+from harness.polling import wait_until
+from harness.slack_api import FakeSlack
 from lore.config import Settings
-from tests.bot.conftest import eventually, settle, thread_posts
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_api import FakeSlack
-from tests.kb import add_document
+from tests.bot.conftest import settle, thread_posts
 
 START_S = 90.0  # a worker imports torch and loads the embedder before it is ready (niced, on 2 shared cores)
 
@@ -56,17 +57,17 @@ def test_workers_retire_after_their_budget_and_every_question_is_answered_once(
     make_pool: Callable[..., AnswerProcesses], fake_slack: FakeSlack
 ) -> None:
     pool = make_pool(processes=1, threads=2, max_answers=2)
-    first = eventually(lambda: pool.ready_pids(), timeout=START_S)
+    first = wait_until(lambda: pool.ready_pids(), timeout=START_S)
     jobs = [job(n) for n in range(5)]
     for j in jobs:
         pool.submit(j)
-    eventually(lambda: answered_once(fake_slack, jobs), timeout=3 * START_S)
+    wait_until(lambda: answered_once(fake_slack, jobs), timeout=3 * START_S)
     settle(1.0)
     assert answered_once(fake_slack, jobs)
     # 5 jobs at 2 per worker: the first and second workers retired, a third took the last job.
     assert pool.replaced >= 2
     assert pool.ready_pids() and pool.ready_pids() != first
-    eventually(lambda: len(pool.workers) == 1, timeout=30)  # the retired ones exited and were reaped
+    wait_until(lambda: len(pool.workers) == 1, timeout=30)  # the retired ones exited and were reaped
     # A stop signal to the process group reaches the workers too: the server handles it, they carry on.
     (worker,) = pool.ready_pids()
     replaced = pool.replaced
@@ -80,23 +81,23 @@ def test_a_killed_worker_is_replaced_and_the_other_keeps_answering(
     make_pool: Callable[..., AnswerProcesses], fake_slack: FakeSlack
 ) -> None:
     pool = make_pool(processes=2, threads=2, max_answers=0)
-    pids = eventually(lambda: len(pool.ready_pids()) == 2 and pool.ready_pids(), timeout=2 * START_S)
+    pids = wait_until(lambda: len(pool.ready_pids()) == 2 and pool.ready_pids(), timeout=2 * START_S)
     # Both idle: with one shared multiprocessing.Queue, one of them would be blocked in get() holding the
     # queue's lock, and killing it would stall the other for good. Kill each in turn.
     os.kill(pids[0], signal.SIGKILL)
     jobs = [job(n) for n in range(3)]
     for j in jobs:
         pool.submit(j)
-    eventually(lambda: answered_once(fake_slack, jobs), timeout=START_S)
+    wait_until(lambda: answered_once(fake_slack, jobs), timeout=START_S)
     survivor = pids[1]
-    eventually(lambda: len(pool.ready_pids()) == 2, timeout=2 * START_S)  # the replacement is up
+    wait_until(lambda: len(pool.ready_pids()) == 2, timeout=2 * START_S)  # the replacement is up
     assert pids[0] not in pool.ready_pids() and survivor in pool.ready_pids()
     os.kill(survivor, signal.SIGKILL)
     more = [job(n) for n in range(3, 6)]
     for j in more:
         pool.submit(j)
-    eventually(lambda: answered_once(fake_slack, more), timeout=START_S)
-    eventually(lambda: len(pool.ready_pids()) == 2, timeout=2 * START_S)
+    wait_until(lambda: answered_once(fake_slack, more), timeout=START_S)
+    wait_until(lambda: len(pool.ready_pids()) == 2, timeout=2 * START_S)
     assert pool.replaced == 2
     assert answered_once(fake_slack, jobs + more)
 
@@ -121,18 +122,18 @@ def test_an_answer_lost_with_its_worker_gets_the_apology(
                 "llm_timeout_s": 120.0}
     )  # fmt: skip
     pool = make_pool(settings, processes=1, threads=2, max_answers=0)
-    (pid,) = eventually(lambda: pool.ready_pids(), timeout=START_S)
+    (pid,) = wait_until(lambda: pool.ready_pids(), timeout=START_S)
     fake_openai.delay(120.0)
     lost = AnswerJob("how do I deploy to production?", "C0POOL", "1700000100.000100", "U0ASKER", "T0TEAM")
     pool.submit(lost)
-    eventually(lambda: fake_openai.requests, timeout=60)  # the worker is inside the answer, waiting on the model
+    wait_until(lambda: fake_openai.requests, timeout=60)  # the worker is inside the answer, waiting on the model
     os.kill(pid, signal.SIGKILL)
-    (text,) = eventually(lambda: apologies(fake_slack, lost.thread_ts), timeout=30)
+    (text,) = wait_until(lambda: apologies(fake_slack, lost.thread_ts), timeout=30)
     assert "reference `" in text
     fake_openai.reply("Run `make deploy` from main [1].")
     after = AnswerJob("and how do I deploy?", "C0POOL", "1700000101.000100", "U0ASKER", "T0TEAM")
     pool.submit(after)
-    eventually(lambda: thread_posts(fake_slack, after.thread_ts), timeout=2 * START_S)
+    wait_until(lambda: thread_posts(fake_slack, after.thread_ts), timeout=2 * START_S)
     settle(1.0)
     assert len(apologies(fake_slack, lost.thread_ts)) == 1 and not apologies(fake_slack, after.thread_ts)
 

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from harness.kb import add_document
+from harness.local_server import free_port
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import SlackSender, app_mention, message
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.bot.conftest import SECRET, eventually, settle, thread_posts
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.kb import add_document
-from tests.slack_signing import SlackSender, app_mention, message
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.bot.conftest import SECRET, settle, thread_posts
 
 
 @pytest.fixture
@@ -49,16 +43,12 @@ def served(db: Settings, fake_slack: FakeSlack) -> Iterator[str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def up() -> bool:
         assert process.poll() is None, process.stdout.read() if process.stdout else "lore serve exited"
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "lore serve --http did not come up"
-        time.sleep(0.2)
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+
+    wait_until(up, timeout=60, what="lore serve --http", interval=0.2)
     yield url
     process.terminate()
     try:
@@ -99,7 +89,7 @@ def test_lore_serve_http_answers_from_the_knowledge_base(served: str, db: Settin
     assert sender.event(mention, event_id="EvE2E000001", retry_num=1).status_code == 200
     assert sender.event(message(mention["text"], ts=root), event_id="EvE2E000002").status_code == 200
     # Streamed (chat.startStream … stopStream) by default; the final call carries citations and buttons.
-    text, blocks = eventually(lambda: answer_in(fake_slack, root), timeout=90)
+    text, blocks = wait_until(lambda: answer_in(fake_slack, root), timeout=90)
     citations = next(b for b in blocks if b["type"] == "context")
     assert "<https://handbook.example.com/freeze|[1] Deploy freeze>" in citations["elements"][0]["text"]
     assert "December 20" in text
@@ -112,7 +102,7 @@ def test_lore_serve_http_answers_from_the_knowledge_base(served: str, db: Settin
             ).fetchone()
         return bool(row and row[0] == "C0GENERAL" and row[1] == root and row[2])
 
-    eventually(linked)
+    wait_until(linked)
     settle()
     assert len(thread_posts(fake_slack, root)) == 1
     # Signatures are checked by the real server too.

@@ -16,10 +16,11 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from bot.app import create_app
 from bot.server import socket_handler
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import app_mention, event_envelope
 from lore.config import ConfigError, Settings
-from tests.bot.conftest import ScriptedAnswerer, eventually
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.slack_signing import app_mention, event_envelope
+from tests.bot.conftest import ScriptedAnswerer
 
 
 class SocketSlack(FakeSlack):
@@ -75,7 +76,7 @@ def test_socket_mode_connects_acks_and_answers(bot_settings: Settings, socket_sl
     handler = socket_handler(settings, bolt_app=create_app(settings, answerer=answerer))
     try:
         handler.connect()
-        eventually(lambda: {"envelope_id": "env-1"} in socket_slack.acks)
+        wait_until(lambda: {"envelope_id": "env-1"} in socket_slack.acks)
         posted = socket_slack.wait_for("chat.postMessage")[0]
         assert posted["thread_ts"] == "1600006000.000100"
         opened = [c for c in socket_slack.calls if c.method == "apps.connections.open"]

@@ -12,12 +12,13 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 import bot.answering
+from harness.kb import add_document
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
+from harness.slack_signing import app_mention
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually
-from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack
-from tests.kb import add_document
-from tests.slack_signing import app_mention
+from tests.bot.conftest import RunningBot, ScriptedAnswerer
 
 
 def _chunk_text(call: dict[str, Any]) -> str:
@@ -61,7 +62,7 @@ def test_streaming_refused_falls_back_to_post_then_throttled_updates(
     running.sender.event(app_mention(f"<@{BOT_USER_ID}> how do we deploy?", ts="1600002100.000100"))
     post = fake_slack.wait_for("chat.postMessage")[0]
     assert post["thread_ts"] == "1600002100.000100"
-    eventually(lambda: any(b["type"] == "actions" for u in fake_slack.calls_to("chat.update") for b in u["blocks"]))
+    wait_until(lambda: any(b["type"] == "actions" for u in fake_slack.calls_to("chat.update") for b in u["blocks"]))
     updates = fake_slack.calls_to("chat.update")
     # One edit a second at most while tokens arrive, then the final one.
     assert 2 <= len(updates) <= 4, len(updates)
@@ -105,4 +106,4 @@ def test_the_real_agent_answers_with_citations_from_the_knowledge_base(
             and row[4] == "U0ASKER"
         )
 
-    eventually(attached)
+    wait_until(attached)

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from celery.signals import before_task_publish
 
+from harness.polling import wait_until
+from harness.slack_api import FakeSlack
+from harness.slack_signing import message, message_shortcut
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, settle
-from tests.fakes.slack_api import FakeSlack
-from tests.slack_signing import message, message_shortcut
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, settle
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_live_indexing_sends_new_edited_and_deleted_messages(
     )
     deleted.pop("user")
     running.sender.event(deleted)
-    eventually(lambda: len(published) == 4)
+    wait_until(lambda: len(published) == 4)
     settle()
     by_ts = sorted(
         (kw["channel_id"], kw["ts"], kw["text"], kw["deleted"])

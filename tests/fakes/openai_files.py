@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.fakes.local_server import LocalServer
+from harness.local_server import LocalServer
 
 
 @dataclass

@@ -3,11 +3,11 @@ higher; an unrelated question's ranking is unchanged."""
 
 from __future__ import annotations
 
+from harness.kb import add_document
 from lore.config import Settings
 from lore.feedback import record_critique, record_vote
 from lore.search import hybrid_search
 from tests.feedback.helpers import add_answer
-from tests.kb import add_document
 
 DOCS = {
     "kb://deploy-legacy": (

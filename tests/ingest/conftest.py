@@ -1,3 +1,3 @@
 """Fixtures for the ingest tests."""
 
-from tests.fakes.openai_server import fake_openai  # noqa: F401 - the OpenAI-compatible server for embeddings
+from tests.fakes.fixtures import fake_openai  # noqa: F401 - the OpenAI-compatible server for embeddings

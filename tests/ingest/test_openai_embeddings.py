@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.openai_server import FakeOpenAI
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
 from lore.embeddings import EmbeddingError, get_embedder
 from lore.search import hybrid_search
-from tests.fakes.openai_server import FakeOpenAI
 
 DOCS = {
     "vpn.md": "# VPN\n\nConnect to the office VPN with WireGuard. Rotate your VPN key every ninety days.\n",

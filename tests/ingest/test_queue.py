@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.local_server import free_port
+from harness.polling import wait_until
 from ingest.chunking import chunk_document
 from ingest.document import RawDocument
 from ingest.parsers import parse_markdown
@@ -31,9 +32,7 @@ BATCH_DOCS = 7
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis of this test's own, so no other worker (e.g. the session's worker thread) takes its tasks."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -42,15 +41,11 @@ def private_redis(tmp_path: Path) -> Iterator[str]:
     import redis
 
     client = redis.Redis(port=port, socket_connect_timeout=1)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
+    try:
+        wait_until(client.ping, timeout=5, what="redis-server")
+    except AssertionError:
         server.kill()
-        pytest.fail("redis-server did not start")
+        raise
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(10)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from harness.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
 from ingest.loaders import slack
 from ingest.pipeline import ingest_sources
 from lore.config import Settings, get_settings
-from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.ingest.helpers import rows
 
 CHANNEL = "C0HANDBOOK"

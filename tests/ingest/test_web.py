@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from harness.web_site import Response, WebSite
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
-from tests.fakes.web_site import Response, WebSite
 from tests.ingest.helpers import rows
 
 PAGES = {

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: recognisable fake secrets, a scan of every log record for them, and the
+"""Fixtures of the reliability suite: the fake secrets to look for, a scan of every log record for them, and the
 bot, fake Slack and fake OpenAI fixtures of the other parts (reused, not rewritten)."""
 
 from __future__ import annotations
@@ -10,24 +10,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from harness import canaries
 from tests.bot.conftest import SECRET as BOT_TEST_SECRET
 from tests.bot.conftest import answerer, bot, bot_settings, start_bot  # noqa: F401 - fixtures reused here
-from tests.fakes.openai_server import fake_openai  # noqa: F401 - fixture reused here
+from tests.fakes.fixtures import fake_openai  # noqa: F401 - fixture reused here
 from tests.ingest.test_web import site  # noqa: F401 - the local web server of the ingest tests
 
-# Fake credentials that look like the real ones, so a leak is recognisable wherever it lands.
-BOT_TOKEN = "xoxb-CANARY-1111-2222-botTokenLeakCheck"
-APP_TOKEN = "xapp-CANARY-1-A0LORE-3333-appTokenLeakCheck"
-SIGNING_SECRET = "CANARYsigningSecret0123456789abcd"
-OPENAI_KEY = "sk-CANARY-openaiKeyLeakCheck-4444"
-SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, OPENAI_KEY, BOT_TEST_SECRET, "xoxb-test-token")
+SECRETS = (*canaries.SECRETS, BOT_TEST_SECRET, "xoxb-test-token")
 
 
 def find_secrets(text: str) -> list[str]:
-    """The fake secrets that occur in `text` (also their distinctive middle part, in case of truncation)."""
-    found = [s for s in SECRETS if s in text]
-    found += [f"CANARY fragment of {s[:5]}…" for s in SECRETS if "CANARY" in s and s not in text and s[5:21] in text]
-    return found
+    """The fake secrets of this suite (the canaries and the bot tests' own) that occur in `text`."""
+    return canaries.find_secrets(text, SECRETS)
 
 
 @dataclass

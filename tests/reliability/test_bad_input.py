@@ -16,10 +16,10 @@ from pathlib import Path
 
 import docx
 
+from harness.web_site import WebSite
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.fakes.web_site import WebSite
 from tests.ingest.helpers import make_pdf
 
 SMALL_FILES = 10_000

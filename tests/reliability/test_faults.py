@@ -21,16 +21,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from harness import procs
+from harness.canaries import BOT_TOKEN, OPENAI_KEY, SIGNING_SECRET
+from harness.kb import add_document
+from harness.openai_server import FakeOpenAI
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import SlackSender, app_mention
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import pgdata_dir, raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, eventually, settle
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.kb import add_document
-from tests.reliability import procs
-from tests.reliability.conftest import BOT_TOKEN, OPENAI_KEY, SIGNING_SECRET, find_secrets
-from tests.slack_signing import SlackSender, app_mention
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, settle
+from tests.reliability.conftest import find_secrets
 
 # -- Redis restarted during a burst of reactions ----------------------------------------------------------
 
@@ -141,7 +143,7 @@ def test_redis_restart_during_a_burst_of_reactions_loses_and_doubles_no_vote(
             return {(ids.index(a), u): v for a, u, v in rows}
 
         try:
-            eventually(lambda: votes() == expected, timeout=90)
+            wait_until(lambda: votes() == expected, timeout=90)
         except AssertionError:
             got = votes()
             missing = {k: v for k, v in expected.items() if got.get(k) != v}
@@ -199,7 +201,7 @@ def test_postgres_restart_while_serving_apologises_then_recovers_without_restart
     sender = SlackSender(url, SIGNING_SECRET)
     question = f"<@{BOT_USER_ID}> how long are database backups kept?"
     assert sender.event(app_mention(question, ts="1691000000.000100")).status_code == 200
-    eventually(lambda: "35 days" in thread_text(fake_slack, "C0GENERAL", "1691000000.000100"), timeout=60)
+    wait_until(lambda: "35 days" in thread_text(fake_slack, "C0GENERAL", "1691000000.000100"), timeout=60)
     pid = service.process.pid
     pgdata = pgdata_dir(db)
     socket_dir = procs.stop_postgres(pgdata)
@@ -213,17 +215,17 @@ def test_postgres_restart_while_serving_apologises_then_recovers_without_restart
         def apologised() -> bool:
             return all("Sorry" in thread_text(fake_slack, "C0GENERAL", ts) for ts in outage)
 
-        eventually(apologised, timeout=60)
+        wait_until(apologised, timeout=60)
     finally:
         procs.start_postgres(pgdata, socket_dir)
-    eventually(lambda: httpx.get(url + "/healthz", timeout=10).status_code == 200, timeout=30)
+    wait_until(lambda: httpx.get(url + "/healthz", timeout=10).status_code == 200, timeout=30)
     assert sender.event(app_mention(question, ts="1691000002.000100")).status_code == 200
 
     def answered_after() -> bool:
         text = thread_text(fake_slack, "C0GENERAL", "1691000002.000100")
         return "35 days" in text and "Sorry" not in text
 
-    eventually(answered_after, timeout=60)
+    wait_until(answered_after, timeout=60)
     assert service.alive() and service.process.pid == pid
     sender.close()
 
@@ -260,7 +262,7 @@ def test_llm_failures_get_the_apology_and_nothing_hangs(
         texts = [c["text"] for c in fake_slack.calls_to("chat.postMessage") + fake_slack.calls_to("chat.update")]
         return next((t for t in texts if "Sorry" in t), "")
 
-    assert "reference `" in eventually(apology, timeout=30)
+    assert "reference `" in wait_until(apology, timeout=30)
     elapsed = time.monotonic() - started
     assert elapsed < 20, elapsed
     # The next question is answered normally: nothing is stuck.
@@ -271,7 +273,7 @@ def test_llm_failures_get_the_apology_and_nothing_hangs(
         texts = json.dumps(fake_slack.calls_to("chat.postMessage") + fake_slack.calls_to("chat.update"))
         return "make deploy from main" in texts and "https://wiki.example.com/deploy" in texts
 
-    eventually(answered, timeout=30)
+    wait_until(answered, timeout=30)
     print(f"\n{fault}: apology after {elapsed:.1f} s")
 
 

@@ -18,15 +18,16 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from harness.canaries import OPENAI_KEY
+from harness.kb import add_document
+from harness.openai_server import FakeOpenAI, Reply
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import app_mention
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, eventually, settle
-from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.kb import add_document
-from tests.reliability.conftest import OPENAI_KEY
-from tests.slack_signing import app_mention
+from tests.bot.conftest import RunningBot, settle
 
 CANARY = "CANARY-KESTREL-4410"
 PRIVATE = "G0VAULT"
@@ -107,7 +108,7 @@ def test_injected_documents_change_nothing(
             b.get("type") == "actions" for c in json.loads(_final_text(fake_slack, root)) for b in c.get("blocks") or []
         )
 
-    eventually(done, timeout=60)
+    wait_until(done, timeout=60)
     settle(0.5)
     posted = _final_text(fake_slack, root)
     assert CANARY not in posted and "Sorry" not in posted

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from harness.kb import add_document
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import app_mention, message
 from lore.agent import answer_question
 from lore.cli import main
 from lore.config import Settings
-from tests.bot.conftest import RunningBot, eventually, settle
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.kb import add_document
-from tests.slack_signing import app_mention, message
+from tests.bot.conftest import RunningBot, settle
 
 SECRET_CHANNEL = "G0SECRET"  # a private channel
 OTHER_PRIVATE = "C0PRIVTWO"  # another private channel (its own canary: members of one do not see the other)
@@ -62,7 +63,7 @@ def kb_bot(start_bot: Callable[..., RunningBot], bot_settings: Settings, fake_sl
 
 
 def _answers_posted(fake: FakeSlack, count: int) -> None:
-    eventually(lambda: len(fake.calls_to("chat.postMessage")) + len(fake.calls_to("respond")) >= count, timeout=60)
+    wait_until(lambda: len(fake.calls_to("chat.postMessage")) + len(fake.calls_to("respond")) >= count, timeout=60)
 
 
 def _outsider_requests(bot: RunningBot) -> int:

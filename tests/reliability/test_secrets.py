@@ -13,13 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import procs
+from harness.canaries import APP_TOKEN, BOT_TOKEN, OPENAI_KEY, SIGNING_SECRET
+from harness.openai_server import FakeOpenAI
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import SlackSender, app_mention, event_envelope
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.reliability import procs
-from tests.reliability.conftest import APP_TOKEN, BOT_TOKEN, OPENAI_KEY, SIGNING_SECRET, find_secrets
-from tests.slack_signing import SlackSender, app_mention, event_envelope
+from tests.reliability.conftest import find_secrets
 
 
 def _lore(env: dict[str, str], *args: str, code: int | None = 0) -> str:

@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from harness.polling import wait_until
+from harness.slack_api import BOT_USER_ID, FakeSlack
+from harness.slack_signing import app_mention, event_envelope, message, signature
 from lore.db import raw_connection
-from tests.bot.conftest import SECRET, RunningBot, ScriptedAnswerer, eventually, settle
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
-from tests.slack_signing import app_mention, event_envelope, message, signature
+from tests.bot.conftest import SECRET, RunningBot, ScriptedAnswerer, settle
 
 MAX_BODY = 1_000_000
 
@@ -227,7 +228,7 @@ def test_a_thousand_events_with_retries_and_duplicates_get_exactly_one_answer_ea
         codes = list(pool.map(send, deliveries))
     client.close()
     assert codes == [200] * len(deliveries)
-    eventually(lambda: len(fake_slack.calls_to("chat.postMessage")) >= EVENTS, timeout=120)
+    wait_until(lambda: len(fake_slack.calls_to("chat.postMessage")) >= EVENTS, timeout=120)
     settle(1.0)
     elapsed = time.monotonic() - started
     posts = fake_slack.calls_to("chat.postMessage")

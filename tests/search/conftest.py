@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.kb import add_document
 from lore.config import Settings
-from tests.kb import add_document
 
 CANARY = "BLUEFALCON-7731"
 PRIVATE_CHANNEL = "C0SECRET"

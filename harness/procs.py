@@ -1,38 +1,20 @@
-"""Real processes for the reliability tests: a Redis of a test's own, `lore serve --http`, `lore worker`,
+"""Real processes for the reliability tests and the soak: a Redis of their own, `lore serve --http`, `lore worker`,
 and stopping/starting an embedded PostgreSQL in place (same data directory, socket directory and port)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from harness.local_server import free_port
+from harness.polling import wait_until
+
 LORE = [sys.executable, "-m", "lore.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: object, *, timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except Exception:  # the service is still coming up
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class RedisServer:

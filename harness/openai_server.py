@@ -26,9 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
-import pytest
 
-from tests.fakes.local_server import LocalServer
+from harness.local_server import LocalServer
 
 
 @dataclass
@@ -297,10 +296,3 @@ def _stream_chunks(body: dict[str, Any], reply: Reply, model: str) -> Iterator[d
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
     if (body.get("stream_options") or {}).get("include_usage"):
         yield {**base, "choices": [], "usage": _usage(reply)}
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    """A started FakeOpenAI, stopped after the test."""
-    with FakeOpenAI() as fake:
-        yield fake

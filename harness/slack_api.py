@@ -9,7 +9,6 @@ import contextlib
 import itertools
 import json
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-import pytest
-
-from tests.fakes.local_server import LocalServer
+from harness.local_server import LocalServer
+from harness.polling import wait_until
 
 BOT_USER_ID = "UBOTLORE"
 BOT_ID = "BBOTLORE"
@@ -102,13 +100,17 @@ class FakeSlack(LocalServer):
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until `method` was called at least `count` times; return those calls."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def enough() -> list[dict[str, Any]]:
             found = self.calls_to(method)
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        raise AssertionError(f"{method} called {len(self.calls_to(method))} times, expected {count}: {self.methods()}")
+            return found if len(found) >= count else []
+
+        try:
+            return wait_until(enough, timeout=timeout, what=f"{count} call(s) to {method}")
+        except AssertionError:
+            raise AssertionError(
+                f"{method} called {len(self.calls_to(method))} times, expected {count}: {self.methods()}"
+            ) from None
 
     def next_ts(self) -> str:
         return f"{1700000000 + next(self._ts)}.{next(self._ts):06d}"
@@ -227,9 +229,3 @@ class FakeSlack(LocalServer):
         page = items[start : start + limit]
         next_cursor = str(start + limit) if start + limit < len(items) else ""
         return {"ok": True, key: page, "has_more": bool(next_cursor), "response_metadata": {"next_cursor": next_cursor}}
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake

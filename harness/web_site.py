@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fakes.local_server import LocalServer
+from harness.local_server import LocalServer
 
 
 @dataclass(frozen=True)
