@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Lifespan
 
 from bot.metrics import EVENTS, REGISTRY, record_error
 from lore.config import Settings
@@ -91,8 +93,15 @@ def database_ok(settings: Settings) -> bool:
         return False
 
 
-def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starlette:
-    """POST /slack/events (events, commands, interactivity), GET /healthz, GET /metrics."""
+def create_http_app(
+    settings: Settings,
+    *,
+    bolt_app: App | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    """POST /slack/events (events, commands, interactivity), GET /healthz, GET /metrics, and the routes of
+    other surfaces the composition root adds (`extra_routes`, e.g. /mcp) with the lifespan they need."""
     if bolt_app is None:
         from bot.app import create_app
 
@@ -158,14 +167,24 @@ def create_http_app(settings: Settings, *, bolt_app: App | None = None) -> Starl
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-        ]
+            *extra_routes,
+        ],
+        lifespan=lifespan,
     )
 
 
-def run_http(settings: Settings, *, host: str, port: int, bolt_app: App | None = None) -> None:
+def run_http(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    bolt_app: App | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    lifespan: Lifespan[Starlette] | None = None,
+) -> None:
     import uvicorn
 
-    http_app = create_http_app(settings, bolt_app=bolt_app)
+    http_app = create_http_app(settings, bolt_app=bolt_app, extra_routes=extra_routes, lifespan=lifespan)
     log.info(kv("serving", mode="http", host=host, port=port))
     uvicorn.run(
         http_app,
