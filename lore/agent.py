@@ -3,7 +3,8 @@
 Every path ends in `_record`, so each answer (also "I don't know" and search-only ones) is an `answers` row
 that feedback can attach to. Paths:
 - nothing relevant retrieved → "I don't know" (no model call: it cannot guess from nothing);
-- no model configured → search-only: the best passages with their sources, labelled as not generated;
+- no model configured → search-only: the sentences of the best passages that answer (lore.extract), cited,
+  then their sources, labelled as not generated;
 - tool-calling model → LangChain v1 `create_agent` with the knowledge-base (and thread) tools;
 - other models → one prompt with the retrieved sources fenced as data, one completion.
 """
@@ -33,6 +34,7 @@ from lore.agent_tools import (
 )
 from lore.config import Settings
 from lore.db import raw_connection
+from lore.extract import answer_sentences, group_by_passage
 from lore.llm import LLMError, describe_model, get_chat_model, supports_tools
 from lore.search import ScoredHit, embed_query, search_scored
 from lore.types import Answer, Asker, Citation, TokenSink, Turn
@@ -100,8 +102,7 @@ def answer_question(
         )
         _emit(on_token, outcome.text)
     elif model is None:
-        sources = book.add(hits)
-        outcome = _Outcome(prompts.search_only_answer(sources), SEARCH_ONLY_MODEL, [], generated=False)
+        outcome = _Outcome(search_only_text(settings, qvec, hits, book), SEARCH_ONLY_MODEL, [], generated=False)
         _emit(on_token, outcome.text)
     else:
         path = choose_path(settings, model)
@@ -177,6 +178,18 @@ def _retrieve(
         return hits
     combined = f"{previous}\n{question}"
     return relevant(search_scored(settings, combined, asker=asker, k=k), settings.min_similarity)
+
+
+def search_only_text(settings: Settings, qvec: np.ndarray, hits: list[ScoredHit], book: SourceBook) -> str:
+    """The answer without a model: the sentences that answer (lore.extract), cited, then the sources; whole
+    passages only when no sentence of them is readable prose."""
+    sources = book.add(hits)
+    chosen = answer_sentences(settings, qvec, hits)
+    if not chosen:
+        return prompts.search_only_answer(sources)
+    numbers = {uri: source.number for uri, source in book.sources.items()}
+    quotes = [(numbers[hits[passage].hit.uri], text) for passage, text in group_by_passage(chosen)]
+    return prompts.extractive_answer(quotes, sources)
 
 
 def _emit(on_token: TokenSink | None, text: str) -> None:

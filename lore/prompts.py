@@ -62,6 +62,10 @@ DONT_KNOW = (
 SEARCH_ONLY_HEADER = (
     "_Not generated: no language model is configured, so here are the most relevant passages from the knowledge base._"
 )
+EXTRACTIVE_HEADER = (
+    "_Not generated: no language model is configured, so here are the sentences of the knowledge base that come "
+    "closest to answering._"
+)
 
 _TAG = re.compile(r"<\s*(/?)\s*(documents|source|thread|message)\b", re.IGNORECASE)
 
@@ -107,11 +111,21 @@ def agent_question(question: str, sources: Sequence[Source]) -> str:
 
 
 def search_only_answer(sources: Sequence[Source], *, excerpt_chars: int = 400) -> str:
-    """The answer text when no model is configured: the best passages with their numbered sources."""
+    """Search-only answer text as whole passages: the best passage of each numbered source, cut at a word
+    boundary (used when no sentence of the passages is readable prose, see `extractive_answer`)."""
     parts = [SEARCH_ONLY_HEADER]
     for source in sources:
         excerpt = " ".join(source.passages[0].split())
         if len(excerpt) > excerpt_chars:
             excerpt = excerpt[:excerpt_chars].rsplit(" ", 1)[0] + " …"
         parts.append(f"[{source.number}] {source.title or source.uri}\n> {excerpt}")
+    return "\n\n".join(parts)
+
+
+def extractive_answer(quotes: Sequence[tuple[int, str]], sources: Sequence[Source]) -> str:
+    """The search-only answer: quoted sentences (each group with its source number), then every numbered source.
+    `quotes` are (source number, sentences) in the order to show."""
+    parts = [EXTRACTIVE_HEADER]
+    parts.extend(f"> {' '.join(text.split())} [{number}]" for number, text in quotes)
+    parts.append("Sources:\n" + "\n".join(f"[{s.number}] {s.title or s.uri}" for s in sources))
     return "\n\n".join(parts)
