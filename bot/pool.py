@@ -42,6 +42,9 @@ from typing import Any
 from bot import metrics
 from bot.answering import post_apology
 from bot.jobs_answer import AnswerJob, perform
+from bot.slack_client import create_client
+from bot.state import BotState
+from bot.worker_client import WorkerClient
 from lore.config import Settings
 from lore.logs import kv, setup_logging
 
@@ -85,14 +88,12 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="lore-parent-watch", daemon=True).start()
     sender = _Sender(conn)
     metrics.forward_to(sender)
-    from bot.app import create_client
-    from bot.state import BotState
     from lore.agent import answer_question
 
     setup_logging(settings.log_level)
     with contextlib.suppress(OSError):  # not permitted here: run at normal priority
         os.nice(_NICE)
-    state = BotState(settings=settings, answerer=answer_question)
+    state = BotState(settings=settings, answerer=answer_question, workers=WorkerClient(settings))
     client = create_client(settings)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lore-answer")
 
@@ -343,8 +344,6 @@ class AnswerProcesses:
                 continue
             if self._client is None:
                 try:
-                    from bot.app import create_client
-
                     self._client = create_client(self.settings)
                 except Exception:
                     metrics.record_error("apology")

@@ -106,71 +106,82 @@ def create_http_app(
         from bot.app import create_app
 
         bolt_app = create_app(settings)
-    app: App = bolt_app
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    verifier = SignatureVerifier(secret) if secret else None
-    dispatcher = EventDispatcher(app)
+    routes: list[BaseRoute] = [
+        Route("/slack/events", SlackEndpoint(settings, bolt_app).handle, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *extra_routes,
+    ]
+    http_app = Starlette(routes=routes, lifespan=lifespan)
+    http_app.state.settings = settings
+    return http_app
 
-    async def slack_events(request: Request) -> Response:
+
+class SlackEndpoint:
+    """Slack's single endpoint: checks what Bolt would choke on, acknowledges events at once (Bolt runs after the
+    ack, on the EventDispatcher), and hands commands and interactivity to Bolt, whose ack is the response."""
+
+    def __init__(self, settings: Settings, bolt_app: App) -> None:
+        self.app = bolt_app
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        self.verifier = SignatureVerifier(secret) if secret else None
+        self.dispatcher = EventDispatcher(bolt_app)
+
+    async def handle(self, request: Request) -> Response:
         body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            EVENTS.labels("rejected").inc()
-            log.warning(kv("slack_request_rejected", reason="too large", bytes=len(body)))
-            return PlainTextResponse("payload too large", status_code=413)
         content_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-        if content_type not in SLACK_CONTENT_TYPES:
-            EVENTS.labels("rejected").inc()
-            log.warning(kv("slack_request_rejected", reason="content type", content_type=content_type[:60]))
-            return PlainTextResponse("unsupported content type", status_code=415)
-        timestamp = request.headers.get("x-slack-request-timestamp") or ""
-        if not (timestamp.isascii() and timestamp.isdigit()):
-            # Bolt's check would raise on a non-numeric timestamp and answer 500; this is simply unsigned.
-            EVENTS.labels("rejected").inc()
-            log.warning(kv("slack_request_rejected", reason="bad timestamp header"))
-            return PlainTextResponse("invalid request timestamp", status_code=401)
+        refusal = refuse(body, content_type, request.headers.get("x-slack-request-timestamp") or "")
+        if refusal is not None:
+            return refusal
         try:
             bolt_request = to_bolt_request(request, body)
         except Exception as exc:
-            EVENTS.labels("rejected").inc()
-            log.warning(kv("slack_request_rejected", reason="malformed", error=type(exc).__name__))
-            return PlainTextResponse("malformed request", status_code=400)
-        if verifier is not None and content_type == "application/json" and is_event_callback(bolt_request.body):
+            return rejected(400, "malformed request", reason="malformed", error=type(exc).__name__)
+        if self.verifier is not None and content_type == "application/json" and is_event_callback(bolt_request.body):
             # The fast path for events: signature checked here, 200 at once, Bolt after the ack.
-            if not verifier.is_valid_request(body, dict(request.headers)):
-                EVENTS.labels("rejected").inc()
-                log.warning(kv("slack_request_rejected", reason="invalid signature"))
-                return PlainTextResponse("invalid request", status_code=401)
-            if not dispatcher.try_submit(bolt_request):
+            if not self.verifier.is_valid_request(body, dict(request.headers)):
+                return rejected(401, "invalid request", reason="invalid signature")
+            if not self.dispatcher.try_submit(bolt_request):
                 record_error("overloaded")
-                log.warning(kv("slack_request_deferred", reason="overloaded", pending=dispatcher.pending()))
+                log.warning(kv("slack_request_deferred", reason="overloaded", pending=self.dispatcher.pending()))
                 return PlainTextResponse("overloaded, retry later", status_code=503)
             return Response(status_code=200)
         try:
             # Bolt's dispatch is synchronous (signature check, parse, ack): off the event loop, so one slow
             # request never holds up the others.
-            bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
+            bolt_response = await run_in_threadpool(self.app.dispatch, bolt_request)
         except Exception as exc:
             record_error("dispatch")
             log.warning(kv("slack_request_rejected", reason="dispatch failed", error=f"{type(exc).__name__}: {exc}"))
             return PlainTextResponse("malformed request", status_code=400)
         return to_starlette_response(bolt_response)
 
-    async def healthz(request: Request) -> Response:
-        ok = await run_in_threadpool(database_ok, settings)
-        return JSONResponse({"ok": ok, "database": "up" if ok else "down"}, status_code=200 if ok else 503)
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def refuse(body: bytes, content_type: str, timestamp: str) -> Response | None:
+    """The response to a request that is not from Slack by its size, type or timestamp header; None otherwise."""
+    if len(body) > MAX_BODY_BYTES:
+        return rejected(413, "payload too large", reason="too large", bytes=len(body))
+    if content_type not in SLACK_CONTENT_TYPES:
+        return rejected(415, "unsupported content type", reason="content type", content_type=content_type[:60])
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        # Bolt's check would raise on a non-numeric timestamp and answer 500; this is simply unsigned.
+        return rejected(401, "invalid request timestamp", reason="bad timestamp header")
+    return None
 
-    return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            *extra_routes,
-        ],
-        lifespan=lifespan,
-    )
+
+def rejected(status: int, text: str, **fields: Any) -> Response:
+    EVENTS.labels("rejected").inc()
+    log.warning(kv("slack_request_rejected", **fields))
+    return PlainTextResponse(text, status_code=status)
+
+
+async def healthz(request: Request) -> Response:
+    ok = await run_in_threadpool(database_ok, request.app.state.settings)
+    return JSONResponse({"ok": ok, "database": "up" if ok else "down"}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def run_http(

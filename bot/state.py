@@ -1,27 +1,51 @@
-"""What every listener shares: settings, the answerer, and short-lived caches of Slack facts."""
+"""What every listener shares (settings, the answerer, the worker client, caches of Slack facts), and how it
+reaches them: a middleware puts the one BotState into each request's context, read back with `bot_state`."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from slack_bolt import BoltContext, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.worker_client import WorkerClient
 from lore.config import Settings
 from lore.logs import kv
 from lore.types import Answer, Asker, Turn
+
+if TYPE_CHECKING:
+    from bot.pool import AnswerProcesses
 
 log = logging.getLogger(__name__)
 
 # Channel privacy and memberships change rarely; a minute of staleness saves a Web API call per question.
 CACHE_TTL_S = 60.0
 HISTORY_TURNS = 20
+_CONTEXT_KEY = "lore_state"
+
+
+class Answerer(Protocol):
+    """What answers a question: lore.agent.answer_question, or a stand-in with its signature."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        question: str,
+        *,
+        asker: Asker | None = None,
+        history: Sequence[Turn] = (),
+        on_token: Callable[[str], None] | None = None,
+        generation: dict[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> Answer: ...
 
 
 class TtlCache:
@@ -50,12 +74,11 @@ class TtlCache:
 @dataclass
 class BotState:
     settings: Settings
-    answerer: Callable[..., Answer]
+    answerer: Answerer
+    workers: WorkerClient
     cache: TtlCache = field(default_factory=TtlCache)
-    # bot.pool.AnswerProcesses when answers run in other processes (lore serve), else None: on Bolt's threads.
-    pool: Any = None
-    # workers.feedback_tasks.VoteBatcher, created with the first vote (see bot.jobs.submit_vote).
-    votes: Any = None
+    # Answers run in other processes (lore serve) when set, else on Bolt's threads.
+    pool: AnswerProcesses | None = None
     # Threads for Slack side effects off the listener threads (see in_background), created on first use.
     _background: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -74,14 +97,6 @@ class BotState:
                 self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lore-side")
             executor = self._background
         executor.submit(run)
-
-    def vote_batcher(self) -> Any:
-        with self._lock:
-            if self.votes is None:
-                from workers.feedback_tasks import VoteBatcher
-
-                self.votes = VoteBatcher(self.settings)
-            return self.votes
 
     # -- who asks ------------------------------------------------------------------------------------
 
@@ -183,3 +198,21 @@ def strip_mention(text: str, bot_user_id: str | None) -> str:
     if bot_user_id:
         text = text.replace(f"<@{bot_user_id}>", " ")
     return " ".join(text.split())
+
+
+class ProvideState(Middleware):
+    """Bolt middleware: puts the listeners' shared BotState into every request's context."""
+
+    def __init__(self, state: BotState) -> None:
+        self.state = state
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        req.context[_CONTEXT_KEY] = self.state
+        return next()
+
+
+def bot_state(context: BoltContext) -> BotState:
+    """The BotState a listener works with (put there by ProvideState)."""
+    state = context[_CONTEXT_KEY]
+    assert isinstance(state, BotState), "ProvideState is not installed on this app"
+    return state

@@ -13,6 +13,20 @@ from lore.config import Settings, get_settings
 INGEST_QUEUE = "ingest"
 FEEDBACK_QUEUE = "feedback"
 
+# Task names say where each task is defined. They were all "workers.tasks.<function>" once: messages queued
+# under those names still run the same task (registered under both names by workers/tasks.py).
+FORMER_NAMES: dict[str, str] = {
+    "workers.tasks.ingest_batch": "workers.ingest_tasks.ingest_batch",
+    "workers.tasks.ingest_slack_thread": "workers.ingest_tasks.ingest_slack_thread",
+    "workers.tasks.ingest_slack_message": "workers.ingest_tasks.ingest_slack_message",
+    "workers.tasks.sync_slack_channels": "workers.ingest_tasks.sync_slack_channels",
+    "workers.tasks.record_reaction": "workers.feedback_tasks.record_reaction",
+    "workers.tasks.record_vote": "workers.feedback_tasks.record_vote",
+    "workers.tasks.record_comparison": "workers.feedback_tasks.record_comparison",
+    "workers.tasks.record_critique": "workers.feedback_tasks.record_critique",
+    "workers.tasks.record_feedback_batch": "workers.feedback_tasks.record_feedback_batch",
+}
+
 # Periodic jobs other modules add (name -> schedule entry); `configure` copies them into beat_schedule.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 
@@ -33,10 +47,12 @@ def configure(app: Celery, settings: Settings) -> Celery:
         task_queues=[Queue(INGEST_QUEUE), Queue(FEEDBACK_QUEUE)],
         task_default_queue=INGEST_QUEUE,
         task_routes={
+            "workers.ingest_tasks.*": {"queue": INGEST_QUEUE},
+            "workers.feedback_tasks.*": {"queue": FEEDBACK_QUEUE},
+            # The former names (FORMER_NAMES), for whatever still sends them.
             "workers.tasks.ingest_*": {"queue": INGEST_QUEUE},
             "workers.tasks.sync_*": {"queue": INGEST_QUEUE},
             "workers.tasks.record_*": {"queue": FEEDBACK_QUEUE},
-            "workers.tasks.feedback_*": {"queue": FEEDBACK_QUEUE},
         },
         # A redelivered task after a crash must wait no longer than the slowest task (ingest batches).
         broker_transport_options={
@@ -53,7 +69,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
             **BEAT_SCHEDULE,
             # Incremental Slack history sync (resumable: each run starts from the stored cursor).
             "sync-slack-channels": {
-                "task": "workers.tasks.sync_slack_channels",
+                "task": "workers.ingest_tasks.sync_slack_channels",
                 "schedule": settings.slack_sync_minutes * 60,
             },
         },

@@ -1,5 +1,5 @@
-"""Ingest as Celery jobs: `queue_ingest` splits sources into batches (rows in ingest_batches) and sends one
-task per batch; Slack tasks for the "Save to Lore" shortcut, live indexing and the scheduled channel sync.
+"""Ingest tasks: one batch of an ingest job (see workers/ingest_jobs.py), and the Slack tasks for the "Save to
+Lore" shortcut, live indexing and the scheduled channel sync.
 
 Tasks are acks_late and idempotent: a batch already marked done is a no-op, and re-ingesting a document is
 a no-op by content hash anyway, so a redelivery after a worker died mid-task completes the job without
@@ -10,90 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 import psycopg
 
 from ingest import store
 from ingest.document import LoadError
-from ingest.loaders import files, slack, web
+from ingest.loaders import slack
 from ingest.pipeline import IngestReport, Pipeline, ingest_loaded, ingest_sources, open_batch
 from lore.config import Settings, get_settings
 from lore.db import raw_connection
 from lore.logs import kv
-from workers.app import INGEST_QUEUE, app
+from workers.app import app
+from workers.ingest_jobs import INGEST_BATCH
 
 log = logging.getLogger(__name__)
 
 _RELIABLE: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
-
-
-def _plan(
-    settings: Settings, sources: list[str], crawl_depth: int | None
-) -> tuple[list[list[dict[str, Any]]], int, list[LoadError]]:
-    """Batches of work items; directories are listed (and synced: vanished files deleted) right here."""
-    batches: list[list[dict[str, Any]]] = []
-    errors: list[LoadError] = []
-    deleted = 0
-    size = settings.ingest_batch_docs
-    for source in sources:
-        if slack.is_slack(source) or web.is_url(source):
-            batches.append([{"source": source, "depth": crawl_depth}])
-        elif os.path.isdir(source):
-            root = os.path.abspath(source)
-            listed: list[str] = []
-            complete = True
-            for entry in files.list_tree(source, skipped=[]):
-                if isinstance(entry, LoadError):
-                    errors.append(entry)
-                    complete = complete and not entry.error.startswith(files.UNREADABLE_DIR)
-                else:
-                    listed.append(entry)
-            if complete:
-                deleted += store.delete_vanished(settings, root, [files.file_uri(p) for p in listed])
-            batches.extend(
-                [{"source": p, "root": root} for p in listed[i : i + size]] for i in range(0, len(listed), size)
-            )
-        elif os.path.lexists(source):
-            batches.append([{"source": source}])
-        else:
-            errors.append(LoadError(source, f"no such file or directory: {source}"))
-    return batches, deleted, errors
-
-
-def queue_ingest(
-    settings: Settings, sources: list[str], *, acl: list[str] | None = None, crawl_depth: int | None = None
-) -> int:
-    """Create an ingest_jobs row and its batches, send one `ingest` task per batch; return the job id."""
-    batches, deleted, errors = _plan(settings, sources, crawl_depth)
-    counts = {"documents_deleted": deleted} if deleted else {}
-    status = "queued" if batches else "done"
-    with raw_connection(settings) as conn:
-        row = conn.execute(
-            "INSERT INTO ingest_jobs (status, sources, acl, batches_total, counts, errors)"
-            " VALUES (%s, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
-            (
-                status,
-                json.dumps(sources),
-                acl,
-                len(batches),
-                json.dumps(counts),
-                json.dumps([e.as_json() for e in errors]),
-            ),
-        ).fetchone()
-        assert row is not None
-        job_id = int(row[0])
-        if batches:
-            conn.execute(
-                "INSERT INTO ingest_batches (job_id, batch_no, sources)"
-                " SELECT %s, n - 1, b FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(b, n)",
-                (job_id, json.dumps(batches)),
-            )
-    for batch_no in range(len(batches)):
-        ingest_batch.apply_async((job_id, batch_no), queue=INGEST_QUEUE)
-    log.info(kv("ingest.queued", job=job_id, batches=len(batches), sources=len(sources)))
-    return job_id
 
 
 def _finish_batch(settings: Settings, job_id: int, batch_no: int, report: IngestReport) -> bool:
@@ -126,7 +59,7 @@ def _finish_batch(settings: Settings, job_id: int, batch_no: int, report: Ingest
 
 
 @app.task(
-    name="workers.tasks.ingest_batch",
+    name=INGEST_BATCH,
     bind=True,
     autoretry_for=(psycopg.OperationalError,),
     retry_backoff=True,
@@ -163,7 +96,7 @@ def ingest_batch(self: Any, job_id: int, batch_no: int) -> dict[str, Any]:
     return {"job_id": job_id, "batch_no": batch_no, **report.as_json()}
 
 
-@app.task(name="workers.tasks.ingest_slack_thread", **_RELIABLE)
+@app.task(name="workers.ingest_tasks.ingest_slack_thread", **_RELIABLE)
 def ingest_slack_thread(channel_id: str, thread_ts: str, acl: list[str] | None = None) -> dict[str, Any]:
     """ "Save to Lore": one Slack thread into the knowledge base (visible in its channel unless acl says)."""
     settings = get_settings()
@@ -171,7 +104,7 @@ def ingest_slack_thread(channel_id: str, thread_ts: str, acl: list[str] | None =
     return ingest_loaded(settings, items, name=f"slack://{channel_id}/{thread_ts}", acl=acl).as_json()
 
 
-@app.task(name="workers.tasks.ingest_slack_message", **_RELIABLE)
+@app.task(name="workers.ingest_tasks.ingest_slack_message", **_RELIABLE)
 def ingest_slack_message(
     channel_id: str, ts: str, text: str, user_id: str, thread_ts: str | None = None, deleted: bool = False
 ) -> dict[str, Any]:
@@ -193,7 +126,7 @@ def ingest_slack_message(
     return ingest_loaded(settings, [document], name=f"slack://{channel_id}/{ts}").as_json()
 
 
-@app.task(name="workers.tasks.sync_slack_channels", **_RELIABLE)
+@app.task(name="workers.ingest_tasks.sync_slack_channels", **_RELIABLE)
 def sync_slack_channels() -> dict[str, Any]:
     """Beat: new history of every synced channel since its cursor (resumable; rate limits are waited out)."""
     settings = get_settings()

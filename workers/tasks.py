@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that take ids and small values and call the logic in ingest/ and lore/."""
+"""The worker's task modules (thin tasks that take ids and small values and call ingest/ and lore/), each task
+registered under its former name too, and `ping`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from lore.config import get_settings
 from lore.db import check_database
-from workers.app import app
+from workers.app import FORMER_NAMES, app
 
 
 @app.task(name="workers.tasks.ping")
@@ -18,3 +19,6 @@ def ping() -> dict[str, Any]:
 
 # Importing the task modules registers their tasks with the app.
 from workers import feedback_tasks, ingest_tasks  # noqa: E402, F401
+
+for _former, _current in FORMER_NAMES.items():
+    app.tasks[_former] = app.tasks[_current]

@@ -10,12 +10,12 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import jobs, queries
+from bot import queries
 from bot.metrics import EVENTS
 from bot.regenerate import regenerate
 from bot.render import CRITIQUE_OPEN, CRITIQUE_VIEW, PREFER, REGENERATE, VOTE_DOWN, VOTE_UP, critique_offer_blocks
 from bot.render import critique_view as build_critique_view
-from bot.state import BotState
+from bot.state import bot_state
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -31,87 +31,88 @@ def _answer_id(body: dict[str, Any]) -> int | None:
         return None
 
 
-def register(app: App, state: BotState) -> None:
-    settings = state.settings
+def register(app: App) -> None:
+    app.action(VOTE_UP)(on_vote_up)
+    app.action(VOTE_DOWN)(on_vote_down)
+    app.action(CRITIQUE_OPEN)(on_critique_open)
+    app.view(CRITIQUE_VIEW)(on_critique_submitted)
+    app.action(REGENERATE)(on_regenerate)
+    app.action(re.compile(f"^{PREFER}"))(on_prefer)
 
-    def vote(ack: Ack, body: dict[str, Any], respond: Respond, value: int) -> None:
-        ack()
-        EVENTS.labels("action").inc()
-        answer_id = _answer_id(body)
-        if answer_id is None:
-            return
-        user_id = body["user"]["id"]
-        jobs.submit_vote(state, "vote", answer_id=answer_id, user_id=user_id, value=value, via="button")
-        if value < 0:
-            respond(
-                response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id)
-            )
-        else:
-            respond(response_type="ephemeral", replace_original=False, text=THANKS)
 
-    @app.action(VOTE_UP)
-    def on_vote_up(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        vote(ack, body, respond, 1)
+def on_vote_up(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    _vote(ack, body, respond, context, 1)
 
-    @app.action(VOTE_DOWN)
-    def on_vote_down(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        vote(ack, body, respond, -1)
 
-    @app.action(CRITIQUE_OPEN)
-    def on_critique_open(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        answer_id = _answer_id(body)
-        if answer_id is not None:
-            client.views_open(trigger_id=body["trigger_id"], view=build_critique_view(answer_id))
+def on_vote_down(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    _vote(ack, body, respond, context, -1)
 
-    @app.view(CRITIQUE_VIEW)
-    def on_critique(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view.get("state", {}).get("values", {})
-        critique = ((values.get("critique") or {}).get("text") or {}).get("value") or ""
-        correction = ((values.get("correction") or {}).get("text") or {}).get("value") or None
-        if not critique.strip():
-            ack(response_action="errors", errors={"critique": "Please say what was wrong."})
-            return
-        ack()
-        EVENTS.labels("view").inc()
-        try:
-            answer_id = int(view.get("private_metadata") or "")
-        except ValueError:
-            log.warning(kv("bad_critique_view", metadata=view.get("private_metadata")))
-            return
-        jobs.submit(
-            settings,
-            jobs.RECORD_CRITIQUE,
-            answer_id=answer_id,
-            user_id=body["user"]["id"],
-            critique=critique.strip(),
-            correction=correction.strip() if correction else None,
-        )
 
-    @app.action(REGENERATE)
-    def on_regenerate(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        ack()
-        EVENTS.labels("action").inc()
-        answer_id = _answer_id(body)
-        if answer_id is None:
-            return
-        original = queries.answer_by_id(settings, answer_id)
-        if original is None:
-            log.warning(kv("regenerate_unknown_answer", answer_id=answer_id))
-            return
-        regenerate(state, client, original=original, user_id=body["user"]["id"], bot_user_id=context.bot_user_id)
-
-    @app.action(re.compile(f"^{PREFER}"))
-    def on_prefer(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        EVENTS.labels("action").inc()
-        try:
-            choice = json.loads(body["actions"][0]["value"])
-            chosen, rejected = int(choice["chosen"]), int(choice["rejected"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            log.warning(kv("bad_prefer_value"))
-            return
-        jobs.submit(
-            settings, jobs.RECORD_COMPARISON, chosen_id=chosen, rejected_id=rejected, user_id=body["user"]["id"]
-        )
+def _vote(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext, value: int) -> None:
+    ack()
+    EVENTS.labels("action").inc()
+    answer_id = _answer_id(body)
+    if answer_id is None:
+        return
+    user_id = body["user"]["id"]
+    bot_state(context).workers.vote("vote", answer_id=answer_id, user_id=user_id, value=value, via="button")
+    if value < 0:
+        respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
+    else:
         respond(response_type="ephemeral", replace_original=False, text=THANKS)
+
+
+def on_critique_open(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    ack()
+    answer_id = _answer_id(body)
+    if answer_id is not None:
+        client.views_open(trigger_id=body["trigger_id"], view=build_critique_view(answer_id))
+
+
+def on_critique_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    values = view.get("state", {}).get("values", {})
+    critique = ((values.get("critique") or {}).get("text") or {}).get("value") or ""
+    correction = ((values.get("correction") or {}).get("text") or {}).get("value") or None
+    if not critique.strip():
+        ack(response_action="errors", errors={"critique": "Please say what was wrong."})
+        return
+    ack()
+    EVENTS.labels("view").inc()
+    try:
+        answer_id = int(view.get("private_metadata") or "")
+    except ValueError:
+        log.warning(kv("bad_critique_view", metadata=view.get("private_metadata")))
+        return
+    bot_state(context).workers.record_critique(
+        answer_id=answer_id,
+        user_id=body["user"]["id"],
+        critique=critique.strip(),
+        correction=correction.strip() if correction else None,
+    )
+
+
+def on_regenerate(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    EVENTS.labels("action").inc()
+    answer_id = _answer_id(body)
+    if answer_id is None:
+        return
+    state = bot_state(context)
+    original = queries.answer_by_id(state.settings, answer_id)
+    if original is None:
+        log.warning(kv("regenerate_unknown_answer", answer_id=answer_id))
+        return
+    regenerate(state, client, original=original, user_id=body["user"]["id"], bot_user_id=context.bot_user_id)
+
+
+def on_prefer(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    ack()
+    EVENTS.labels("action").inc()
+    try:
+        choice = json.loads(body["actions"][0]["value"])
+        chosen, rejected = int(choice["chosen"]), int(choice["rejected"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        log.warning(kv("bad_prefer_value"))
+        return
+    bot_state(context).workers.record_comparison(chosen_id=chosen, rejected_id=rejected, user_id=body["user"]["id"])
+    respond(response_type="ephemeral", replace_original=False, text=THANKS)

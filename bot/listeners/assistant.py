@@ -12,7 +12,7 @@ from bot import dedupe
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.listeners.events import first_claim
 from bot.metrics import EVENTS
-from bot.state import BotState, strip_mention
+from bot.state import bot_state, strip_mention
 
 log = logging.getLogger(__name__)
 
@@ -23,48 +23,47 @@ SUGGESTED_PROMPTS = [
 ]
 
 
-def build_assistant(state: BotState) -> Assistant:
+def register(app: App) -> None:
     assistant = Assistant()
-
-    @assistant.thread_started
-    def on_started(set_suggested_prompts: SetSuggestedPrompts) -> None:
-        EVENTS.labels("assistant_thread_started").inc()
-        set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title="Ask Lore about your team's docs")
-
-    @assistant.user_message
-    def on_user_message(
-        body: dict[str, Any],
-        payload: dict[str, Any],
-        client: WebClient,
-        context: BoltContext,
-        set_status: SetStatus,
-        set_title: SetTitle,
-    ) -> None:
-        EVENTS.labels("assistant_message").inc()
-        channel_id, ts, thread_ts = payload["channel"], payload["ts"], payload["thread_ts"]
-        if not first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
-            return
-        question = strip_mention(payload.get("text") or "", context.bot_user_id)
-        if not question:
-            return
-        # The thread is titled after its first question only.
-        if dedupe.claim(state.settings, f"title:{channel_id}:{thread_ts}", kind="title"):
-            set_title(question[:60])
-        set_status("is thinking…")
-        job = AnswerJob(
-            question=question,
-            channel_id=channel_id,
-            thread_ts=thread_ts,
-            user_id=payload.get("user"),
-            team_id=context.team_id,
-            bot_user_id=context.bot_user_id,
-            channel_type="im",
-            history_before_ts=ts,
-        )
-        submit_job(state, client, job)
-
-    return assistant
+    assistant.thread_started(on_thread_started)
+    assistant.user_message(on_user_message)
+    app.assistant(assistant)
 
 
-def register(app: App, state: BotState) -> None:
-    app.assistant(build_assistant(state))
+def on_thread_started(set_suggested_prompts: SetSuggestedPrompts) -> None:
+    EVENTS.labels("assistant_thread_started").inc()
+    set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title="Ask Lore about your team's docs")
+
+
+def on_user_message(
+    body: dict[str, Any],
+    payload: dict[str, Any],
+    client: WebClient,
+    context: BoltContext,
+    set_status: SetStatus,
+    set_title: SetTitle,
+) -> None:
+    """A question in the assistant pane: titled after the thread's first question, answered in the thread."""
+    EVENTS.labels("assistant_message").inc()
+    state = bot_state(context)
+    channel_id, ts, thread_ts = payload["channel"], payload["ts"], payload["thread_ts"]
+    if not first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
+        return
+    question = strip_mention(payload.get("text") or "", context.bot_user_id)
+    if not question:
+        return
+    # The thread is titled after its first question only.
+    if dedupe.claim(state.settings, f"title:{channel_id}:{thread_ts}", kind="title"):
+        set_title(question[:60])
+    set_status("is thinking…")
+    job = AnswerJob(
+        question=question,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        user_id=payload.get("user"),
+        team_id=context.team_id,
+        bot_user_id=context.bot_user_id,
+        channel_type="im",
+        history_before_ts=ts,
+    )
+    submit_job(state, client, job)

@@ -14,7 +14,7 @@ from bot import queries
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import EVENTS, record_error
 from bot.render import answer_blocks, notification_text
-from bot.state import BotState
+from bot.state import BotState, bot_state
 from lore.logs import kv
 from lore.types import Asker
 
@@ -32,110 +32,124 @@ USAGE = (
 _LINK = re.compile(r"^<?(https?://[^|>\s]+)(?:\|[^>]*)?>?$")
 
 
-def register(app: App, state: BotState) -> None:
-    settings = state.settings
+def register(app: App) -> None:
+    app.command("/ask")(on_ask)
+    app.command("/lore")(on_lore)
 
-    @app.command("/ask")
-    def on_ask(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        EVENTS.labels("command").inc()
-        question = (command.get("text") or "").strip()
-        if not question:
-            ack(text="Usage: `/ask QUESTION`")
+
+def on_ask(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+    """`/ask QUESTION`: the question posted in the channel, answered in its thread."""
+    EVENTS.labels("command").inc()
+    question = (command.get("text") or "").strip()
+    if not question:
+        ack(text="Usage: `/ask QUESTION`")
+        return
+    ack()
+    state = bot_state(context)
+    channel_id, user_id = command["channel_id"], command["user_id"]
+    team_id = command.get("team_id")
+    try:
+        parent = client.chat_postMessage(channel=channel_id, text=f"<@{user_id}> asked: {question}")
+    except SlackApiError as exc:
+        # Lore is not a member of that channel: answer through the command's response URL instead.
+        log.info(kv("ask_fallback_respond", channel=channel_id, error=exc.response.get("error")))
+        answer_by_response_url(
+            state, question, respond, user_id=user_id, channel_id=channel_id, team_id=team_id, client=client
+        )
+        return
+    job = AnswerJob(
+        question=question,
+        channel_id=channel_id,
+        thread_ts=str(parent["ts"]),
+        user_id=user_id,
+        team_id=team_id,
+        bot_user_id=context.bot_user_id,
+    )
+    submit_job(state, client, job)
+
+
+def on_lore(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    """`/lore search|add|stats|help`, answered only to the person who typed it."""
+    EVENTS.labels("command").inc()
+    state = bot_state(context)
+    words = (command.get("text") or "").strip().split(maxsplit=1)
+    sub = words[0].lower() if words else "help"
+    rest = words[1].strip() if len(words) > 1 else ""
+    if sub == "search" and rest:
+        ack()
+        respond(text=search_text(state, rest, channel_id=command["channel_id"], user_id=command["user_id"]))
+    elif sub == "add" and rest:
+        match = _LINK.match(rest)
+        if match is None:
+            ack(text="`/lore add` takes one http(s) URL, e.g. `/lore add https://example.com/handbook`")
             return
         ack()
-        channel_id, user_id = command["channel_id"], command["user_id"]
-        team_id = command.get("team_id")
-        try:
-            parent = client.chat_postMessage(channel=channel_id, text=f"<@{user_id}> asked: {question}")
-        except SlackApiError as exc:
-            # Lore is not a member of that channel: answer through the command's response URL instead.
-            log.info(kv("ask_fallback_respond", channel=channel_id, error=exc.response.get("error")))
-            answer_by_response_url(
-                question, respond, user_id=user_id, channel_id=channel_id, team_id=team_id, client=client
-            )
-            return
-        job = AnswerJob(
-            question=question,
-            channel_id=channel_id,
-            thread_ts=str(parent["ts"]),
-            user_id=user_id,
-            team_id=team_id,
-            bot_user_id=context.bot_user_id,
+        respond(text=queue_url(state, match.group(1), channel_id=command["channel_id"]))
+    elif sub == "stats":
+        ack()
+        respond(text=stats_text(state))
+    else:
+        ack(text=USAGE if sub == "help" else f"Unknown command `{sub}`.\n\n{USAGE}")
+
+
+def answer_by_response_url(
+    state: BotState,
+    question: str,
+    respond: Respond,
+    *,
+    user_id: str,
+    channel_id: str,
+    team_id: str | None,
+    client: WebClient,
+) -> None:
+    asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=team_id, thread_ts=None)
+    try:
+        answer = state.answerer(state.settings, question, asker=asker, history=[])
+    except Exception:
+        record_error("answer")
+        log.exception(kv("answer_failed", channel=channel_id, surface="ask"))
+        respond(text="Sorry — I couldn't answer that just now. Please try again in a moment.")
+        return
+    text = f"<@{user_id}> asked: {question}\n\n{notification_text(answer.text)}"
+    respond(response_type="in_channel", text=text[:3000], blocks=answer_blocks(answer))
+
+
+def search_text(state: BotState, query: str, *, channel_id: str, user_id: str) -> str:
+    from lore.search import hybrid_search
+
+    try:
+        hits = hybrid_search(
+            state.settings, query, asker=Asker(user_id=user_id, channel_id=channel_id, surface="slack"), k=5
         )
-        submit_job(state, client, job)
+    except Exception:
+        record_error("search")
+        log.exception(kv("search_failed", channel=channel_id))
+        return "Sorry — the search failed. Please try again in a moment."
+    if not hits:
+        return f"Nothing found for “{query}”."
+    lines = [f"*Results for “{query}”*"]
+    for n, hit in enumerate(hits, 1):
+        link = f"<{hit.uri}|{hit.title or hit.uri}>" if hit.uri.startswith("http") else (hit.title or hit.uri)
+        snippet = " ".join(hit.text.split())[:200]
+        lines.append(f"{n}. {link} ({hit.score:.2f})\n>{snippet}")
+    return "\n".join(lines)
 
-    def answer_by_response_url(
-        question: str, respond: Respond, *, user_id: str, channel_id: str, team_id: str | None, client: WebClient
-    ) -> None:
-        asker = state.asker(client, user_id=user_id, channel_id=channel_id, team_id=team_id, thread_ts=None)
-        try:
-            answer = state.answerer(settings, question, asker=asker, history=[])
-        except Exception:
-            record_error("answer")
-            log.exception(kv("answer_failed", channel=channel_id, surface="ask"))
-            respond(text="Sorry — I couldn't answer that just now. Please try again in a moment.")
-            return
-        text = f"<@{user_id}> asked: {question}\n\n{notification_text(answer.text)}"
-        respond(response_type="in_channel", text=text[:3000], blocks=answer_blocks(answer))
 
-    @app.command("/lore")
-    def on_lore(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        EVENTS.labels("command").inc()
-        words = (command.get("text") or "").strip().split(maxsplit=1)
-        sub = words[0].lower() if words else "help"
-        rest = words[1].strip() if len(words) > 1 else ""
-        if sub == "search" and rest:
-            ack()
-            respond(text=search_text(rest, channel_id=command["channel_id"], user_id=command["user_id"]))
-        elif sub == "add" and rest:
-            match = _LINK.match(rest)
-            if match is None:
-                ack(text="`/lore add` takes one http(s) URL, e.g. `/lore add https://example.com/handbook`")
-                return
-            ack()
-            respond(text=queue_url(match.group(1), channel_id=command["channel_id"]))
-        elif sub == "stats":
-            ack()
-            respond(text=stats_text())
-        else:
-            ack(text=USAGE if sub == "help" else f"Unknown command `{sub}`.\n\n{USAGE}")
+def queue_url(state: BotState, url: str, *, channel_id: str) -> str:
+    try:
+        job_id = state.workers.queue_ingest([url], acl=[channel_id])
+    except Exception:
+        record_error("ingest")
+        log.exception(kv("queue_ingest_failed", channel=channel_id))
+        return "Sorry — I couldn't queue that page. Please try again in a moment."
+    return f"Queued {url} for the knowledge base (job #{job_id}); it will be visible in this channel."
 
-    def search_text(query: str, *, channel_id: str, user_id: str) -> str:
-        from lore.search import hybrid_search
 
-        try:
-            hits = hybrid_search(
-                settings, query, asker=Asker(user_id=user_id, channel_id=channel_id, surface="slack"), k=5
-            )
-        except Exception:
-            record_error("search")
-            log.exception(kv("search_failed", channel=channel_id))
-            return "Sorry — the search failed. Please try again in a moment."
-        if not hits:
-            return f"Nothing found for “{query}”."
-        lines = [f"*Results for “{query}”*"]
-        for n, hit in enumerate(hits, 1):
-            link = f"<{hit.uri}|{hit.title or hit.uri}>" if hit.uri.startswith("http") else (hit.title or hit.uri)
-            snippet = " ".join(hit.text.split())[:200]
-            lines.append(f"{n}. {link} ({hit.score:.2f})\n>{snippet}")
-        return "\n".join(lines)
-
-    def queue_url(url: str, *, channel_id: str) -> str:
-        from workers.ingest_tasks import queue_ingest
-
-        try:
-            job_id = queue_ingest(settings, [url], acl=[channel_id])
-        except Exception:
-            record_error("ingest")
-            log.exception(kv("queue_ingest_failed", channel=channel_id))
-            return "Sorry — I couldn't queue that page. Please try again in a moment."
-        return f"Queued {url} for the knowledge base (job #{job_id}); it will be visible in this channel."
-
-    def stats_text() -> str:
-        figures = queries.home_figures(settings, with_downvoted=False)
-        last = figures["last_sync"].strftime("%Y-%m-%d %H:%M UTC") if figures["last_sync"] else "never"
-        return (
-            f"*Knowledge base*: {figures['documents']} documents, {figures['chunks']} chunks, "
-            f"{figures['sources']} sources, last sync {last}\n"
-            f"*This week*: {figures['answers_week']} answers, {figures['up_week']} 👍, {figures['down_week']} 👎"
-        )
+def stats_text(state: BotState) -> str:
+    figures = queries.home_figures(state.settings, with_downvoted=False)
+    last = figures["last_sync"].strftime("%Y-%m-%d %H:%M UTC") if figures["last_sync"] else "never"
+    return (
+        f"*Knowledge base*: {figures['documents']} documents, {figures['chunks']} chunks, "
+        f"{figures['sources']} sources, last sync {last}\n"
+        f"*This week*: {figures['answers_week']} answers, {figures['up_week']} 👍, {figures['down_week']} 👎"
+    )

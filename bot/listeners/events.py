@@ -9,20 +9,20 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot import dedupe, jobs, queries
+from bot import dedupe, queries
 from bot.answering import APOLOGY
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import DUPLICATES, EVENTS, record_error
 from bot.regenerate import regenerate
 from bot.render import critique_offer_blocks
-from bot.state import BotState, strip_mention
+from bot.state import BotState, bot_state, strip_mention
+from lore import feedback
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
 # Message subtypes that are a person writing (others: joins, edits, deletions, bot posts...).
 _HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
-_LIVE_INDEX_TTL_S = 30.0
 
 
 def is_from_bot(event: dict[str, Any], context: BoltContext) -> bool:
@@ -91,148 +91,140 @@ def first_claim(
     return False
 
 
-def register(app: App, state: BotState) -> None:
-    settings = state.settings
-
-    def live_indexed(channel_id: str) -> bool:
-        try:
-            channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(settings))
-        except Exception:  # the database is down: questions still get their apology (first_claim)
-            record_error("live_index")
-            log.warning(kv("live_index_channels_unavailable", channel=channel_id))
-            return False
-        return channel_id in channels
-
-    @app.event("app_mention")
-    def on_mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        EVENTS.labels("app_mention").inc()
-        if is_from_bot(event, context):
-            return
-        thread_ts = event.get("thread_ts") or event["ts"]
-        if not first_claim(state, body, event["channel"], event["ts"], client=client, thread_ts=thread_ts):
-            return
-        answer_message(state, client, context, event, thread_ts=thread_ts)
-
-    @app.event("message")
-    def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        EVENTS.labels("message").inc()
-        subtype = event.get("subtype")
-        channel_id = event.get("channel") or ""
-        if subtype == "message_deleted":
-            forget_deleted(event, live=live_indexed(channel_id))
-            return
-        if subtype == "message_changed":
-            edited = event.get("message") or {}
-            if live_indexed(channel_id) and not edited.get("bot_id"):
-                index_message(channel_id, edited, deleted=False)
-            return
-        if subtype not in _HUMAN_SUBTYPES or is_from_bot(event, context):
-            return
-        if live_indexed(channel_id):
-            index_message(channel_id, event, deleted=False)
-        ts = event["ts"]
-        thread_ts = event.get("thread_ts")
-        if event.get("channel_type") == "im":
-            if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts or ts):
-                answer_message(state, client, context, event, thread_ts=thread_ts or ts)
-            return
-        if not thread_ts or thread_ts == ts:
-            return  # a new post in a channel: only a mention (app_mention) asks the bot
-        mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}>" in (event.get("text") or "")
-        if not mentioned and not dedupe.bot_in_thread(settings, channel_id, thread_ts):
-            return
-        if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
-            answer_message(state, client, context, event, thread_ts=thread_ts)
-
-    def forget_deleted(event: dict[str, Any], *, live: bool) -> None:
-        channel_id = event.get("channel") or ""
-        previous = event.get("previous_message") or {}
-        deleted_ts = event.get("deleted_ts") or previous.get("ts")
-        if not deleted_ts:
-            return
-        try:
-            from lore.feedback import forget_message
-
-            removed = forget_message(settings, channel_id=channel_id, message_ts=deleted_ts)
-            log.info(kv("message_forgotten", channel=channel_id, ts=deleted_ts, removed=removed))
-        except Exception:
-            record_error("forget")
-            log.exception(kv("forget_failed", channel=channel_id, ts=deleted_ts))
-        if live and not previous.get("bot_id"):
-            index_message(channel_id, {**previous, "ts": deleted_ts}, deleted=True)
-
-    def index_message(channel_id: str, message: dict[str, Any], *, deleted: bool) -> None:
-        try:
-            jobs.send_ingest(
-                jobs.INGEST_MESSAGE,
-                channel_id=channel_id,
-                ts=message.get("ts"),
-                text=message.get("text") or "",
-                user_id=message.get("user"),
-                thread_ts=message.get("thread_ts"),
-                deleted=deleted,
-            )
-        except Exception:
-            record_error("live_index")
-            log.exception(kv("live_index_failed", channel=channel_id, ts=message.get("ts")))
-
-    def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        added = event.get("type") == "reaction_added"
-        EVENTS.labels(event.get("type") or "reaction").inc()
-        item = event.get("item") or {}
-        user_id = event.get("user")
-        if item.get("type") != "message" or not user_id or user_id == context.bot_user_id:
-            return
-        if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
-            return  # a reaction on someone else's message: not feedback on Lore
-        reaction = str(event.get("reaction") or "").split("::", 1)[0]  # "+1::skin-tone-2" is a +1
-        channel_id, message_ts = str(item.get("channel") or ""), str(item.get("ts") or "")
-
-        def first_delivery() -> bool:
-            """For what must happen once (a regeneration): Slack retries share the event id. Votes need no
-            claim: recording the same event again changes nothing."""
-            if body.get("event_id") and not dedupe.claim(settings, body["event_id"], kind="reaction"):
-                DUPLICATES.inc()
-                return False
-            return True
-
-        if reaction in settings.csv("up_reactions") or reaction in settings.csv("down_reactions"):
-            jobs.submit_vote(
-                state,
-                "reaction",
-                channel_id=channel_id,
-                message_ts=message_ts,
-                user_id=user_id,
-                reaction=reaction,
-                added=added,
-                # Slack's own event time orders a user's reactions: handled on parallel threads (and redelivered
-                # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
-                event_ts=event.get("event_ts"),
-            )
-            if added and reaction in settings.csv("down_reactions"):
-                # A Slack call that may take a while: off the listener threads, which the next votes need.
-                state.in_background(
-                    offer_critique, client, channel_id=channel_id, message_ts=message_ts, user_id=user_id
-                )
-        elif added and reaction in settings.csv("regenerate_reactions") and first_delivery():
-            original = queries.answer_by_message(settings, channel_id, message_ts)
-            if original is not None:
-                regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)
-
-    def offer_critique(client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
-        """Offer the "what was wrong?" dialog once per answer and user (not again on each 👎 toggle or retry)."""
-        answer = queries.answer_by_message(settings, channel_id, message_ts)
-        if answer is None:
-            return
-        if not dedupe.claim(settings, f"critique_offer:{answer.answer_id}:{user_id}", kind="critique_offer"):
-            return
-        client.chat_postEphemeral(
-            channel=channel_id,
-            user=user_id,
-            thread_ts=answer.thread_ts,
-            text="Thanks — noted. Want to say what was wrong?",
-            blocks=critique_offer_blocks(answer.answer_id),
-        )
-
+def register(app: App) -> None:
+    app.event("app_mention")(on_mention)
+    app.event("message")(on_message)
     app.event("reaction_added")(on_reaction)
     app.event("reaction_removed")(on_reaction)
+
+
+def on_mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    EVENTS.labels("app_mention").inc()
+    if is_from_bot(event, context):
+        return
+    state = bot_state(context)
+    thread_ts = event.get("thread_ts") or event["ts"]
+    if not first_claim(state, body, event["channel"], event["ts"], client=client, thread_ts=thread_ts):
+        return
+    answer_message(state, client, context, event, thread_ts=thread_ts)
+
+
+def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    EVENTS.labels("message").inc()
+    state = bot_state(context)
+    subtype = event.get("subtype")
+    channel_id = event.get("channel") or ""
+    if subtype == "message_deleted":
+        forget_deleted(state, event, live=live_indexed(state, channel_id))
+        return
+    if subtype == "message_changed":
+        edited = event.get("message") or {}
+        if live_indexed(state, channel_id) and not edited.get("bot_id"):
+            state.workers.ingest_message(channel_id, edited, deleted=False)
+        return
+    if subtype not in _HUMAN_SUBTYPES or is_from_bot(event, context):
+        return
+    if live_indexed(state, channel_id):
+        state.workers.ingest_message(channel_id, event, deleted=False)
+    ts = event["ts"]
+    thread_ts = event.get("thread_ts")
+    if event.get("channel_type") == "im":
+        if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts or ts):
+            answer_message(state, client, context, event, thread_ts=thread_ts or ts)
+        return
+    if not thread_ts or thread_ts == ts:
+        return  # a new post in a channel: only a mention (app_mention) asks the bot
+    mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}>" in (event.get("text") or "")
+    if not mentioned and not dedupe.bot_in_thread(state.settings, channel_id, thread_ts):
+        return
+    if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
+        answer_message(state, client, context, event, thread_ts=thread_ts)
+
+
+def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """👍/👎 on an answer is that user's vote (added or removed); the regenerate reaction asks again."""
+    added = event.get("type") == "reaction_added"
+    EVENTS.labels(event.get("type") or "reaction").inc()
+    item = event.get("item") or {}
+    user_id = event.get("user")
+    if item.get("type") != "message" or not user_id or user_id == context.bot_user_id:
+        return
+    if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
+        return  # a reaction on someone else's message: not feedback on Lore
+    state = bot_state(context)
+    reaction = str(event.get("reaction") or "").split("::", 1)[0]  # "+1::skin-tone-2" is a +1
+    channel_id, message_ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+    value = feedback.reaction_value(state.settings, reaction)
+    if value is not None:
+        state.workers.vote(
+            "reaction",
+            channel_id=channel_id,
+            message_ts=message_ts,
+            user_id=user_id,
+            reaction=reaction,
+            added=added,
+            # Slack's own event time orders a user's reactions: handled on parallel threads (and redelivered
+            # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
+            event_ts=event.get("event_ts"),
+        )
+        if added and value < 0:
+            # A Slack call that may take a while: off the listener threads, which the next votes need.
+            state.in_background(
+                offer_critique, state, client, channel_id=channel_id, message_ts=message_ts, user_id=user_id
+            )
+    elif added and feedback.is_regenerate_reaction(state.settings, reaction) and first_delivery(state, body):
+        original = queries.answer_by_message(state.settings, channel_id, message_ts)
+        if original is not None:
+            regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)
+
+
+def first_delivery(state: BotState, body: dict[str, Any]) -> bool:
+    """For what must happen once (a regeneration): Slack retries share the event id. Votes need no claim:
+    recording the same event again changes nothing."""
+    if body.get("event_id") and not dedupe.claim(state.settings, body["event_id"], kind="reaction"):
+        DUPLICATES.inc()
+        return False
+    return True
+
+
+def live_indexed(state: BotState, channel_id: str) -> bool:
+    try:
+        channels = state.cache.get_or_load("live_index", lambda: queries.live_index_channels(state.settings))
+    except Exception:  # the database is down: questions still get their apology (first_claim)
+        record_error("live_index")
+        log.warning(kv("live_index_channels_unavailable", channel=channel_id))
+        return False
+    return channel_id in channels
+
+
+def forget_deleted(state: BotState, event: dict[str, Any], *, live: bool) -> None:
+    """A deleted question takes its answers' feedback with it; a live-indexed channel drops the message too."""
+    channel_id = event.get("channel") or ""
+    previous = event.get("previous_message") or {}
+    deleted_ts = event.get("deleted_ts") or previous.get("ts")
+    if not deleted_ts:
+        return
+    try:
+        removed = feedback.forget_message(state.settings, channel_id=channel_id, message_ts=deleted_ts)
+        log.info(kv("message_forgotten", channel=channel_id, ts=deleted_ts, removed=removed))
+    except Exception:
+        record_error("forget")
+        log.exception(kv("forget_failed", channel=channel_id, ts=deleted_ts))
+    if live and not previous.get("bot_id"):
+        state.workers.ingest_message(channel_id, {**previous, "ts": deleted_ts}, deleted=True)
+
+
+def offer_critique(state: BotState, client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
+    """Offer the "what was wrong?" dialog once per answer and user (not again on each 👎 toggle or retry)."""
+    answer = queries.answer_by_message(state.settings, channel_id, message_ts)
+    if answer is None:
+        return
+    if not dedupe.claim(state.settings, f"critique_offer:{answer.answer_id}:{user_id}", kind="critique_offer"):
+        return
+    client.chat_postEphemeral(
+        channel=channel_id,
+        user=user_id,
+        thread_ts=answer.thread_ts,
+        text="Thanks — noted. Want to say what was wrong?",
+        blocks=critique_offer_blocks(answer.answer_id),
+    )

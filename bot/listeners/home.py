@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import queries
 from bot.metrics import EVENTS
-from bot.state import BotState
+from bot.state import bot_state
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,16 @@ def home_view(figures: dict[str, Any], *, admin: bool) -> dict[str, Any]:
     return {"type": "home", "blocks": blocks}
 
 
-def register(app: App, state: BotState) -> None:
-    @app.event("app_home_opened")
-    def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
-        EVENTS.labels("app_home_opened").inc()
-        if event.get("tab", "home") != "home":
-            return
-        user_id = event["user"]
-        admin = user_id in state.settings.csv("admin_users")
-        figures = queries.home_figures(state.settings, with_downvoted=admin)
-        client.views_publish(user_id=user_id, view=home_view(figures, admin=admin))
+def register(app: App) -> None:
+    app.event("app_home_opened")(on_home_opened)
+
+
+def on_home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    EVENTS.labels("app_home_opened").inc()
+    if event.get("tab", "home") != "home":
+        return
+    settings = bot_state(context).settings
+    user_id = event["user"]
+    admin = user_id in settings.csv("admin_users")
+    figures = queries.home_figures(settings, with_downvoted=admin)
+    client.views_publish(user_id=user_id, view=home_view(figures, admin=admin))

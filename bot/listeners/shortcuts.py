@@ -8,10 +8,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import jobs
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import EVENTS, record_error
-from bot.state import BotState, strip_mention
+from bot.state import bot_state, strip_mention
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -20,45 +19,50 @@ SAVE = "save_to_lore"
 ASK = "ask_lore"
 
 
-def register(app: App, state: BotState) -> None:
-    @app.message_shortcut(SAVE)
-    def on_save(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        EVENTS.labels("shortcut").inc()
-        channel_id = body["channel"]["id"]
-        message = body.get("message") or {}
-        thread_ts = message.get("thread_ts") or message.get("ts") or body.get("message_ts")
-        try:
-            jobs.send_ingest(jobs.INGEST_THREAD, channel_id=channel_id, thread_ts=thread_ts, acl=[channel_id])
-        except Exception:
-            record_error("save")
-            log.exception(kv("save_failed", channel=channel_id, thread_ts=thread_ts))
-            respond(response_type="ephemeral", text="Sorry — I couldn't save that right now. Please try again.")
-            return
-        respond(
-            response_type="ephemeral",
-            text="Saving this thread to Lore: it will be answerable in this channel in a moment.",
-        )
+def register(app: App) -> None:
+    app.message_shortcut(SAVE)(on_save)
+    app.message_shortcut(ASK)(on_ask)
 
-    @app.message_shortcut(ASK)
-    def on_ask(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond) -> None:
-        ack()
-        EVENTS.labels("shortcut").inc()
-        channel_id = body["channel"]["id"]
-        message = body.get("message") or {}
-        question = strip_mention(message.get("text") or "", context.bot_user_id)
-        if not question:
-            respond(response_type="ephemeral", text="That message has no text to ask about.")
-            return
-        ts = str(message.get("ts") or body.get("message_ts"))
-        thread_ts = str(message.get("thread_ts") or ts)
-        job = AnswerJob(
-            question=question,
-            channel_id=channel_id,
-            thread_ts=thread_ts,
-            user_id=body["user"]["id"],
-            team_id=(body.get("team") or {}).get("id"),
-            bot_user_id=context.bot_user_id,
-            history_before_ts=ts if message.get("thread_ts") else None,
-        )
-        submit_job(state, client, job)
+
+def on_save(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    """ "Save to Lore": the message's thread into the knowledge base, visible in this channel."""
+    ack()
+    EVENTS.labels("shortcut").inc()
+    channel_id = body["channel"]["id"]
+    message = body.get("message") or {}
+    thread_ts = str(message.get("thread_ts") or message.get("ts") or body["message_ts"])
+    try:
+        bot_state(context).workers.ingest_thread(channel_id=channel_id, thread_ts=thread_ts, acl=[channel_id])
+    except Exception:
+        record_error("save")
+        log.exception(kv("save_failed", channel=channel_id, thread_ts=thread_ts))
+        respond(response_type="ephemeral", text="Sorry — I couldn't save that right now. Please try again.")
+        return
+    respond(
+        response_type="ephemeral",
+        text="Saving this thread to Lore: it will be answerable in this channel in a moment.",
+    )
+
+
+def on_ask(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext, respond: Respond) -> None:
+    """ "Ask Lore about this": the message's text as a question, answered in its thread."""
+    ack()
+    EVENTS.labels("shortcut").inc()
+    channel_id = body["channel"]["id"]
+    message = body.get("message") or {}
+    question = strip_mention(message.get("text") or "", context.bot_user_id)
+    if not question:
+        respond(response_type="ephemeral", text="That message has no text to ask about.")
+        return
+    ts = str(message.get("ts") or body.get("message_ts"))
+    thread_ts = str(message.get("thread_ts") or ts)
+    job = AnswerJob(
+        question=question,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        user_id=body["user"]["id"],
+        team_id=(body.get("team") or {}).get("id"),
+        bot_user_id=context.bot_user_id,
+        history_before_ts=ts if message.get("thread_ts") else None,
+    )
+    submit_job(bot_state(context), client, job)

@@ -48,7 +48,7 @@ def ingest(
     acl = list(channels) or None
     try:
         if use_queue:
-            from workers.ingest_tasks import queue_ingest
+            from workers.ingest_jobs import queue_ingest
 
             job_id = queue_ingest(settings, list(sources), acl=acl, crawl_depth=depth)
             if not as_json:

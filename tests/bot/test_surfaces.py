@@ -44,7 +44,7 @@ def test_save_to_lore_queues_the_thread_with_the_channel_acl(
     assert confirmation["response_type"] == "ephemeral" and "Saving this thread" in confirmation["text"]
     assert published == [
         (
-            "workers.tasks.ingest_slack_thread",
+            "workers.ingest_tasks.ingest_slack_thread",
             {"channel_id": "C0GENERAL", "thread_ts": "1600005000.000100", "acl": ["C0GENERAL"]},
         ),
     ]
@@ -102,7 +102,7 @@ def test_live_indexing_sends_new_edited_and_deleted_messages(
     by_ts = sorted(
         (kw["channel_id"], kw["ts"], kw["text"], kw["deleted"])
         for name, kw in published
-        if name == "workers.tasks.ingest_slack_message"
+        if name == "workers.ingest_tasks.ingest_slack_message"
     )
     assert by_ts == [
         ("C0LIVE", "1600005200.000100", "Staging is down until 3pm", False),

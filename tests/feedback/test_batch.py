@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 import time
 
+from bot.worker_client import VoteBatcher
 from lore import feedback
 from lore.config import Settings
 from lore.db import raw_connection
 from tests.feedback.helpers import add_answer, rand_vec, votes
-from workers.feedback_tasks import VoteBatcher
 
 
 def _events(answers: dict[str, int], rng: random.Random, n: int) -> list[dict[str, object]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
+from bot.worker_client import submit_feedback
 from lore.config import Settings
 from lore.db import raw_connection
 from tests.feedback.helpers import add_answer, rand_vec, votes
-from workers.feedback_tasks import submit_feedback
 
 
 def _wait_for(predicate: object, timeout: float = 30.0) -> None:

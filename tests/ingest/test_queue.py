@@ -176,7 +176,7 @@ def test_a_crashing_batch_ends_the_job_with_an_error_naming_it(
     celery_worker: object, db: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ingest.pipeline import Pipeline
-    from workers.ingest_tasks import queue_ingest
+    from workers.ingest_jobs import queue_ingest
 
     def explode(self: Pipeline) -> None:
         raise RuntimeError("parser bug")

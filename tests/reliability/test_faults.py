@@ -157,7 +157,7 @@ def test_redis_restart_during_a_burst_of_reactions_loses_and_doubles_no_vote(
     finally:
         worker_log = worker.stop()
     fallbacks = [r for r in caplog.records if "feedback_broker_down" in r.getMessage()]
-    through_worker = worker_log.count("workers.tasks.record_feedback_batch[")
+    through_worker = worker_log.count("workers.feedback_tasks.record_feedback_batch[")
     assert fallbacks, "the outage never reached the bot"
     assert through_worker > 0, worker_log[-2000:]
     print(
