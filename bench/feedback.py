@@ -125,10 +125,10 @@ def main() -> None:
     from bench import loadgen
     from harness.slack_api import FakeSlack
     from harness.slack_signing import event_envelope
-    from lore.cli import upgrade_database
     from lore.config import get_settings
     from lore.db import raw_connection, stop_embedded
     from lore.feedback import record_reaction
+    from lore.migrations import upgrade_database
 
     redis.Redis.from_url(args.redis_url).flushdb()
     settings = get_settings()

@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="lore-bench-near-"))
     settings = Settings().model_copy(update={"lore_home": home, "database_url": None, "embeddings": "local"})
-    from lore.cli import upgrade_database
+    from lore.migrations import upgrade_database
 
     upgrade_database(settings)
     try:

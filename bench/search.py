@@ -187,7 +187,7 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="lore-bench-search-"))
     reuse = args.home is not None and (home / "pgdata").exists()
     settings = Settings().model_copy(update={"lore_home": home, "database_url": None})
-    from lore.cli import upgrade_database
+    from lore.migrations import upgrade_database
 
     upgrade_database(settings)
     url = database_url(settings)

@@ -41,12 +41,27 @@ class _LoreGroup(click.Group):
             fail(f"cannot connect to the database: {first_line(exc)}. {CONNECT_REMEDY}")
 
 
+# Commands that run for hours log what they do; one-shot and interactive commands print their result, and their
+# output stays clean of INFO lines unless asked for (-v, or LORE_LOG_LEVEL).
+LONG_RUNNING = frozenset({"serve", "worker", "beat", "console"})
+
+
+def log_level_for(settings: Settings, command: str | None, verbose: int) -> str:
+    if verbose:
+        return "DEBUG" if verbose > 1 else "INFO"
+    if "log_level" in settings.model_fields_set or command in LONG_RUNNING:
+        return settings.log_level
+    return "WARNING"
+
+
 @click.group(cls=_LoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lore")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="Log INFO (-v) or DEBUG (-vv) lines to stderr.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Lore: answers your team's questions from its own documents, and learns from reactions."""
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(log_level_for(settings, ctx.invoked_subcommand, verbose))
 
 
 # -- database -----------------------------------------------------------------------------------------
@@ -57,19 +72,12 @@ def db() -> None:
     """Database: migrate, show the URL, stop the embedded server."""
 
 
-def upgrade_database(settings: Settings, revision: str = "head") -> None:
-    """`alembic upgrade` against the configured database (embedded server started if needed)."""
-    from alembic import command
-    from lore.migrations import alembic_config
-
-    check_database(settings)
-    command.upgrade(alembic_config(settings), revision)
-
-
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from lore.migrations import upgrade_database
+
     settings = load_settings()
     try:
         upgrade_database(settings, revision)
@@ -254,6 +262,10 @@ from lore.commands.ask import COMMANDS as ask_commands  # noqa: E402
 
 for _command in ask_commands:
     main.add_command(_command)
+
+from lore.commands.chat import chat  # noqa: E402
+
+main.add_command(chat)
 
 from lore.commands.feedback import COMMANDS as feedback_commands  # noqa: E402
 

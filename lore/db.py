@@ -30,6 +30,7 @@ from psycopg.pq import Format
 from sqlalchemy import Engine, create_engine, event, text
 
 from lore.config import Settings
+from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def _configure_embedded(admin_uri: str) -> bool:
             return False
         conn.execute("SELECT pg_reload_conf()")
         contexts = conn.execute("SELECT context FROM pg_settings WHERE name = ANY(%s)", (changed,)).fetchall()
-    log.info("embedded PostgreSQL configured: %s", ", ".join(f"{n}={wanted[n]}" for n in changed))
+    log.info(kv("embedded_postgres_configured", **{n: wanted[n] for n in changed}))
     return any(context == "postmaster" for (context,) in contexts)
 
 

@@ -28,8 +28,9 @@ import phonenumbers
 
 from lore.config import Settings
 from lore.db import raw_connection
+from lore.types import EXPORT_FORMATS
 
-FORMATS = ("trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo")
+FORMATS = EXPORT_FORMATS
 
 
 # -- PII scrub -------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import psycopg
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.feedback_memory import note_feedback, refresh_evidence
+from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def record_vote(
         if row is None:
             raise FeedbackError(f"answer {answer_id} does not exist")
         if channel_opted_out(settings, conn, row[0]):
-            log.info("event=feedback_skipped reason=opt_out answer_id=%s", answer_id)
+            log.info(kv("feedback_skipped", reason="opt_out", answer_id=answer_id))
             return
         _write_marks(conn, [{"answer_id": answer_id, "user_id": user_id, "up": up, "down": down, "via": via, "ts": ts}])
     note_feedback(settings)
@@ -278,7 +279,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         elif kind == "vote":
             votes.append(event)
         else:
-            log.warning("event=feedback_rejected reason=unknown_kind kind=%s", kind)
+            log.warning(kv("feedback_rejected", reason="unknown_kind", kind=kind))
     by_message: dict[tuple[str, str], tuple[int, bool]] = {}
     if reactions:
         pairs = {(str(e["channel_id"]), str(e["message_ts"])) for e in reactions}
@@ -296,7 +297,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
         try:
             ts = _event_ts(event.get("event_ts"))
         except FeedbackError as exc:
-            log.warning("event=feedback_rejected error=%s", exc)
+            log.warning(kv("feedback_rejected", error=exc))
             continue
         up, down = _reaction_marks(event["value"], bool(event.get("added")))
         marks.append(
@@ -319,7 +320,7 @@ def record_vote_events(settings: Settings, events: list[dict[str, Any]], *, conn
                 raise FeedbackError(f"answer {answer_id} does not exist")
             ts = _event_ts(event.get("event_ts"))
         except (FeedbackError, KeyError, TypeError, ValueError) as exc:
-            log.warning("event=feedback_rejected error=%s", exc)
+            log.warning(kv("feedback_rejected", error=exc))
             continue
         if by_id[answer_id]:
             continue
@@ -418,7 +419,7 @@ def forget_message(settings: Settings, *, channel_id: str, message_ts: str) -> i
         )
         deleted = cur.rowcount or 0
     if deleted:
-        log.info("event=feedback_forgot channel=%s answers=%s", channel_id, deleted)
+        log.info(kv("feedback_forgot", channel=channel_id, answers=deleted))
     return deleted
 
 

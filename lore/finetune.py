@@ -15,6 +15,7 @@ from typing import Any
 
 from lore.config import ConfigError, Settings
 from lore.exports import export_to_files
+from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def start_openai_finetune(
         kwargs["suffix"] = suffix
     job = client.fine_tuning.jobs.create(**kwargs)
     (finetune_dir(settings) / "last_job.json").write_text(json.dumps({"id": job.id, "method": method}))
-    log.info("event=finetune_started job=%s method=%s examples=%s", job.id, method, report["train"])
+    log.info(kv("finetune_started", job=job.id, method=method, examples=report["train"]))
     return {**job_summary(job), "examples": report["train"], "eval_examples": report["eval"]}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic.config import Config
 
 from lore.config import Settings
-from lore.db import sqlalchemy_url
+from lore.db import check_database, sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,3 +18,11 @@ def alembic_config(settings: Settings) -> Config:
     config.attributes["url"] = sqlalchemy_url(settings)
     config.attributes["skip_logging"] = True
     return config
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """`alembic upgrade` against the configured database (embedded server started if needed)."""
+    from alembic import command
+
+    check_database(settings)
+    command.upgrade(alembic_config(settings), revision)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from lore.config import Settings
 from lore.db import raw_connection
 from lore.embeddings import get_embedder
 from lore.exports import in_eval
+from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,6 @@ def features(question: np.ndarray, answers: np.ndarray, context: np.ndarray, tex
             dont_know.astype(np.float32),
         ]
     ).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class _Row:
-    answer_id: int
-    thread: str
-    question: np.ndarray
-    context: np.ndarray
-    text: str
 
 
 _LOAD = """
@@ -162,7 +153,7 @@ def train_reward(settings: Settings) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**metrics, "embedder": settings.embeddings, "trained_at": datetime.now(UTC).isoformat()}
     np.savez(path, coef=model.coef_[0].astype(np.float64), meta=np.array(json.dumps(meta)))
-    log.info("event=reward_trained %s", " ".join(f"{k}={v}" for k, v in metrics.items()))
+    log.info(kv("reward_trained", **metrics))
     return {**meta, "path": str(path)}
 
 
@@ -196,7 +187,7 @@ def score_candidates(settings: Settings, *, question: str, candidates: list[str]
     ctx = vectors[1 + len(candidates) :].mean(axis=0) if context else np.zeros_like(q)
     rows = np.hstack([features(q, answers, ctx, candidates), np.ones((len(candidates), 1), np.float32)])
     if rows.shape[1] != weights.shape[0]:
-        log.warning("event=reward_model_stale reason=feature_size expected=%s got=%s", weights.shape[0], rows.shape[1])
+        log.warning(kv("reward_model_stale", reason="feature_size", expected=weights.shape[0], got=rows.shape[1]))
         return []
     return [float(s) for s in rows @ weights]
 

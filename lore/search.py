@@ -39,11 +39,11 @@ from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.models import PUBLIC
-from lore.types import Asker, Hit
+from lore.types import SEARCH_MODES, Asker, Hit
 
 log = logging.getLogger(__name__)
 
-MODES = ("vector", "fulltext", "hybrid")
+MODES = SEARCH_MODES
 RRF_K = 60
 # In hybrid mode the full-text list counts less than the vector list in the fusion. At equal weight, on the whole
 # Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top 5

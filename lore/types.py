@@ -6,6 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+# Defined here, beside the value types, so that the CLI can offer them as choices without importing search or
+# the exporters.
+SEARCH_MODES = ("vector", "fulltext", "hybrid")
+EXPORT_FORMATS = ("trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo")
+
 
 class Hit(NamedTuple):
     """One retrieved chunk, as `lore search --json` prints it (plus what the agent needs). A named tuple, not a

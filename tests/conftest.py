@@ -87,7 +87,7 @@ def settings() -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def migrated(settings: Settings) -> Iterator[Settings]:
     """The embedded server under the throwaway LORE_HOME, migrated to head; stopped and removed at the end."""
-    from lore.cli import upgrade_database
+    from lore.migrations import upgrade_database
 
     upgrade_database(settings)
     yield settings

@@ -12,6 +12,7 @@ from rich.table import Table
 from lore.commands.common import EXIT_USAGE, emit_json, fail, load_settings
 from lore.config import ConfigError
 from lore.db import DatabaseError
+from lore.types import EXPORT_FORMATS
 
 VOTE_VALUES = {"up": 1, "down": -1, "clear": 0}
 
@@ -88,7 +89,7 @@ def vote(answer_id: int, value: str, user_id: str, as_json: bool) -> None:
 
 @feedback.command("export")
 @click.option(
-    "--format", "fmt", required=True, type=click.Choice(["trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo"])
+    "--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS)
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSONL file (default: stdout).")
 @click.option("--eval-fraction", type=float, default=0.0, show_default=True, help="Share of threads held out for eval.")

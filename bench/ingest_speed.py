@@ -12,7 +12,7 @@ the same shape.
     in the same database, for a first bulk load and for an incremental batch into an indexed table;
 (c) re-ingest of the unchanged corpus against the first ingest.
 
-    .venv/bin/python bench/ingest.py [--chunks 2000] [--rows 20000] [--increment 1000]
+    .venv/bin/python bench/ingest_speed.py [--chunks 2000] [--rows 20000] [--increment 1000]
 """
 
 from __future__ import annotations
@@ -27,20 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the `ingest` package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ingest import store  # noqa: E402
-from ingest.chunking import chunk_document  # noqa: E402
-from ingest.document import RawDocument  # noqa: E402
-from ingest.loaders.files import PARSERS  # noqa: E402
-from ingest.pipeline import ingest_sources  # noqa: E402
-from lore.config import Settings  # noqa: E402
-from lore.db import dispose_engines, raw_connection, sqlalchemy_url, stop_embedded  # noqa: E402
-from lore.embeddings import get_embedder  # noqa: E402
+from ingest import store
+from ingest.chunking import chunk_document
+from ingest.document import RawDocument
+from ingest.loaders.files import PARSERS
+from ingest.pipeline import ingest_sources
+from lore.config import Settings
+from lore.db import dispose_engines, raw_connection, sqlalchemy_url, stop_embedded
+from lore.embeddings import get_embedder
 
 PYDOCS = Path("/usr/share/doc/python3.11/html")
 
@@ -345,7 +343,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="lore-bench-ingest-"))
     settings = Settings().model_copy(update={"lore_home": home, "database_url": None})
-    from lore.cli import upgrade_database
+    from lore.migrations import upgrade_database
 
     upgrade_database(settings)
     corpus = home / "corpus"
