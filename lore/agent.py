@@ -35,9 +35,10 @@ from lore.agent_tools import (
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.extract import answer_sentences, group_by_passage
-from lore.llm import LLMError, describe_model, get_chat_model, supports_tools
+from lore.llm import LLMError, RepetitionGuard, describe_model, get_chat_model, supports_tools, trim_repetition
+from lore.logs import kv
 from lore.search import ScoredHit, embed_query, search_scored
-from lore.types import Answer, Asker, Citation, TokenSink, Turn
+from lore.types import Answer, Asker, TokenSink, Turn
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +152,15 @@ def answer_question(
         parent_id=parent_id,
     )
     log.info(
-        "answer id=%s model=%s path=%s chunks=%d latency_ms=%d knows=%s",
-        answer.answer_id,
-        answer.model,
-        generation.get("path", "none"),
-        len(answer.chunk_ids),
-        latency_ms,
-        answer.knows,
+        kv(
+            "answer",
+            answer_id=answer.answer_id,
+            model=answer.model,
+            path=generation.get("path", "none"),
+            chunks=len(answer.chunk_ids),
+            latency_ms=latency_ms,
+            knows=answer.knows,
+        )
     )
     return answer
 
@@ -272,15 +275,19 @@ def _run_chain(
             reply: BaseMessage = model.invoke(messages)
         else:
             merged: AIMessageChunk | None = None
+            guard = RepetitionGuard()
             for chunk in model.stream(messages):
                 piece = message_text(chunk)
                 if piece:
                     on_token(piece)
                 merged = chunk if merged is None else merged + chunk
+                if piece and guard.feed(piece):
+                    log.warning(kv("answer_loop_stopped", chars=len(guard.text)))
+                    break  # closing the stream ends the request: the server stops generating
             reply = merged if merged is not None else AIMessage(content="")
     except Exception as exc:
         raise _llm_error(settings, exc) from exc
-    text = message_text(reply).strip()
+    text = trim_repetition(message_text(reply))
     record = [message_record(m) for m in messages] + [{"role": "assistant", "content": text}]
     return _generated(settings, model, text=text, record=record, produced=[reply], knows=_knows(text), extra={})
 
@@ -365,7 +372,7 @@ def _run_agent(
     messages: list[BaseMessage] = list(state.get("messages", []))
     produced = messages[len(inputs) :]
     final = next((m for m in reversed(produced) if isinstance(m, AIMessage) and not m.tool_calls), None)
-    text = message_text(final).strip() if final is not None else ""
+    text = trim_repetition(message_text(final)) if final is not None else ""
     record = [{"role": "system", "content": prompts.AGENT_SYSTEM_PROMPT}] + [message_record(m) for m in messages]
     extra: dict[str, Any] = {"tool_calls": sum(len(m.tool_calls) for m in produced if isinstance(m, AIMessage))}
     return _generated(
@@ -436,8 +443,3 @@ def attach_slack_message(
         ).rowcount
     if updated == 0:
         raise AnswerNotFound(f"no answer with id {answer_id}")
-
-
-def citation_links(citations: Sequence[Citation]) -> list[str]:
-    """`[n] title <uri>` lines for plain-text surfaces (CLI)."""
-    return [f"[{c.number}] {c.title} <{c.uri}>" for c in citations]

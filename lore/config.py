@@ -9,6 +9,11 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The chat model used with an OpenAI key and no LORE_CHAT_MODEL.
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# Used with OPENAI_BASE_URL and no LORE_CHAT_MODEL: single-model servers (llama.cpp) answer whatever the name.
+DEFAULT_LOCAL_MODEL = "local-model"
+
 
 class ConfigError(ValueError):
     """A setting is missing or invalid for what the user asked to do."""
@@ -36,6 +41,8 @@ class Settings(BaseSettings):
     agent_mode: str = Field(default="auto", validation_alias="LORE_AGENT")
     best_of: int = Field(default=1, ge=1, le=8, validation_alias="LORE_BEST_OF")
     llm_timeout_s: float = Field(default=60.0, gt=0, validation_alias="LORE_LLM_TIMEOUT")
+    # Completion tokens an answer may use: a few paragraphs with citations, never an endless loop.
+    max_answer_tokens: int = Field(default=700, ge=32, le=32768, validation_alias="LORE_MAX_ANSWER_TOKENS")
     max_file_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_MAX_FILE_MB")
     chunk_words: int = Field(default=160, ge=20, le=2000, validation_alias="LORE_CHUNK_WORDS")
     embed_batch: int = Field(default=64, ge=1, le=4096, validation_alias="LORE_EMBED_BATCH")
@@ -117,7 +124,9 @@ class Settings(BaseSettings):
         if self.chat_model:
             return self.chat_model
         if self.openai_api_key is not None:
-            return "gpt-4o-mini"
+            return DEFAULT_OPENAI_MODEL
+        if self.openai_base_url:
+            return DEFAULT_LOCAL_MODEL
         return None
 
     @property

@@ -16,8 +16,6 @@ from lore.config import Settings
 
 # Sent when a base URL is set without a key: local servers ignore it, the client library requires one.
 PLACEHOLDER_KEY = "not-needed"
-# Used with a base URL but no LORE_CHAT_MODEL: single-model servers (llama.cpp) answer whatever the name.
-DEFAULT_LOCAL_MODEL = "local-model"
 
 # Families that call tools reliably (OpenAI's own, and open models trained for it).
 _TOOL_CAPABLE = re.compile(
@@ -28,24 +26,23 @@ _TOOL_CAPABLE = re.compile(
 # Too small to follow a tool protocol whatever the server says.
 _TOO_SMALL = re.compile(r"(smollm|tinyllama|\b(135|360|500)m\b|-(135|360|500)m|0\.5b|qwen2?\.?5?-0\.5b)", re.IGNORECASE)
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+# Sampling penalties for models behind a local server: strong enough to break a loop, mild enough for prose.
+LOCAL_FREQUENCY_PENALTY = 0.3
+LOCAL_REPEAT_PENALTY = 1.15
+# A stream ends once one sentence of at least this many characters has been written this many times.
+REPEAT_MIN_CHARS = 24
+REPEAT_LIMIT = 3
+_SENTENCE_END = re.compile(r"(?<=[.!?:\n])\s+")
+_SENTENCE_BREAK = re.compile(r"((?<=[.!?:\n])\s+)")
 
 
 class LLMError(RuntimeError):
     """The chat model failed (unreachable, timed out, error reply); the message names the server."""
 
 
-def model_name(settings: Settings) -> str | None:
-    """The chat model name in use, or None for search-only answers."""
-    if settings.effective_chat_model:
-        return settings.effective_chat_model
-    if settings.openai_base_url:
-        return DEFAULT_LOCAL_MODEL
-    return None
-
-
 def get_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel | None:
     """A ChatOpenAI for the configured server and model, or None when no model is configured."""
-    name = model_name(settings)
+    name = settings.effective_chat_model
     if name is None:
         return None
     from langchain_openai import ChatOpenAI
@@ -59,7 +56,13 @@ def get_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel | None
         "max_retries": 1,
         # Token counts come back on streamed replies too, so every answer row has them.
         "stream_usage": True,
+        "max_tokens": settings.max_answer_tokens,
     }
+    if is_local_server(settings.openai_base_url):
+        # Small local models fall into loops; llama.cpp's server honours both penalties (OpenAI's own models
+        # are left as their provider tunes them).
+        options["frequency_penalty"] = LOCAL_FREQUENCY_PENALTY
+        options["extra_body"] = {"repeat_penalty": LOCAL_REPEAT_PENALTY}
     options.update(overrides)
     return ChatOpenAI(**options)
 
@@ -78,7 +81,7 @@ def supports_tools(settings: Settings, model: BaseChatModel) -> bool:
     Ollama with an unknown model) get the chain, since a failed tool protocol is worse than no tools; any
     other model on OpenAI's API does.
     """
-    name = _model_label(model) or model_name(settings) or ""
+    name = _model_label(model) or settings.effective_chat_model or ""
     if _TOO_SMALL.search(name):
         return False
     if _TOOL_CAPABLE.search(name):
@@ -99,4 +102,45 @@ def _model_label(model: BaseChatModel) -> str | None:
 
 def describe_model(model: BaseChatModel, settings: Settings) -> str:
     """The model name recorded with an answer."""
-    return _model_label(model) or model_name(settings) or type(model).__name__
+    return _model_label(model) or settings.effective_chat_model or type(model).__name__
+
+
+class RepetitionGuard:
+    """Watches a streamed answer and says when it has started repeating itself.
+
+    A model in a loop writes the same sentence (or paragraph) again and again; a sentence of REPEAT_MIN_CHARS or
+    more written REPEAT_LIMIT times is taken as a loop. Only completed sentences are compared, each once, so the
+    cost stays linear in the answer's length.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._checked = 0
+        self._seen: dict[str, int] = {}
+        self.looping = False
+
+    def feed(self, piece: str) -> bool:
+        """Add a streamed piece; True once the answer is looping (the caller stops reading the stream)."""
+        self.text += piece
+        parts = _SENTENCE_END.split(self.text[self._checked :])
+        for sentence in parts[:-1]:  # the last part may still be growing
+            key = " ".join(sentence.split()).lower()
+            if len(key) >= REPEAT_MIN_CHARS:
+                self._seen[key] = self._seen.get(key, 0) + 1
+                self.looping = self.looping or self._seen[key] >= REPEAT_LIMIT
+        self._checked = len(self.text) - len(parts[-1])
+        return self.looping
+
+
+def trim_repetition(text: str) -> str:
+    """The text without the sentences that repeat an earlier one (what a loop wrote after its first pass)."""
+    pieces = _SENTENCE_BREAK.split(text)  # sentence, separator, sentence, ...
+    kept: list[str] = []
+    seen: set[str] = set()
+    for sentence, separator in zip(pieces[::2], [*pieces[1::2], ""], strict=True):
+        key = " ".join(sentence.split()).lower()
+        if len(key) >= REPEAT_MIN_CHARS and key in seen:
+            continue
+        seen.add(key)
+        kept.append(sentence + separator)
+    return "".join(kept).strip()

@@ -25,6 +25,17 @@ def test_chat_model_defaults_when_key_set(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings(_env_file=None).effective_chat_model == "my-tuned-model"  # type: ignore[call-arg]
 
 
+def test_base_url_alone_names_the_model_answers_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lore status` and the answers read one definition: a local server with no model name is not search-only."""
+    from lore.llm import get_chat_model
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    model = get_chat_model(settings)
+    assert settings.effective_chat_model == "local-model"
+    assert model is not None and model.model_name == settings.effective_chat_model  # type: ignore[attr-defined]
+
+
 def test_secrets_never_appear_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1234-secret-token")
     s = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,11 @@ from rich.table import Table
 
 from lore.commands.common import EXIT_USAGE, emit_json, fail, load_settings
 from lore.config import Settings
-from lore.types import Answer, Asker, Turn
+from lore.types import SEARCH_MODES, Answer, Asker
 
 
 @contextmanager
-def _clean_errors() -> Iterator[None]:
+def clean_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one clear line and a non-zero exit."""
     from lore.db import DatabaseError
     from lore.embeddings import EmbeddingError
@@ -33,7 +33,7 @@ def _clean_errors() -> Iterator[None]:
         fail(str(exc), EXIT_USAGE)
 
 
-def _asker(channel: str | None) -> Asker:
+def cli_asker(channel: str | None) -> Asker:
     return Asker(channel_id=channel, surface="cli")
 
 
@@ -41,15 +41,15 @@ def _asker(channel: str | None) -> Asker:
 @click.argument("query")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 200), help="Results to return.")
 @click.option("--channel", default=None, help="Search as from this Slack channel (its documents become visible).")
-@click.option("--mode", type=click.Choice(["hybrid", "vector", "fulltext"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def search(query: str, k: int, channel: str | None, mode: str, as_json: bool) -> None:
     """Search the knowledge base (public documents, plus the channel's with --channel)."""
     from lore.search import hybrid_search
 
     settings = load_settings()
-    with _clean_errors():
-        hits = hybrid_search(settings, query, asker=_asker(channel), k=k, mode=mode)
+    with clean_errors():
+        hits = hybrid_search(settings, query, asker=cli_asker(channel), k=k, mode=mode)
     if as_json:
         emit_json([h.as_json() for h in hits])
         return
@@ -69,7 +69,7 @@ def search(query: str, k: int, channel: str | None, mode: str, as_json: bool) ->
     console.print(table)
 
 
-def _print_citations(answer: Answer) -> None:
+def print_citations(answer: Answer) -> None:
     if not answer.citations:
         return
     click.echo("")
@@ -77,7 +77,7 @@ def _print_citations(answer: Answer) -> None:
         click.echo(f"[{citation.number}] {citation.title} <{citation.uri}>")
 
 
-def _streamer() -> Callable[[str], None]:
+def stdout_streamer() -> Callable[[str], None]:
     def write(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -94,51 +94,20 @@ def ask(question: str, channel: str | None, as_json: bool) -> None:
     from lore.agent import answer_question
 
     settings = load_settings()
-    with _clean_errors():
-        answer = answer_question(settings, question, asker=_asker(channel), on_token=None if as_json else _streamer())
+    with clean_errors():
+        answer = answer_question(
+            settings, question, asker=cli_asker(channel), on_token=None if as_json else stdout_streamer()
+        )
     if as_json:
         emit_json(answer.as_json())
         return
     click.echo("")
-    _print_citations(answer)
+    print_citations(answer)
     click.echo(f"\n(answer {answer.answer_id}, {answer.model}, {answer.latency_ms} ms)", err=True)
 
 
-@click.command()
-@click.option("--channel", default=None, help="Chat as from this Slack channel (its documents become visible).")
-def chat(channel: str | None) -> None:
-    """Chat with Lore in the terminal: answers stream in, follow-ups see the conversation. Ctrl-D or `exit` ends."""
-    from lore.agent import answer_question
-
-    with suppress(ImportError):  # line editing and history for input(), where the platform has it
-        import readline  # noqa: F401
-    settings = load_settings()
-    history: list[Turn] = []
-    model = _model_label(settings)
-    click.echo(f"Lore chat ({model}). Ask a question; `exit` or Ctrl-D to leave.")
-    while True:
-        try:
-            line = input("you> ")
-        except (EOFError, KeyboardInterrupt):
-            click.echo("")
-            return
-        question = line.strip()
-        if not question:
-            continue
-        if question.lower() in {"exit", "quit", ":q"}:
-            return
-        sys.stdout.write("lore> ")
-        with _clean_errors():
-            answer = answer_question(settings, question, asker=_asker(channel), history=history, on_token=_streamer())
-        click.echo("")
-        _print_citations(answer)
-        history.extend([Turn("user", question), Turn("assistant", answer.text)])
-
-
-def _model_label(settings: Settings) -> str:
-    from lore.llm import model_name
-
-    return model_name(settings) or "no model configured: search-only answers"
+def model_label(settings: Settings) -> str:
+    return settings.effective_chat_model or "no model configured: search-only answers"
 
 
 @click.group("eval")
@@ -149,9 +118,16 @@ def eval_group() -> None:
 @eval_group.command("retrieval")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100), help="k of recall@k.")
-@click.option("--mode", type=click.Choice(["vector", "fulltext", "hybrid", "all"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice([*SEARCH_MODES, "all"]), default="hybrid", show_default=True)
+@click.option(
+    "--feedback",
+    type=click.Choice(["on", "off"]),
+    default="off",
+    show_default=True,
+    help="on: search as answers do, with the feedback memory of the team's votes; off: retrieval alone.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list of objects for --mode all).")
-def eval_retrieval(file: Path, k: int, mode: str, as_json: bool) -> None:
+def eval_retrieval(file: Path, k: int, mode: str, feedback: str, as_json: bool) -> None:
     """recall@k, MRR@10 and nDCG@10 over FILE.jsonl rows {"query": ..., "relevant": [uri substrings]}."""
     from lore.eval import EvalFileError, evaluate, load_eval_set
     from lore.search import MODES
@@ -162,8 +138,8 @@ def eval_retrieval(file: Path, k: int, mode: str, as_json: bool) -> None:
     except EvalFileError as exc:
         fail(str(exc), EXIT_USAGE)
     modes = list(MODES) if mode == "all" else [mode]
-    with _clean_errors():
-        results = evaluate(settings, rows, modes=modes, k=k)
+    with clean_errors():
+        results = evaluate(settings, rows, modes=modes, k=k, use_feedback=feedback == "on")
     if as_json:
         document: Any = [r.as_json(with_mode=True) for r in results] if mode == "all" else results[0].as_json()
         emit_json(document)
@@ -176,4 +152,4 @@ def eval_retrieval(file: Path, k: int, mode: str, as_json: bool) -> None:
     Console().print(table)
 
 
-COMMANDS = (search, ask, chat, eval_group)
+COMMANDS = (search, ask, eval_group)

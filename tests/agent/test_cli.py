@@ -125,3 +125,33 @@ def test_chat_streams_answers_and_keeps_the_conversation(handbook: Settings, mon
     assert (
         second[1]["content"] == "How do I roll back a deploy?" and second[2]["content"] == "Use shipyard rollback [1]."
     )
+
+
+def test_chat_commands_vote_on_and_show_the_last_answer(handbook: Settings) -> None:
+    """/help is a command, not a question; /up then /down leaves one vote, the latest, by the terminal's user."""
+    from lore.commands.chat import local_user
+
+    script = "/help\n/up\nHow do I roll back a bad deploy?\n/up\n/down\n/sources\n/nonsense\n/quit\nnever asked\n"
+    result = CliRunner().invoke(main, ["chat"], input=script)
+    assert result.exit_code == 0, result.output
+    assert "/sources" in result.output and "no answer to vote on yet" in result.output
+    assert "unknown command /nonsense" in result.output
+    assert result.output.count("deploy-process.md") >= 2  # under the answer, and again for /sources
+    with raw_connection(handbook) as conn:
+        questions = [r[0] for r in conn.execute("SELECT question FROM answers ORDER BY id DESC LIMIT 3").fetchall()]
+        answer_id = conn.execute(
+            "SELECT id FROM answers WHERE question = 'How do I roll back a bad deploy?' ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
+        votes = conn.execute("SELECT user_id, value FROM votes WHERE answer_id = %s", (answer_id,)).fetchall()
+    assert "/help" not in questions and "never asked" not in questions
+    assert votes == [(local_user(), -1)]
+
+
+def test_one_shot_commands_keep_info_lines_out_of_the_output(handbook: Settings) -> None:
+    """`lore ask` prints the answer and its sources only; -v brings the INFO lines back (on stderr)."""
+    quiet = run_lore("ask", "How do I roll back a bad deploy?")
+    assert "level=info" not in quiet.stdout + quiet.stderr
+    assert "deploy-process.md" in quiet.stdout
+    verbose = run_lore("-v", "search", "roll back a deploy", "--json")
+    json.loads(verbose.stdout)  # still exactly one JSON document on stdout
+    assert "level=info" in verbose.stderr

@@ -5,6 +5,7 @@ wording: a 135M model's answers vary."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from harness.local_server import free_port
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
+from lore.llm import RepetitionGuard
 from lore.local_llm import MODEL_ALIAS, LocalLLMError, base_url, start_server
 from tests.search.conftest import build_kb
 
@@ -65,3 +67,23 @@ def test_answer_from_the_local_model_end_to_end(db: Settings, local_llm: str) ->
     # llama.cpp reports no usage on streamed replies: the row then carries an estimate, marked as such.
     assert prompt_tokens > 100 and 0 < completion_tokens <= 4 * 48
     assert messages == 3  # system, the fenced question, the reply
+
+
+def test_a_question_that_made_the_local_model_loop_ends_within_the_cap(db: Settings, local_llm: str) -> None:
+    """SmolLM2 once repeated one paragraph for two minutes on this question; now the penalties, the completion cap
+    and the loop guard end it, with the default settings a deployment gets."""
+    from ingest.pipeline import ingest_sources
+    from tests.conftest import REPO
+
+    ingest_sources(db, [str(REPO / "examples" / "vpn-setup.md")])
+    settings = db.model_copy(update={"openai_base_url": local_llm, "chat_model": MODEL_ALIAS})
+    started = time.monotonic()
+    tokens: list[str] = []
+    answer = answer_question(settings, "Which UDP port does WireGuard use?", on_token=tokens.append)
+    elapsed = time.monotonic() - started
+    assert answer.generated and answer.text
+    assert len(tokens) <= settings.max_answer_tokens  # llama.cpp streams one token a chunk
+    assert elapsed < 90, f"took {elapsed:.0f} s"
+    guard = RepetitionGuard()
+    guard.feed(answer.text + "\n")
+    assert not guard.looping, answer.text  # no sentence written three times in what the user is shown
