@@ -6,7 +6,7 @@ import pytest
 
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.search import BOOST_BOUND, NEAR_DUPLICATE_COSINE, SearchError, hybrid_search, search_scored
+from lore.search import BOOST_BOUND, NEAR_DUPLICATE_COSINE, RRF_K, SearchError, hybrid_search, search_scored
 from lore.types import Asker
 from tests.search.conftest import CANARY, PRIVATE_CHANNEL
 
@@ -29,7 +29,7 @@ def test_hybrid_mode_ranks_a_match_on_both_signals_first(db: Settings, kb: dict[
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     # Fused from both lists: a chunk found by both scans scores more than one found by a single scan can.
-    assert hits[0].score > 1.0 / 61
+    assert hits[0].score > 1.0 / (RRF_K + 1)  # rank 1 in one list
 
 
 def test_modes_are_validated(db: Settings) -> None:
