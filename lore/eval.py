@@ -3,7 +3,8 @@
 Rows are `{"query": str, "relevant": [uri substrings]}`. Ranking is by document: the chunks a search
 returns are reduced to their documents in order (a document found three times is one result), and a
 result is relevant when its uri contains one of the row's substrings (each substring is credited once).
-The feedback term is left out so figures do not drift with votes.
+By default the feedback term is left out so figures do not drift with votes; `use_feedback=True` searches as
+answers do (with the feedback memory), so a team can see what its votes do to retrieval.
 """
 
 from __future__ import annotations
@@ -105,8 +106,11 @@ def score_ranking(uris: list[str], relevant: tuple[str, ...], k: int) -> tuple[f
     return recall, rr, dcg / ideal if ideal else 0.0
 
 
-def evaluate(settings: Settings, rows: list[EvalRow], *, modes: list[str], k: int = 5) -> list[ModeResult]:
-    """Run every question through each mode; queries are embedded once, in one batch."""
+def evaluate(
+    settings: Settings, rows: list[EvalRow], *, modes: list[str], k: int = 5, use_feedback: bool = False
+) -> list[ModeResult]:
+    """Run every question through each mode (with the feedback memory when `use_feedback`, as answers search);
+    queries are embedded once, in one batch."""
     vectors = get_embedder(settings).embed([row.query for row in rows])
     results = []
     for mode in modes:
@@ -115,7 +119,12 @@ def evaluate(settings: Settings, rows: list[EvalRow], *, modes: list[str], k: in
         totals = [0.0, 0.0, 0.0]
         for row, vector in zip(rows, vectors, strict=True):
             hits = hybrid_search(
-                settings, row.query, k=max(CHUNKS_FETCHED, 4 * k), mode=mode, query_embedding=vector, use_feedback=False
+                settings,
+                row.query,
+                k=max(CHUNKS_FETCHED, 4 * k),
+                mode=mode,
+                query_embedding=vector,
+                use_feedback=use_feedback,
             )
             for i, value in enumerate(score_ranking(ranked_documents([h.uri for h in hits]), row.relevant, k)):
                 totals[i] += value

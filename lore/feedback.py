@@ -23,7 +23,7 @@ from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
-VIAS = frozenset({"reaction", "button", "cli", "import"})
+VIAS = frozenset({"reaction", "button", "cli", "import", "mcp"})
 
 
 class FeedbackError(ValueError):
@@ -364,6 +364,9 @@ def record_comparison(settings: Settings, *, chosen_id: int, rejected_id: int, u
             "ON CONFLICT (chosen_id, rejected_id, user_id) DO NOTHING",
             (chosen_id, rejected_id, user_id),
         )
+        # A choice is evidence for the feedback memory (stored with the chosen answer; a reversed choice moves it).
+        refresh_evidence(conn, [chosen_id, rejected_id])
+    note_feedback(settings)
 
 
 _FIND_SOURCE = """

@@ -1,21 +1,27 @@
-"""Feedback memory: the votes and corrections of similar past questions, as a bounded per-chunk score term.
+"""Feedback memory: the votes, comparisons and corrections of similar past questions, as a bounded per-document term.
 
-A vote says which sources were right (or wrong) *for that question*, so it only counts for questions close
-to it. At query time, for the documents the search found (its candidates), the nearest past questions with feedback
-about them (feedback_answers, held in memory by each searching process: FeedbackIndex) whose cosine reaches
-`settings.feedback_threshold` lend their evidence (feedback_evidence, precomputed when the feedback changes)
-to those documents:
+A vote says something about the answer *for that question*, so it only counts for questions close to it. At query
+time, for the documents the search found (its candidates), the nearest past questions with feedback about them
+(feedback_answers, held in memory by each searching process: FeedbackIndex) whose cosine reaches
+`settings.feedback_threshold` lend their evidence (feedback_evidence, precomputed when the feedback changes) to
+those documents. What each kind of feedback is evidence of (refresh_evidence):
 
-- each voted answer contributes sim_w * score * rank_w to every chunk of a document it used, where
-  sim_w ramps from 0 at the threshold to 1 at an identical question (no cliff at the threshold),
-  score is the Wilson lower bound of the up share minus that of the down share, which simplifies to
-  (up - down) / (n + z^2) (one vote counts 0.21, five agreeing ones 0.57, mixed votes cancel), and
-  rank_w = 1/rank of the document's best chunk in that answer's context (the top source is what an
-  answer stands or falls on);
-- a correction from the thumbs-down dialog that names a source counts as strong evidence (CORRECTION_SCORE,
-  several unanimous votes' worth) for that source's document;
-- the sum is squashed with tanh and scaled by `settings.feedback_weight`, so no amount of feedback moves a
-  chunk by more than that bound.
+- 👍 says the answer's main sources helped: the sources a language model cited inline ([n]), or, when it cited
+  none or no model wrote the answer, the top source. Sources ranked below the top are not credited.
+- 👎 says the answer as shown failed: it counts against the source the answer led with (the first one cited
+  inline, else the top source) and nothing else, so a right page shown at rank 2 to 4 is never pushed down.
+- A vote's score is the Wilson lower bound of the up share minus that of the down share, which simplifies to
+  (up - down) / (n + z^2): one vote counts 0.21, five agreeing ones 0.57, mixed votes cancel.
+- "Which is better?" after Regenerate (comparisons) credits the chosen answer's main sources and counts against
+  the source the rejected one led with, unless the chosen one relied on it too: COMPARISON_SCORE per pair, more
+  than a vote. A correction naming a page is the clearest signal: CORRECTION_SCORE for that page.
+
+At query time each near question's evidence is weighted by sim_w, which ramps from 0 at the threshold to 1 at an
+identical question (no cliff). Per document, evidence for it and against it are summed apart: any evidence for
+a page from a near question vetoes the evidence against it (a page that upvoted answers to similar questions
+relied on is not demoted), and what is left against a page is capped at NEGATIVE_SHARE of the bound (👎 demotes
+weakly). Both are squashed with tanh and scaled by `settings.feedback_weight`, so no amount of feedback moves a
+document by more than that bound.
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
@@ -49,36 +55,83 @@ GATHER_SHARE = 0.25
 WILSON_Z = 1.96
 # A correction naming its source is worth about as much as a dozen unanimous votes.
 CORRECTION_SCORE = 0.8
+# A "which is better?" choice, per pair of answers: n choosers score n / (n + 1) of this (one: 0.5, more than
+# two unanimous votes), for the chosen answer's main sources and against the rejected answer's lead.
+COMPARISON_SCORE = 1.0
 # Gain before tanh: one lone vote on an identical question moves a chunk by ~half the bound.
 GAIN = 3.0
+# Evidence against a page moves it down by at most this share of the bound (a 👎 says the answer failed, not
+# which of its sources was wrong): enough to let a page just below overtake it, not to bury it.
+NEGATIVE_SHARE = 0.25
 
-# What each voted (or corrected) answer says about the documents it used, precomputed when its feedback
-# changes (refresh_evidence) so that a search only sums a few rows: for each document the answer used,
-# score / rank of the document's best chunk in that answer's context, plus CORRECTION_SCORE for a document
-# a correction names. `feedback_answers` holds the question embeddings of answers with any such evidence.
+# What each voted, compared or corrected answer says about documents, precomputed when its feedback changes
+# (refresh_evidence) so that a search only sums a few rows (the rules: the module docstring). An answer's `lead`
+# is the source it led with: the first source a language model cited inline ([n], possibly in a group like
+# [1, 3]), else its top source (first chunk of its context); its `main` sources are those it cited inline, else
+# the lead. Evidence of a comparison is stored with the chosen answer. `feedback_answers` holds the question
+# embeddings of answers with any evidence.
+_EVIDENCE_SQL = r"""
+WITH compared AS (
+    SELECT chosen_id, rejected_id, count(*)::double precision AS n
+    FROM comparisons WHERE chosen_id = ANY(%(ids)s) GROUP BY chosen_id, rejected_id
+),
+ans AS (
+    SELECT a.id, a.answer, a.citations, a.chunk_ids,
+           a.model <> 'search-only' AND coalesce(a.generation->>'generated', 'true') <> 'false' AS generated
+    FROM answers a
+    WHERE a.id = ANY(%(ids)s) OR a.id IN (SELECT rejected_id FROM compared)
+),
+inline AS (
+    SELECT ans.id AS answer_id, d.id AS document_id, (c->>'number')::int AS number,
+           strpos(ans.answer, substring(ans.answer
+               FROM '\[(?:\d+\s*[,;]\s*)*' || (c->>'number') || '(?:\s*[,;]\s*\d+)*\]')) AS pos
+    FROM ans
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(ans.citations) = 'array' THEN ans.citations ELSE '[]'::jsonb END) c
+    JOIN documents d ON d.uri = c->>'uri'
+    WHERE ans.generated AND (c->>'number') ~ '^[0-9]+$'
+),
+lead AS (
+    SELECT ans.id AS answer_id, coalesce(
+        (SELECT i.document_id FROM inline i WHERE i.answer_id = ans.id AND i.pos > 0
+         ORDER BY i.pos, i.number LIMIT 1),
+        (SELECT ch.document_id FROM chunks ch WHERE ch.id = ans.chunk_ids[1])) AS document_id
+    FROM ans
+),
+main AS (
+    SELECT answer_id, document_id FROM inline WHERE pos > 0
+    UNION SELECT answer_id, document_id FROM lead WHERE document_id IS NOT NULL
+),
+scored AS (
+    SELECT answer_id, sum(value)::double precision / (count(*) + %(zz)s) AS s
+    FROM votes WHERE answer_id = ANY(%(ids)s) GROUP BY answer_id
+),
+e AS (
+    SELECT s.answer_id, m.document_id, s.s AS w FROM scored s JOIN main m USING (answer_id) WHERE s.s > 0
+    UNION ALL
+    SELECT s.answer_id, l.document_id, s.s FROM scored s JOIN lead l USING (answer_id)
+    WHERE s.s < 0 AND l.document_id IS NOT NULL
+    UNION ALL
+    SELECT p.chosen_id, m.document_id, %(comparison)s * p.n / (p.n + 1)
+    FROM compared p JOIN main m ON m.answer_id = p.chosen_id
+    UNION ALL
+    SELECT p.chosen_id, l.document_id, -%(comparison)s * p.n / (p.n + 1)
+    FROM compared p JOIN lead l ON l.answer_id = p.rejected_id
+    WHERE l.document_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM main m WHERE m.answer_id = p.chosen_id AND m.document_id = l.document_id)
+    UNION ALL
+    SELECT cr.answer_id, d.id, %(correction)s
+    FROM critiques cr JOIN documents d ON d.uri = cr.source_uri
+    WHERE cr.answer_id = ANY(%(ids)s)
+)
+INSERT INTO feedback_evidence (answer_id, document_id, w)
+SELECT answer_id, document_id, sum(w) FROM e
+GROUP BY answer_id, document_id
+HAVING sum(w) <> 0
+"""
 _REFRESH = (
     "DELETE FROM feedback_evidence WHERE answer_id = ANY(%(ids)s)",
-    """
-    INSERT INTO feedback_evidence (answer_id, document_id, w)
-    SELECT answer_id, document_id, sum(w) FROM (
-        SELECT s.answer_id, ch.document_id, s.score / min(src.rank) AS w
-        FROM (
-            SELECT answer_id, sum(value)::double precision / (count(*) + %(zz)s) AS score
-            FROM votes WHERE answer_id = ANY(%(ids)s) GROUP BY answer_id
-        ) s
-        JOIN answers a ON a.id = s.answer_id
-        CROSS JOIN LATERAL unnest(a.chunk_ids) WITH ORDINALITY AS src(chunk_id, rank)
-        JOIN chunks ch ON ch.id = src.chunk_id
-        WHERE s.score <> 0
-        GROUP BY s.answer_id, ch.document_id, s.score
-        UNION ALL
-        SELECT cr.answer_id, d.id, %(correction)s
-        FROM critiques cr JOIN documents d ON d.uri = cr.source_uri
-        WHERE cr.answer_id = ANY(%(ids)s)
-    ) e
-    GROUP BY answer_id, document_id
-    HAVING sum(w) <> 0
-    """,
+    _EVIDENCE_SQL,
     """
     DELETE FROM feedback_answers f WHERE f.answer_id = ANY(%(ids)s)
     AND NOT EXISTS (SELECT 1 FROM feedback_evidence e WHERE e.answer_id = f.answer_id)
@@ -98,7 +151,12 @@ def refresh_evidence(conn: psycopg.Connection[Any], answer_ids: list[int]) -> No
     in the caller's transaction, in one round trip. Run it in the same transaction as the change."""
     if not answer_ids:
         return
-    params = {"ids": sorted(set(answer_ids)), "zz": WILSON_Z * WILSON_Z, "correction": CORRECTION_SCORE}
+    params = {
+        "ids": sorted(set(answer_ids)),
+        "zz": WILSON_Z * WILSON_Z,
+        "correction": CORRECTION_SCORE,
+        "comparison": COMPARISON_SCORE,
+    }
     with conn.pipeline():
         for statement in _REFRESH:
             conn.execute(statement, params)
@@ -106,10 +164,10 @@ def refresh_evidence(conn: psycopg.Connection[Any], answer_ids: list[int]) -> No
 
 
 def refresh_all(conn: psycopg.Connection[Any]) -> None:
-    """Recompute every answer's evidence (after an upgrade, or a change of WILSON_Z / CORRECTION_SCORE)."""
+    """Recompute every answer's evidence (after a change of the rules or of their constants)."""
     ids = conn.execute(
         "SELECT answer_id FROM votes UNION SELECT answer_id FROM critiques WHERE source_uri IS NOT NULL"
-        " UNION SELECT answer_id FROM feedback_answers"
+        " UNION SELECT chosen_id FROM comparisons UNION SELECT answer_id FROM feedback_answers"
     ).fetchall()
     refresh_evidence(conn, [int(r[0]) for r in ids])
 
@@ -225,14 +283,21 @@ class FeedbackIndex:
         if len(near) > NEIGHBORS:
             nearest = sorted(near, key=near.__getitem__, reverse=True)[:NEIGHBORS]
             near = {row: near[row] for row in nearest}
-        totals: dict[int, float] = {}
+        support: dict[int, float] = {}  # evidence for each document, and against it, summed apart
+        against: dict[int, float] = {}
         for row, weight, document in zip(rows, weights, owners, strict=True):
             sim = near.get(row)
             if sim is not None:
-                totals[document] = totals.get(document, 0.0) + (sim - threshold) / (1 - threshold) * weight
+                sums = support if weight > 0 else against
+                sums[document] = sums.get(document, 0.0) + (sim - threshold) / (1 - threshold) * weight
         bound = float(settings.feedback_weight)
-        docs = sorted(totals)
-        return docs, [bound * math.tanh(GAIN * totals[d]) for d in docs]
+        # Any support from a near question vetoes the evidence against a document.
+        moves = {d: bound * math.tanh(GAIN * s) for d, s in support.items()}
+        for d, s in against.items():
+            if d not in moves:
+                moves[d] = NEGATIVE_SHARE * bound * math.tanh(GAIN * s)
+        docs = sorted(moves)
+        return docs, [moves[d] for d in docs]
 
 
 class _Memory(NamedTuple):

@@ -59,8 +59,8 @@ def test_evidence_follows_votes_corrections_and_deletions(db: Settings) -> None:
     wiki_doc, deploy_doc = _doc_of(db, wiki[0]), _doc_of(db, deploy[0])
     record_vote(db, answer_id=a, user_id="U1", value=1, via="button")
     zz = feedback_memory.WILSON_Z**2
-    # score 1/(1+z^2), divided by the rank of the document's best chunk in the answer's context.
-    assert evidence() == {wiki_doc: round(1 / (1 + zz), 4), deploy_doc: round(1 / (1 + zz) / 2, 4)}
+    # score 1/(1+z^2), for the answer's top source only (it cites nothing inline): not for the source below it.
+    assert evidence() == {wiki_doc: round(1 / (1 + zz), 4)}
     record_vote(db, answer_id=a, user_id="U2", value=-1, via="button")
     assert evidence() == {}  # mixed votes cancel
     record_critique(db, answer_id=a, user_id="U3", critique="wrong doc", correction="See kb://deploy instead")
@@ -79,9 +79,10 @@ def _doc_of(settings: Settings, chunk_id: int) -> int:
 def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     db: Settings, documents: list[int] | None
 ) -> None:
-    """The vectorised computation against the definition, on random questions and evidence: for the given
-    documents (None: all), the nearest NEIGHBORS past questions with evidence about them that reach the
-    threshold each add similarity weight x evidence to those documents."""
+    """The computation against the definition, on random questions and evidence: for the given documents (None:
+    all), the nearest NEIGHBORS past questions with evidence about them that reach the threshold each add
+    similarity weight x evidence to those documents, evidence for and against summed apart; any evidence for a
+    document vetoes the evidence against it, and what is left against it moves it by at most NEGATIVE_SHARE."""
     import math
 
     import numpy as np
@@ -92,7 +93,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     for answer in range(120):  # more than NEIGHBORS, many of them near the query
         vec = centre + rng.standard_normal(384).astype(np.float32) * (0.5 if answer % 2 else 3.0)
         docs = sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
-        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, rng.normal(0, 0.3, len(docs)).tolist()))
+        weights = [-abs(w) if doc >= 25 else w for doc, w in zip(docs, rng.normal(0, 0.3, len(docs)), strict=True)]
+        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, weights))  # 25-29: evidence against only
     index = feedback_memory.FeedbackIndex()
     index._load(rows)
     query = centre / np.linalg.norm(centre)
@@ -104,16 +106,23 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     sims = {i: float(np.dot(np.asarray(rows[i][1], dtype=np.float32), query)) for i in about}
     nearest = sorted(about, key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
     assert len(about) > feedback_memory.NEIGHBORS, "the data must make the nearest-questions cut matter"
-    totals: dict[int, float] = {}
+    support: dict[int, float] = {}
+    against: dict[int, float] = {}
     for i in nearest:
         if sims[i] < threshold:
             continue
         for doc, w in zip(rows[i][2], rows[i][3], strict=True):
             if doc in wanted:
-                totals[doc] = totals.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
-    assert totals, "the data must put some questions above the threshold"
-    assert got_docs == sorted(totals)
-    expected = [bound * math.tanh(feedback_memory.GAIN * totals[d]) for d in got_docs]
+                sums = support if w > 0 else against
+                sums[doc] = sums.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
+    assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
+    assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"
+    assert got_docs == sorted(set(support) | set(against))
+    gain, share = feedback_memory.GAIN, feedback_memory.NEGATIVE_SHARE
+    expected = [
+        bound * math.tanh(gain * support[d]) if d in support else share * bound * math.tanh(gain * against[d])
+        for d in got_docs
+    ]
     assert np.allclose(got_adj, expected, atol=1e-6)
 
 

@@ -1,0 +1,188 @@
+"""What a vote means to the feedback memory: 👍 credits an answer's main sources, 👎 only weakly counts against the
+source it led with, comparisons and corrections weigh most, and a page is never pushed down for appearing in a
+downvoted answer it did not lead (lore.feedback_memory's rules, through the real recording and search paths)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from lore import feedback_memory
+from lore.config import Settings
+from lore.db import database_url
+from lore.feedback import record_comparison, record_critique, record_vote
+from lore.search import search_scored
+from tests.feedback.helpers import add_answer, add_doc, embed
+
+QUESTION = "How do I parse command-line options in a script?"
+SIMILAR = "what's the way to read the flags passed to my script on the command line?"
+UNRELATED = "How do I bake sourdough bread at home?"
+
+
+def _kb(settings: Settings) -> dict[str, list[int]]:
+    """Three pages about the command line (any may come first) and one about bread."""
+    return {
+        "optparse": add_doc(
+            settings,
+            uri="kb://optparse",
+            title="optparse",
+            texts=["optparse parses command-line options of a script (deprecated module)."],
+        ),
+        "argparse": add_doc(
+            settings,
+            uri="kb://argparse",
+            title="argparse",
+            texts=["argparse parses command-line arguments and options and writes --help messages."],
+        ),
+        "getopt": add_doc(
+            settings,
+            uri="kb://getopt",
+            title="getopt",
+            texts=["getopt is a C-style parser for command line options of a script."],
+        ),
+        "bread": add_doc(
+            settings, uri="kb://bread", title="Bread", texts=["Bake sourdough bread at home with a starter and flour."]
+        ),
+    }
+
+
+def _evidence(settings: Settings) -> dict[tuple[int, str], float]:
+    with psycopg.connect(database_url(settings)) as conn:
+        rows = conn.execute(
+            "SELECT e.answer_id, d.uri, e.w FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
+        ).fetchall()
+    return {(int(a), str(u)): float(w) for a, u, w in rows}
+
+
+def _moves(settings: Settings, query: str) -> dict[str, float]:
+    """The feedback term search adds, by page, for a query (every candidate's document)."""
+    hits = search_scored(settings, query, mode="vector", k=4)
+    return {h.hit.uri: h.feedback for h in hits}
+
+
+def _vote(settings: Settings, answer_id: int, value: int, voters: int = 3) -> None:
+    for n in range(voters):
+        record_vote(settings, answer_id=answer_id, user_id=f"U{n}", value=value, via="button")
+
+
+def test_a_downvote_never_lowers_the_right_page_shown_below_the_top(db: Settings) -> None:
+    kb = _kb(db)
+    # The answer led with optparse; the right page, argparse, was its second source.
+    answer = add_answer(
+        db, question=QUESTION, model="search-only", chunk_ids=[kb["optparse"][0], kb["argparse"][0], kb["getopt"][0]]
+    )
+    _vote(db, answer, -1)
+    assert set(_evidence(db)) == {(answer, "kb://optparse")}  # only the lead carries the 👎
+    moves = _moves(db, SIMILAR)
+    assert moves["kb://argparse"] == 0.0 and moves["kb://getopt"] == 0.0
+    # The lead is demoted, weakly: never past NEGATIVE_SHARE of the bound, however many 👎.
+    assert -feedback_memory.NEGATIVE_SHARE * db.feedback_weight <= moves["kb://optparse"] < 0
+
+
+def test_an_upvote_lifts_the_top_source_for_a_similar_question_only(db: Settings) -> None:
+    kb = _kb(db)
+    answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0], kb["getopt"][0]])
+    _vote(db, answer, 1)
+    assert set(_evidence(db)) == {(answer, "kb://argparse")}  # not the source below the top
+    similar = _moves(db, SIMILAR)
+    assert 0 < similar["kb://argparse"] <= db.feedback_weight and similar["kb://getopt"] == 0.0
+    before = search_scored(db, SIMILAR, mode="vector", k=4, use_feedback=False)
+    after = search_scored(db, SIMILAR, mode="vector", k=4)
+    assert after[0].hit.uri == "kb://argparse"
+    assert after[0].hit.score > next(h.hit.score for h in before if h.hit.uri == "kb://argparse")
+    # An unrelated question is not moved at all.
+    assert set(_moves(db, UNRELATED).values()) == {0.0}
+
+
+def test_the_same_vote_twice_counts_once_and_a_clear_removes_it(db: Settings) -> None:
+    kb = _kb(db)
+    answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0]])
+    record_vote(db, answer_id=answer, user_id="U1", value=1, via="button")
+    once, moved_once = _evidence(db), _moves(db, SIMILAR)["kb://argparse"]
+    record_vote(db, answer_id=answer, user_id="U1", value=1, via="reaction")
+    assert _evidence(db) == once and _moves(db, SIMILAR)["kb://argparse"] == pytest.approx(moved_once)
+    record_vote(db, answer_id=answer, user_id="U1", value=0, via="button")
+    assert _evidence(db) == {} and set(_moves(db, SIMILAR).values()) == {0.0}
+
+
+def test_a_page_upvoted_answers_relied_on_is_not_demoted_by_a_downvote_of_a_similar_question(db: Settings) -> None:
+    kb = _kb(db)
+    liked = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0]])
+    _vote(db, liked, 1, voters=1)
+    disliked = add_answer(db, question=SIMILAR, model="search-only", chunk_ids=[kb["argparse"][0], kb["getopt"][0]])
+    _vote(db, disliked, -1)
+    assert _evidence(db)[(disliked, "kb://argparse")] < 0  # the 👎 is recorded against its lead...
+    assert _moves(db, SIMILAR)["kb://argparse"] > 0  # ...and vetoed by the 👍 of the similar question
+
+
+def test_a_model_answer_is_credited_to_the_sources_it_cited_inline_and_blamed_on_the_one_it_led_with(
+    db: Settings,
+) -> None:
+    kb = _kb(db)
+    chunks = [kb["optparse"][0], kb["argparse"][0], kb["getopt"][0]]
+    citations = [
+        {"number": 2, "uri": "kb://argparse", "title": "argparse"},
+        {"number": 3, "uri": "kb://getopt", "title": "getopt"},
+    ]
+    text = "Use argparse.ArgumentParser [2]; getopt also exists [3, 2]."
+    up = add_answer(db, question=QUESTION, answer=text, chunk_ids=chunks, citations=citations)
+    _vote(db, up, 1)
+    assert {uri for _, uri in _evidence(db)} == {"kb://argparse", "kb://getopt"}  # not optparse, the top source
+    down = add_answer(
+        db, question=QUESTION, answer="getopt does it [3]. See also [2].", chunk_ids=chunks, citations=citations
+    )
+    _vote(db, down, -1)
+    assert {uri for a, uri in _evidence(db) if a == down} == {"kb://getopt"}  # the source it led with
+    # A model answer that cites nothing is credited to its top source.
+    plain = add_answer(db, question=QUESTION, answer="Use a parser.", chunk_ids=chunks, citations=[])
+    _vote(db, plain, 1)
+    assert {uri for a, uri in _evidence(db) if a == plain} == {"kb://optparse"}
+
+
+def test_which_is_better_outweighs_votes_and_moves_with_the_latest_choice(db: Settings) -> None:
+    kb = _kb(db)
+    first = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["optparse"][0], kb["argparse"][0]])
+    again = add_answer(
+        db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0], kb["optparse"][0]], parent_id=first
+    )
+    record_comparison(db, chosen_id=again, rejected_id=first, user_id="U1")
+    evidence = _evidence(db)
+    vote_score = 1 / (1 + feedback_memory.WILSON_Z**2)
+    assert evidence[(again, "kb://argparse")] == pytest.approx(feedback_memory.COMPARISON_SCORE / 2)
+    assert evidence[(again, "kb://argparse")] > vote_score  # more than a vote
+    assert evidence[(again, "kb://optparse")] < 0  # the rejected answer's lead, which the chosen did not rely on
+    moves = _moves(db, SIMILAR)
+    assert moves["kb://argparse"] > 0 > moves["kb://optparse"]
+    # The user changes their mind: the evidence follows the latest choice.
+    record_comparison(db, chosen_id=first, rejected_id=again, user_id="U1")
+    evidence = _evidence(db)
+    assert evidence[(first, "kb://optparse")] > 0 and evidence[(first, "kb://argparse")] < 0
+    assert not [key for key in evidence if key[0] == again]
+
+
+def test_a_correction_naming_a_page_is_the_strongest_signal(db: Settings) -> None:
+    kb = _kb(db)
+    answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["optparse"][0], kb["argparse"][0]])
+    _vote(db, answer, -1)
+    record_critique(db, answer_id=answer, user_id="U0", critique="old module", correction="Use kb://getopt instead")
+    evidence = _evidence(db)
+    assert evidence[(answer, "kb://getopt")] == pytest.approx(feedback_memory.CORRECTION_SCORE)
+    assert (answer, "kb://argparse") not in evidence
+    moves = _moves(db, SIMILAR)
+    assert moves["kb://getopt"] > 0 > moves["kb://optparse"] and moves["kb://argparse"] == 0.0
+    assert search_scored(db, SIMILAR, mode="vector", k=4)[0].hit.uri == "kb://getopt"
+
+
+def test_the_memory_scales_with_similarity_and_stays_bounded(db: Settings) -> None:
+    kb = _kb(db)
+    qvec = embed(db, [QUESTION])[0]
+    for _ in range(30):  # a flood of unanimous votes on the same question
+        answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0]], embedding=qvec)
+        _vote(db, answer, 1)
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        index = feedback_memory.feedback_index(db, conn)
+    docs, adj = index.adjustments(db, qvec)
+    assert len(docs) == 1 and db.feedback_weight * 0.99 < adj[0] <= db.feedback_weight
+    near = embed(db, [SIMILAR])[0]
+    _, adj_near = index.adjustments(db, near)
+    assert 0 < adj_near[0] <= adj[0]
