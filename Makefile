@@ -24,9 +24,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The embedder serves an ONNX export of the bundled model, built here once (torch runs for this alone) and cached
+# under LORE_HOME (onnx/), keyed by the weights' fingerprint; a LORE_HOME without it builds it on first use.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -m lore.onnx_embedder build
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-local-llm
