@@ -280,6 +280,10 @@ from lore.commands.serve import serve  # noqa: E402
 
 main.add_command(serve)
 
+from lore.commands.tokens import token_group  # noqa: E402
+
+main.add_command(token_group)
+
 
 def run() -> None:
     main(prog_name="lore")

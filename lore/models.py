@@ -339,4 +339,30 @@ class ChannelSetting(Base):
     updated_at: Mapped[datetime] = _created()
 
 
+class ApiToken(Base):
+    """A personal access token (MCP over HTTP, `lore mcp --token`, the web console and its API): it acts as
+    `user_id` with that user's permissions. Only the sha256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    admin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    # What it is for ("laptop MCP", "console"), shown by `lore token list`.
+    name: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    token_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    # The token's first characters (its prefix and a few of the secret's), to recognise it in a list.
+    hint: Mapped[str] = mapped_column(Text, nullable=False)
+    # Calls a minute this token may make; NULL: lore.tokens.DEFAULT_RATE_PER_MINUTE.
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index(None, "user_id"),
+        CheckConstraint("rate_per_minute IS NULL OR rate_per_minute > 0", name="rate_per_minute"),
+    )
+
+
 TABLES = [t.name for t in Base.metadata.sorted_tables]
