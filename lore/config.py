@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Sign in with Slack (OpenID Connect) for the web console.
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    # Web console: the key that signs session cookies (unset: a random one kept under LORE_HOME), and how long a
+    # sign-in lasts.
+    console_secret: SecretStr | None = Field(default=None, validation_alias="LORE_CONSOLE_SECRET")
+    console_session_hours: float = Field(default=12.0, gt=0, validation_alias="LORE_CONSOLE_SESSION_HOURS")
 
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -23,7 +23,7 @@ from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
-VIAS = frozenset({"reaction", "button", "cli", "import", "mcp"})
+VIAS = frozenset({"reaction", "button", "cli", "import", "mcp", "web"})
 
 
 class FeedbackError(ValueError):
