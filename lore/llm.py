@@ -7,12 +7,13 @@ so `LORE_AGENT=auto` gives them the fixed retrieve-then-answer chain.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from langchain_core.language_models import BaseChatModel
-
 from lore.config import Settings
+
+if TYPE_CHECKING:  # LangChain costs a second to import: `lore search` needs only LLMError from here
+    from langchain_core.language_models import BaseChatModel
 
 # Sent when a base URL is set without a key: local servers ignore it, the client library requires one.
 PLACEHOLDER_KEY = "not-needed"
@@ -89,6 +90,8 @@ def supports_tools(settings: Settings, model: BaseChatModel) -> bool:
     if is_local_server(settings.openai_base_url):
         return False
     # A chat model object that cannot bind tools at all (plain scripted models) cannot run the agent.
+    from langchain_core.language_models import BaseChatModel
+
     return type(model).bind_tools is not BaseChatModel.bind_tools
 
 
