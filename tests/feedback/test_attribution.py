@@ -186,3 +186,55 @@ def test_the_memory_scales_with_similarity_and_stays_bounded(db: Settings) -> No
     near = embed(db, [SIMILAR])[0]
     _, adj_near = index.adjustments(db, near)
     assert 0 < adj_near[0] <= adj[0]
+
+
+def test_migration_0006_recomputes_old_evidence_under_these_rules(migrated: Settings) -> None:
+    """Evidence written by the old rules (every source of a downvoted answer at 1/rank) is rebuilt in SQL: only the
+    source the answer led with keeps the 👎, the upvoted answer credits its top source alone."""
+    from alembic import command
+    from lore.migrations import alembic_config
+
+    base = database_url(migrated)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "attribution"')
+        conn.execute('CREATE DATABASE "attribution"')
+    url = base.replace("/lore?", "/attribution?")
+    config = alembic_config(Settings(DATABASE_URL=url, _env_file=None))
+    command.upgrade(config, "0005_chunks_carry_document")
+    vector = "[" + ",".join(["0.05"] * 384) + "]"
+    with psycopg.connect(url) as conn:
+        chunks = {}
+        for uri in ("kb://wrong", "kb://right"):
+            doc = conn.execute(
+                "INSERT INTO documents (uri, title, content_hash) VALUES (%s, %s, 'h') RETURNING id", (uri, uri)
+            ).fetchone()[0]
+            chunks[uri] = conn.execute(
+                "INSERT INTO chunks (document_id, ord, text, text_hash, embedding, acl, uri, title)"
+                " VALUES (%s, 0, 't', %s, %s, '{public}', %s, %s) RETURNING id",
+                (doc, uri, vector, uri, uri),
+            ).fetchone()[0]
+        down, up = (
+            conn.execute(
+                "INSERT INTO answers (question, answer, model, question_embedding, chunk_ids)"
+                " VALUES ('q', 'a', 'search-only', %s, %s) RETURNING id",
+                (vector, order),
+            ).fetchone()[0]
+            for order in ([chunks["kb://wrong"], chunks["kb://right"]], [chunks["kb://right"], chunks["kb://wrong"]])
+        )
+        conn.execute("INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U1', -1), (%s, 'U1', 1)", (down, up))
+        # The old rules' rows: every source of each answer, at 1/rank.
+        conn.execute(
+            "INSERT INTO feedback_evidence (answer_id, document_id, w)"
+            " SELECT a.id, c.document_id, 0.1 FROM answers a JOIN chunks c ON c.id = ANY(a.chunk_ids)"
+        )
+    command.upgrade(config, "0006_feedback_attribution")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT e.answer_id, d.uri, e.w FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
+        ).fetchall()
+        held = {r[0] for r in conn.execute("SELECT answer_id FROM feedback_answers").fetchall()}
+    got = {(a, uri): w for a, uri, w in rows}
+    score = 1 / (1 + feedback_memory.WILSON_Z**2)
+    assert set(got) == {(down, "kb://wrong"), (up, "kb://right")}
+    assert got[(down, "kb://wrong")] == pytest.approx(-score) and got[(up, "kb://right")] == pytest.approx(score)
+    assert held == {down, up}
