@@ -276,6 +276,10 @@ from lore.commands.ingest import ingest  # noqa: E402
 
 main.add_command(ingest)
 
+from lore.commands.mcp import mcp_command  # noqa: E402
+
+main.add_command(mcp_command)
+
 from lore.commands.serve import serve  # noqa: E402
 
 main.add_command(serve)

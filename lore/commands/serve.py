@@ -1,4 +1,4 @@
-"""`lore serve`: run the Slack bot over HTTP (uvicorn) or Socket Mode."""
+"""`lore serve`: run the Slack bot over HTTP (uvicorn, with MCP at /mcp) or Socket Mode."""
 
 from __future__ import annotations
 
@@ -36,5 +36,17 @@ def serve(mode: str | None, port: int | None, host: str | None) -> None:
         fail(f"Slack rejected the bot token (auth.test at {settings.slack_api_url}): {exc}", EXIT_USAGE)
     if mode == "socket":
         run_socket(settings, bolt_app=bolt_app)
-    else:
-        run_http(settings, host=host or settings.http_host, port=port or settings.http_port, bolt_app=bolt_app)
+        return
+    from starlette.routing import Route
+
+    from mcp_server.http import PATH, mcp_http_app
+
+    mcp_app, mcp_lifespan = mcp_http_app(settings)
+    run_http(
+        settings,
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        bolt_app=bolt_app,
+        extra_routes=[Route(PATH, endpoint=mcp_app)],
+        lifespan=mcp_lifespan,
+    )
