@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.worker_client import WorkerClient
+from lore.access import read_memberships
 from lore.config import Settings
 from lore.logs import kv
 from lore.types import Answer, Asker, Turn
@@ -118,28 +119,7 @@ class BotState:
         return bool(self.cache.get_or_load(f"private:{channel_id}", load))
 
     def member_channels(self, client: WebClient, user_id: str) -> list[str]:
-        def load() -> list[str]:
-            channels: list[str] = []
-            cursor: str | None = None
-            try:
-                for _ in range(10):
-                    page = client.users_conversations(
-                        user=user_id,
-                        types="public_channel,private_channel",
-                        exclude_archived=True,
-                        limit=999,
-                        cursor=cursor,
-                    )
-                    found: list[dict[str, Any]] = page.get("channels") or []
-                    channels.extend(str(c["id"]) for c in found)
-                    cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-                    if not cursor:
-                        break
-            except SlackApiError as exc:
-                log.warning(kv("users_conversations_failed", user=user_id, error=exc.response.get("error")))
-            return channels
-
-        return list(self.cache.get_or_load(f"members:{user_id}", load))
+        return list(self.cache.get_or_load(f"members:{user_id}", lambda: read_memberships(client, user_id)))
 
     def asker(
         self,

@@ -2,7 +2,7 @@
 user (MCP, the console): public documents plus those of the channels the user is a member of.
 
 Memberships come from Slack's `users.conversations` (public and private channels, archived ones left out) when
-a bot token is configured, read the way the bot reads them for a DM (bot/state.py); without Slack, or when
+a bot token is configured, read by `read_memberships`, which the bot uses for a DM too; without Slack, or when
 Slack does not answer, the user sees public documents only: a failure never widens access.
 """
 
@@ -34,10 +34,11 @@ def _client(settings: Settings) -> Any:
     return WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=15)
 
 
-def _read_memberships(settings: Settings, user_id: str) -> list[str]:
+def read_memberships(client: Any, user_id: str) -> list[str]:
+    """The channels `user_id` is a member of, from `users.conversations` through `client` (a slack_sdk WebClient),
+    page by page. When Slack fails, the channels read so far (a failure never adds any); the bot and MCP share it."""
     from slack_sdk.errors import SlackApiError
 
-    client = _client(settings)
     channels: list[str] = []
     cursor: str | None = None
     try:
@@ -51,10 +52,8 @@ def _read_memberships(settings: Settings, user_id: str) -> list[str]:
                 break
     except SlackApiError as exc:
         log.warning(kv("users_conversations_failed", user=user_id, error=exc.response.get("error")))
-        return []
     except OSError as exc:  # Slack unreachable (urllib's errors are OSErrors)
         log.warning(kv("users_conversations_failed", user=user_id, error=type(exc).__name__))
-        return []
     return channels
 
 
@@ -68,7 +67,7 @@ def member_channels(settings: Settings, user_id: str) -> list[str]:
         hit = _cache.get(key)
         if hit is not None and hit[0] > now:
             return list(hit[1])
-    channels = _read_memberships(settings, user_id)
+    channels = read_memberships(_client(settings), user_id)
     with _lock:
         if len(_cache) >= 10_000:
             _cache.clear()
