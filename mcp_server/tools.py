@@ -40,6 +40,9 @@ class Caller:
 
 
 def asker_for(settings: Settings, caller: Caller) -> Asker:
+    """The caller as the asker of a DM with Lore; an anonymous caller (no user) sees public documents only."""
+    if not caller.user_id:
+        return Asker(surface=SURFACE, private=True)
     return dm_asker(settings, caller.user_id, surface=SURFACE)
 
 
@@ -210,6 +213,8 @@ _VOTABLE = "SELECT 1 FROM answers WHERE id = %s AND (user_id = %s OR channel_id 
 def vote(settings: Settings, caller: Caller, args: VoteArgs) -> VoteResult:
     from lore.feedback import FeedbackError, record_vote
 
+    if not caller.user_id:
+        raise ToolFailure("a vote needs a user: start `lore mcp` with --user or --token")
     asker = asker_for(settings, caller)
     with raw_connection(settings) as conn:
         votable = conn.execute(_VOTABLE, (args.answer_id, caller.user_id, list(asker.member_channels))).fetchone()

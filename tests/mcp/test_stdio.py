@@ -159,18 +159,25 @@ def test_an_outsider_sees_no_private_channel_on_any_tool(kb: Settings, fake_slac
     assert [r["uri"] for r in seen[-1]["resources"]] == [PUBLIC_URI]  # type: ignore[index]
 
 
-def test_without_slack_a_user_sees_public_documents_only(kb: Settings, fake_slack: FakeSlack) -> None:
-    env = {k: v for k, v in slack_env(fake_slack).items() if not k.startswith("SLACK_BOT")}
+def test_without_slack_or_without_a_user_public_documents_only(kb: Settings, fake_slack: FakeSlack) -> None:
+    no_slack = {k: v for k, v in slack_env(fake_slack).items() if not k.startswith("SLACK_BOT")}
 
-    async def session() -> str:
-        async with stdio_client(env, "--user", MEMBER) as client:
+    async def session(env: dict[str, str], *args: str) -> str:
+        async with stdio_client(env, *args) as client:
             found = await client.call_tool("search", {"query": QUESTION})
             sources = await client.call_tool("list_sources", {})
-            return json.dumps([found.model_dump(), sources.model_dump()])
+            answer = structured(await client.call_tool("ask", {"question": QUESTION}))
+            vote = await client.call_tool("vote", {"answer_id": answer["answer_id"], "value": "up"})
+            return json.dumps([found.model_dump(), sources.model_dump(), answer, vote.model_dump()])
 
-    seen = anyio.run(session)
-    assert leaked(seen) == [] and PUBLIC_URI in seen
+    as_member = anyio.run(session, no_slack, "--user", MEMBER)
+    assert leaked(as_member) == [] and PUBLIC_URI in as_member and '"value": "up"' in as_member
     assert fake_slack.calls_to("users.conversations") == []
+    anonymous = anyio.run(session, slack_env(fake_slack), *())
+    assert leaked(anonymous) == [] and PUBLIC_URI in anonymous and "a vote needs a user" in anonymous
+    with raw_connection(kb) as conn:
+        askers = conn.execute("SELECT user_id, surface FROM answers ORDER BY id").fetchall()
+    assert askers == [(MEMBER, "mcp"), (None, "mcp")]
 
 
 def test_a_token_acts_as_its_user_until_it_is_revoked(kb: Settings, fake_slack: FakeSlack) -> None:
