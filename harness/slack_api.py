@@ -52,6 +52,11 @@ class FakeSlack(LocalServer):
     memberships: dict[str, list[str]] = field(default_factory=dict)
     private_channels: set[str] = field(default_factory=set)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Sign in with Slack: the user who approves at openid/connect/authorize (None: the user cancels), and the codes
+    # and tokens handed out for it.
+    oidc_user: str | None = None
+    oidc_codes: dict[str, str] = field(default_factory=dict)
+    oidc_tokens: dict[str, str] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -119,6 +124,9 @@ class FakeSlack(LocalServer):
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         method = request.path.rsplit("/", 1)[-1].split("?", 1)[0]
+        if request.path.startswith("/openid/connect/authorize"):
+            self._authorize(request)
+            return
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length).decode("utf-8") if length else ""
         params: dict[str, Any]
@@ -148,6 +156,15 @@ class FakeSlack(LocalServer):
             request.end_headers()
             request.wfile.write(body)
             return
+        authorization = request.headers.get("Authorization") or ""
+        if method == "openid.connect.userInfo":  # the token comes as a Bearer header
+            params.setdefault("token", authorization.removeprefix("Bearer ").strip())
+        if method == "openid.connect.token" and authorization.startswith("Basic "):  # client id:secret, as Slack takes
+            import base64
+
+            client_id, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
+            params.setdefault("client_id", client_id)
+            params.setdefault("client_secret", secret)
         response = self._respond(method, params)
         body = json.dumps(response).encode()
         request.send_response(200)
@@ -214,6 +231,15 @@ class FakeSlack(LocalServer):
         if method == "users.info":
             user = str(p.get("user", ""))
             return {"ok": True, "user": self.users.get(user, {"id": user, "name": user.lower(), "is_bot": False})}
+        if method == "openid.connect.token":
+            user = self.oidc_codes.pop(str(p.get("code", "")), None)
+            if user is None or not p.get("client_secret"):
+                return {"ok": False, "error": "invalid_code"}
+            token = f"xoxp-oidc-{next(self._ts)}"
+            self.oidc_tokens[token] = user
+            return {"ok": True, "access_token": token, "token_type": "Bearer", "id_token": "unsigned"}
+        if method == "openid.connect.userInfo":
+            return self._user_info(p)
         if method == "chat.getPermalink":
             return {
                 "ok": True,
@@ -221,6 +247,30 @@ class FakeSlack(LocalServer):
             }
         # views.publish/open/update, reactions.add, assistant.threads.*, and anything else: accepted.
         return {"ok": True}
+
+    def _authorize(self, request: BaseHTTPRequestHandler) -> None:
+        """Slack's authorize page, approved at once by `oidc_user`: back to redirect_uri with a code and the state."""
+        from urllib.parse import urlencode
+
+        query = {k: v[0] for k, v in parse_qs(request.path.split("?", 1)[1] if "?" in request.path else "").items()}
+        with self._lock:
+            self.calls.append(Call("openid.connect.authorize", query))
+        if self.oidc_user is None:
+            back = {"error": "access_denied", "state": query.get("state", "")}
+        else:
+            code = f"code-{next(self._ts)}"
+            self.oidc_codes[code] = self.oidc_user
+            back = {"code": code, "state": query.get("state", "")}
+        request.send_response(302)
+        request.send_header("Location", query.get("redirect_uri", "/") + "?" + urlencode(back))
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    def _user_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = self.oidc_tokens.get(str(p.get("token") or ""))
+        if user is None:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "sub": user, "https://slack.com/user_id": user, "https://slack.com/team_id": TEAM_ID}
 
     @staticmethod
     def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:

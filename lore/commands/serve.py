@@ -1,4 +1,5 @@
-"""`lore serve`: run the Slack bot over HTTP (uvicorn, with MCP at /mcp) or Socket Mode."""
+"""`lore serve`: run the Slack bot over HTTP (uvicorn, with MCP at /mcp and the console at /console/ and /api/v1)
+or Socket Mode."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def serve(mode: str | None, port: int | None, host: str | None) -> None:
     from starlette.routing import Route
 
     from mcp_server.http import PATH, mcp_http_app
+    from web.app import console_routes
 
     mcp_app, mcp_lifespan = mcp_http_app(settings)
     run_http(
@@ -47,6 +49,6 @@ def serve(mode: str | None, port: int | None, host: str | None) -> None:
         host=host or settings.http_host,
         port=port or settings.http_port,
         bolt_app=bolt_app,
-        extra_routes=[Route(PATH, endpoint=mcp_app)],
+        extra_routes=[Route(PATH, endpoint=mcp_app), *console_routes(settings)],
         lifespan=mcp_lifespan,
     )

@@ -1,0 +1,254 @@
+"""/api/v1 and the console's sign-in against a real `lore console` process: authentication, CSRF, answers
+streamed over server-sent events, votes recorded as from Slack, and the DM permissions of every route."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+
+from harness.openai_server import FakeOpenAI
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.tokens import create_token
+from tests.web.conftest import (
+    CANARIES,
+    MEMBER,
+    OUTSIDER,
+    PUBLIC_URI,
+    QUESTION,
+    SECRET_CHANNEL,
+    Console,
+    leaked,
+)
+from web.auth import COOKIE, Keyring
+
+SECRET_CANARY = CANARIES[SECRET_CHANNEL][0]
+
+
+def count(settings: Settings, table: str) -> int:
+    with raw_connection(settings) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def session(console: Console, token: str | None = None) -> tuple[httpx.Client, str]:
+    """A client signed in through /console/?token=…, and the CSRF token its pages carry."""
+    client = console.client()
+    response = client.get("/console/", params={"token": token or console.token})
+    assert response.status_code == 303, response.text
+    assert "token" not in response.headers["location"]
+    page = client.get("/console/ask")
+    assert page.status_code == 200
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+    assert found
+    return client, found.group(1)
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.split("\n\n"):
+        name = next((line[6:].strip() for line in block.splitlines() if line.startswith("event:")), None)
+        data = "".join(line[5:].strip() for line in block.splitlines() if line.startswith("data:"))
+        if name and data:
+            events.append((name, json.loads(data)))
+    return events
+
+
+def test_without_a_valid_token_every_route_is_401_and_nothing_runs(
+    console: Console, kb: Settings, fake_openai: FakeOpenAI
+) -> None:
+    anonymous = console.client()
+    forged = console.client(cookies={COOKIE: "eyJ1IjoiVTBBRE1JTiIsImEiOnRydWV9.forged"})
+    wrong = console.bearer("lore_pat_not-a-real-token")
+    for client in (anonymous, forged, wrong):
+        calls = [
+            client.get("/api/v1/search", params={"q": "Nightjar"}),
+            client.post("/api/v1/ask", json={"question": QUESTION}),
+            client.post("/api/v1/answers/1/vote", json={"value": "up"}),
+            client.get("/api/v1/answers/1"),
+            client.post("/api/v1/ingest", json={"urls": ["https://example.com/"]}),
+            client.get("/api/v1/jobs/1"),
+        ]
+        assert [r.status_code for r in calls] == [401] * 6, [r.text for r in calls]
+        assert all("error" in r.json() for r in calls)
+    assert fake_openai.completions == []
+    assert count(kb, "answers") == 0 and count(kb, "ingest_jobs") == 0
+    page = forged.get("/console/knowledge")
+    assert page.status_code == 401 and "Sign in to Lore" in page.text
+    assert console.client().get("/console/", params={"token": "wrong"}).status_code == 401
+
+
+def test_expired_session_and_signature_checked(console: Console, kb: Settings) -> None:
+    keyring = Keyring(kb)
+    keyring.session_s = -10  # already expired when made
+    expired = console.client(cookies={COOKIE: keyring.session_cookie("local", admin=True)})
+    assert expired.get("/api/v1/search", params={"q": "x"}).status_code == 401
+    assert "expired" in expired.get("/console/ask").text
+    keyring.session_s = 3600
+    good = keyring.session_cookie("U0MEMBER", admin=False)
+    payload, _, signature = good.partition(".")
+    tampered = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1] + "." + signature
+    assert console.client(cookies={COOKIE: tampered}).get("/api/v1/search", params={"q": "x"}).status_code == 401
+    assert console.client(cookies={COOKIE: good}).get("/api/v1/search", params={"q": "Nightjar"}).status_code == 200
+
+
+def test_sign_in_sets_a_safe_cookie_and_drops_the_token(console: Console) -> None:
+    client = console.client()
+    response = client.get("/console/", params={"token": console.token})
+    assert response.status_code == 303 and response.headers["location"] == "/console/ask"
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # plain http on localhost
+    assert response.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/console/ask")
+    assert page.status_code == 200 and 'data-user="local"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_post_with_the_session_needs_the_csrf_token(console: Console, kb: Settings) -> None:
+    client, csrf = session(console)
+    refused = client.post("/api/v1/ask", json={"question": QUESTION})
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    wrong = client.post("/api/v1/ask", json={"question": QUESTION}, headers={"X-CSRF-Token": "0" * 40})
+    assert wrong.status_code == 403
+    assert count(kb, "answers") == 0
+    accepted = client.post("/api/v1/ask", json={"question": QUESTION}, headers={"X-CSRF-Token": csrf})
+    assert accepted.status_code == 200, accepted.text
+    assert set(accepted.json()) == {"answer_id", "answer", "citations", "model"}
+
+
+def test_ask_streams_tokens_then_the_answer_with_its_passages(console: Console, kb: Settings) -> None:
+    client = console.bearer()
+    stream = {"Accept": "text/event-stream"}
+    with client.stream("POST", "/api/v1/ask", json={"question": QUESTION}, headers=stream) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        body = "".join(r.iter_text())
+    events = sse_events(body)
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and names.count("token") >= 2, names
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    done = events[-1][1]
+    assert streamed == done["answer"] == "Project Nightjar is the new mobile app [1]; the team meets on Tuesdays."
+    assert done["citations"] == [{"uri": PUBLIC_URI, "title": "Project Nightjar"}]
+    assert done["passages"][0]["number"] == 1 and "mobile app" in done["passages"][0]["text"]
+    with raw_connection(kb) as conn:
+        sql = "SELECT surface, user_id, private FROM answers WHERE id = %s"
+        row = conn.execute(sql, (done["answer_id"],)).fetchone()
+    assert row == ("web", "local", True)
+
+
+def test_votes_are_recorded_as_from_slack_and_answers_are_their_askers(console: Console, kb: Settings) -> None:
+    member = create_token(kb, user_id=MEMBER).token
+    outsider = create_token(kb, user_id=OUTSIDER).token
+    asked = console.bearer(member).post("/api/v1/ask", json={"question": QUESTION}).json()
+    answer_id = asked["answer_id"]
+    assert SECRET_CANARY in asked["answer"]  # the member is in the channel
+    voted = console.bearer(member).post(f"/api/v1/answers/{answer_id}/vote", json={"value": "down"})
+    assert voted.status_code == 200 and voted.json()["votes"] == {"up": 0, "down": 1, "mine": "down"}
+    with raw_connection(kb) as conn:
+        assert conn.execute("SELECT user_id, value, via FROM votes").fetchall() == [(MEMBER, -1, "web")]
+    sideways = console.bearer(member).post(f"/api/v1/answers/{answer_id}/vote", json={"value": "sideways"})
+    assert sideways.status_code == 400
+    # Someone else's answer reads as one that does not exist, for votes too.
+    other = console.bearer(outsider)
+    assert other.get(f"/api/v1/answers/{answer_id}").status_code == 404
+    assert other.post(f"/api/v1/answers/{answer_id}/vote", json={"value": "up"}).status_code == 404
+    got = console.bearer(member).get(f"/api/v1/answers/{answer_id}").json()
+    assert got["votes"]["down"] == 1 and got["question"] == QUESTION
+    cleared = console.bearer(member).post(f"/api/v1/answers/{answer_id}/vote", json={"value": "clear"})
+    assert cleared.json()["votes"] == {"up": 0, "down": 0, "mine": None}
+
+
+def test_an_outsider_sees_no_private_channel_on_any_route(console: Console, kb: Settings) -> None:
+    member = create_token(kb, user_id=MEMBER).token
+    outsider = create_token(kb, user_id=OUTSIDER).token
+    member_answer = console.bearer(member).post("/api/v1/ask", json={"question": QUESTION}).json()["answer_id"]
+    with raw_connection(kb) as conn:
+        private_ids = [r[0] for r in conn.execute("SELECT id FROM documents WHERE acl <> ARRAY['public']")]
+    api = console.bearer(outsider)
+    seen = [
+        api.get("/api/v1/search", params={"q": QUESTION, "k": 20}).text,
+        api.get("/api/v1/search", params={"q": "payroll vault passphrase", "k": 20, "explain": "1"}).text,
+        api.get("/api/v1/search", params={"q": QUESTION, "mode": "fulltext"}).text,
+        api.post("/api/v1/ask", json={"question": QUESTION}).text,
+        api.get(f"/api/v1/answers/{member_answer}").text,
+    ]
+    assert api.get("/api/v1/search", params={"q": "x", "channel": SECRET_CHANNEL}).status_code == 403
+    pages, _ = session(console, outsider)
+    seen += [
+        pages.get("/console/ask").text,
+        pages.get("/console/knowledge", params={"q": QUESTION}).text,
+        pages.get("/console/knowledge", params={"q": "CANARY", "mode": "fulltext"}).text,
+        pages.get("/console/knowledge", params={"filter": "notes"}).text,
+        pages.get("/console/answers").text,
+        pages.get(f"/console/answers/{member_answer}").text,
+        *[pages.get(f"/console/knowledge/documents/{i}").text for i in private_ids],
+    ]
+    for text in seen:
+        assert leaked(text) == [], text[:2000]
+    assert pages.get(f"/console/knowledge/documents/{private_ids[0]}").status_code == 404
+    # Admin pages are not for them, and the API's admin routes refuse them too.
+    assert pages.get("/console/feedback").status_code == 403
+    assert api.post("/api/v1/ingest", json={"urls": ["https://example.com/"]}).status_code == 403
+    # The member, by contrast, does find their own channel's canary (the filter is not simply "public only").
+    assert SECRET_CANARY in console.bearer(member).get("/api/v1/search", params={"q": QUESTION}).text
+
+
+def test_search_is_the_json_of_lore_search_and_rejects_bad_parameters(console: Console) -> None:
+    api = console.bearer()
+    hits = api.get("/api/v1/search", params={"q": "Nightjar team", "k": 2}).json()
+    assert 1 <= len(hits) <= 2 and set(hits[0]) == {"chunk_id", "uri", "title", "score", "text"}
+    explained = api.get("/api/v1/search", params={"q": "Nightjar team", "explain": "1"}).json()
+    assert {"similarity", "fulltext", "feedback"} == set(explained[0]["why"])
+    for params in ({"q": ""}, {"q": "x", "k": "0"}, {"q": "x", "k": "many"}, {"q": "x", "mode": "psychic"}):
+        response = api.get("/api/v1/search", params=params)
+        assert response.status_code == 400 and response.json()["error"], params
+
+
+def test_sign_in_with_slack(console: Console, kb: Settings, fake_slack) -> None:  # type: ignore[no-untyped-def]
+    fake_slack.oidc_user = OUTSIDER
+    client = console.client(follow_redirects=True)
+    page = client.get("/console/auth/slack")
+    assert page.status_code == 200 and f'data-user="{OUTSIDER}"' in page.text, page.text[:500]
+    token_calls = fake_slack.calls_to("openid.connect.token")
+    assert token_calls and token_calls[0]["client_secret"] == "console-tests-client-secret"
+    assert leaked(client.get("/console/knowledge", params={"q": QUESTION}).text) == []
+    # A callback that was not started here (no state cookie) signs nobody in.
+    fake_slack.oidc_user = MEMBER
+    stranger = console.client()
+    forged = stranger.get("/console/auth/slack/callback", params={"code": "code-1", "state": "made-up"})
+    assert forged.status_code == 401 and COOKIE not in stranger.cookies
+    fake_slack.oidc_user = None  # the user cancels at Slack
+    cancelled = console.client(follow_redirects=True).get("/console/auth/slack")
+    assert cancelled.status_code == 401 and "Sign in to Lore" in cancelled.text
+
+
+@pytest.mark.parametrize("limit_mb", ["0.01"])
+def test_an_upload_over_the_size_limit_is_refused_and_nothing_is_queued(
+    kb: Settings,
+    fake_slack,
+    fake_openai: FakeOpenAI,
+    tmp_path,
+    limit_mb: str,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.web.conftest import console_env, start_console
+
+    running = start_console(console_env(fake_slack, fake_openai, LORE_MAX_FILE_MB=limit_mb), tmp_path / "c.log")
+    try:
+        api = running.bearer()
+        big = {"files": ("big.md", b"# Big\n\n" + b"word " * 5000, "text/markdown")}
+        refused = api.post("/api/v1/ingest", files=big)
+        assert refused.status_code == 413 and "limit" in refused.json()["error"]
+        huge = {"files": ("huge.md", b"x" * 200_000, "text/markdown")}  # over the whole-form limit too
+        assert api.post("/api/v1/ingest", files=huge).status_code == 413
+        assert api.post("/api/v1/ingest", json={"urls": ["file:///etc/passwd"]}).status_code == 400
+        assert api.post("/api/v1/ingest", json={}).status_code == 400
+        time.sleep(0.2)
+        assert count(kb, "ingest_jobs") == 0
+        assert not any((kb.home / "uploads").glob("*/*")) if (kb.home / "uploads").exists() else True
+    finally:
+        running.service.stop()
