@@ -267,6 +267,10 @@ from lore.commands.chat import chat  # noqa: E402
 
 main.add_command(chat)
 
+from lore.commands.console import console  # noqa: E402
+
+main.add_command(console)
+
 from lore.commands.feedback import COMMANDS as feedback_commands  # noqa: E402
 
 for _command in feedback_commands:
