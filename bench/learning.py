@@ -1,440 +1,504 @@
-"""Learning from feedback: does voting on rephrasings improve retrieval of the original questions?
+"""Learning from votes, on the whole Python docs: do the team's votes lift answers to similar questions, and never hurt?
 
-Protocol (issue 10): a knowledge base of real documentation (60 pages of the Python 3.11 library docs from
-/usr/share/doc/python3.11/html, ingested with Lore's own pipeline), 42 questions with a gold page, split in
-two. Simulated users ask two rephrasings of each part-A question through the agent (`lore.agent.answer_question`,
-the function `lore ask` runs; no chat model, so answers are search-only and cite sources in retrieval order)
-and vote 👍 when the first citation is the gold page, 👎 otherwise. Then, in the same run, MRR@10 and
-recall@5 (by page) of hybrid search on the ORIGINAL wordings: part A (voted on) and part B (untouched), before
-feedback (the anchor), after the votes, and after the 👎 voters also left a correction naming the right page.
-Finally a sweep of the feedback-memory threshold and weight on the same data.
+Knowledge base: the whole Python 3.11 HTML docs (12k+ chunks, `--kb /work/kb/pydocs`, copied first; or `--home` for
+a LORE_HOME that already is a copy). `--quick` ingests only the questions' gold pages and their neighbours (a
+smaller, easier knowledge base: a smoke test, not a figure to report).
 
-    .venv/bin/python bench/learning.py [--docs /usr/share/doc/python3.11/html/library] [--home /tmp/lore-learning]
+Questions (written for this benchmark, never tuned on before): bench/learning_questions.jsonl (80 questions with
+gold pages, uri substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two
+everyday rephrasings per question, linked by "of"). Parameters are chosen on the tune split; figures are reported
+on the report split, run once. In each split, every other question is "voted": its rephrasings are asked; the
+others are "untouched".
+
+Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
+1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
+   `lore ask` and the bot run), and three users vote on the answer:
+   strict: 👍 iff the top citation is a gold page; lenient: 👍 iff any cited source is; noisy: strict with 15 % of
+   votes flipped (fixed seed); hostile: the first user 👎 everything, the two others are strict;
+2. the ORIGINAL wordings are searched with the feedback memory off (the anchor, same run) and on (as answers
+   search): MRR@10 and recall@5 by page, on voted questions (lift) and untouched ones (harm);
+3. "which is better?": each 👎'd answer is regenerated (the bot's Regenerate settings) and, when exactly one of
+   the two leads with a gold page, the three users choose it; measured again;
+4. corrections: the 👎 voters name the gold page in a correction; measured again.
+
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split tune [--sweep 0.4:0.04:0.25,0.5:0.01:0.25]
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split report
+    .venv/bin/python bench/learning.py --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import json
 import os
+import random
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GOLD_PAGES = [
-    "json",
-    "pickle",
-    "csv",
-    "sqlite3",
-    "datetime",
-    "time",
-    "calendar",
-    "zoneinfo",
-    "pathlib",
-    "glob",
-    "shutil",
-    "tempfile",
-    "zipfile",
-    "tarfile",
-    "gzip",
-    "re",
-    "textwrap",
-    "difflib",
-    "collections",
-    "heapq",
-    "bisect",
-    "itertools",
-    "functools",
-    "random",
-    "secrets",
-    "statistics",
-    "decimal",
-    "threading",
-    "subprocess",
-    "argparse",
-    "logging",
-    "hashlib",
-    "base64",
-    "uuid",
-    "copy",
-    "enum",
-    "dataclasses",
-    "contextlib",
-    "timeit",
-    "urllib.parse",
-    "queue",
-    "pprint",
-]
-DISTRACTORS = [
-    "marshal",
-    "shelve",
-    "os.path",
-    "fnmatch",
-    "bz2",
-    "lzma",
-    "zlib",
-    "string",
-    "operator",
-    "math",
-    "fractions",
-    "hmac",
-    "getopt",
-    "binascii",
-    "reprlib",
-    "graphlib",
-    "weakref",
-    "array",
-]
-
-# (original wording, two rephrasings asked by users, gold page)
-QUESTIONS: list[tuple[str, tuple[str, str], str]] = [
-    # Everyday wordings that rarely name the module: retrieval has to work for them.
-    (
-        "How do I turn a dictionary into a string that a JavaScript frontend can read?",
-        ("convert a dict to JSON text", "encode python data for a web API response"),
-        "json",
-    ),
-    (
-        "How can I save any Python object to a file and get it back later?",
-        ("persist python objects to disk with serialization", "store an object in a binary file and restore it"),
-        "pickle",
-    ),
-    (
-        "How do I read a spreadsheet exported from Excel as rows?",
-        ("parse a comma separated values file line by line", "load rows from a .csv export"),
-        "csv",
-    ),
-    (
-        "How do I store data in a small database without running a server?",
-        ("embedded SQL database in a single file", "run SQL queries on a local database file"),
-        "sqlite3",
-    ),
-    (
-        "How many days are there between two given days of the year?",
-        ("subtract two dates to get the number of days", "difference between two dates as a timedelta"),
-        "datetime",
-    ),
-    (
-        "How do I make my program wait for a while before continuing?",
-        ("sleep for a few seconds", "pause execution for some time"),
-        "time",
-    ),
-    (
-        "How can I figure out which weekday the first of a month falls on?",
-        ("weekday of the first day of a month and number of days in it", "print a month as a text calendar"),
-        "calendar",
-    ),
-    (
-        "How do I show a meeting time in the local time of colleagues in Tokyo?",
-        ("convert a datetime to the Asia/Tokyo time zone", "IANA time zone database support"),
-        "zoneinfo",
-    ),
-    (
-        "How do I get a file's extension and its parent folder?",
-        ("suffix and parent of a path object", "object-oriented filesystem paths"),
-        "pathlib",
-    ),
-    (
-        "How do I list all the text files in a folder?",
-        ("find files matching *.txt with a wildcard", "unix style pathname pattern expansion"),
-        "glob",
-    ),
-    (
-        "How do I move a folder somewhere else, including everything in it?",
-        ("recursively copy or move a directory tree", "high-level file operations like copytree"),
-        "shutil",
-    ),
-    (
-        "Where should my script put scratch files that nobody else can read?",
-        ("create a temporary file securely", "temporary directory removed automatically"),
-        "tempfile",
-    ),
-    (
-        "How do I bundle some files into an archive Windows users can open?",
-        ("create a .zip archive", "write files into a ZIP file"),
-        "zipfile",
-    ),
-    (
-        "How do I unpack a source release downloaded as .tgz?",
-        ("extract a tar.gz archive", "read members of a tar file"),
-        "tarfile",
-    ),
-    (
-        "How do I read a log file that was compressed by logrotate?",
-        ("open a .gz file as text", "decompress gzip data"),
-        "gzip",
-    ),
-    (
-        "How do I find every email address in a block of text?",
-        ("find all matches of a regular expression", "regex search and findall on a string"),
-        "re",
-    ),
-    (
-        "How do I remove the common leading whitespace from a multi-line string?",
-        ("dedent a block of text", "wrap and fill paragraphs to a width"),
-        "textwrap",
-    ),
-    (
-        "How can I suggest the closest match when a user mistypes a command name?",
-        ("get close matches for a misspelled word", "similarity ratio between two strings"),
-        "difflib",
-    ),
-    (
-        "What container lets me append and pop from both ends quickly?",
-        ("double-ended queue", "deque with maxlen"),
-        "collections",
-    ),
-    (
-        "How do I keep track of the top 10 scores as new ones stream in?",
-        ("n largest items with a heap", "priority queue with heappush and heappop"),
-        "heapq",
-    ),
-    (
-        "How do I map a numeric score to a letter grade using breakpoints?",
-        ("find an insertion point in a sorted list", "binary search over sorted breakpoints"),
-        "bisect",
-    ),
-    (
-        "How do I loop over a list in chunks of fixed size or chain several lists together?",
-        ("chain iterables and batch them", "iterator building blocks like chain and islice"),
-        "itertools",
-    ),
-    (
-        "How do I fix some arguments of a function to make a new function?",
-        ("partial function application", "higher-order functions and decorators like partial"),
-        "functools",
-    ),
-    (
-        "How do I get a reproducible sequence of pseudo-random numbers with a seed?",
-        ("seed the random number generator", "generate pseudo-random numbers"),
-        "random",
-    ),
-    (
-        "How do I generate a password for a new user account safely?",
-        ("cryptographically secure random token", "token_urlsafe for a reset link"),
-        "secrets",
-    ),
-    (
-        "How do I find the most common value and the spread of some measurements?",
-        ("mode and standard deviation of data", "mean median and variance"),
-        "statistics",
-    ),
-    (
-        "Why does 0.1 + 0.2 not equal 0.3 and how do I get exact cents?",
-        ("exact decimal arithmetic for money", "fixed point decimal numbers with rounding"),
-        "decimal",
-    ),
-    (
-        "How do I download several files at the same time without blocking?",
-        ("run a function in a separate thread", "start threads and join them"),
-        "threading",
-    ),
-    (
-        "How do I call git from my Python script and check if it failed?",
-        ("run an external command and check its return code", "capture the output of a child process"),
-        "subprocess",
-    ),
-    (
-        "How do I make my script show a --help message listing its options?",
-        ("parse command-line arguments and options", "define flags for a command line tool"),
-        "argparse",
-    ),
-    (
-        "How do I send diagnostic messages to a file instead of print statements?",
-        ("log to a file with levels", "configure a logger handler and format"),
-        "logging",
-    ),
-    (
-        "How do I verify that a downloaded file is not corrupted using its checksum?",
-        ("compute the SHA-256 digest of a file", "secure hashes and message digests"),
-        "hashlib",
-    ),
-    (
-        "How do I embed an image's bytes inside a JSON document as text?",
-        ("encode binary data as base64", "convert bytes to ASCII text and back"),
-        "base64",
-    ),
-    (
-        "How do I give every record an identifier that will not collide across machines?",
-        ("generate a random UUID", "universally unique identifiers"),
-        "uuid",
-    ),
-    (
-        "Why does changing my copied list also change the original, and how do I avoid it?",
-        ("deep copy versus shallow copy", "copy a nested object recursively"),
-        "copy",
-    ),
-    (
-        "How do I represent a fixed set of states like RED, GREEN, BLUE?",
-        ("define an enumeration", "symbolic names bound to constant values"),
-        "enum",
-    ),
-    (
-        "How can I avoid writing boilerplate __init__ and __eq__ for simple record classes?",
-        ("generate init and repr automatically for a class", "data class with fields and defaults"),
-        "dataclasses",
-    ),
-    (
-        "How do I make sure a resource is cleaned up even if an exception happens, using with?",
-        ("write my own context manager with a generator", "utilities for with-statement contexts"),
-        "contextlib",
-    ),
-    (
-        "Which of two implementations is faster for a tiny piece of code?",
-        ("measure execution time of small code snippets", "time a statement many times"),
-        "timeit",
-    ),
-    (
-        "How do I percent-encode special characters for use in a web address?",
-        ("quote and unquote URL components", "split a URL and parse its query string"),
-        "urllib.parse",
-    ),
-    (
-        "How do I pass tasks from one thread to worker threads safely?",
-        ("thread-safe FIFO queue", "producer consumer queue with get and put"),
-        "queue",
-    ),
-    (
-        "How can I print a large nested dictionary so it is readable?",
-        ("pretty-print a data structure", "format nested data with indentation"),
-        "pprint",
-    ),
-]
+QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
+REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
+DOCS = Path("/usr/share/doc/python3.11/html")
+USER_MODELS = ("strict", "lenient", "noisy", "hostile")
+VOTERS = 3
+NOISE = 0.15
+SEED = 20
+# Chunks fetched per evaluated question (as `lore eval retrieval` does), so that 10 pages can be ranked.
+FETCHED = 40
+# The bot's Regenerate settings (bot/regenerate.py; bench/ must not import bot/).
+REGENERATE = {"temperature": 0.9, "k": 16}
+_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_SOURCE = re.compile(r'<source id="(\d+)" title="[^"]*" uri="([^"]*)">')
 
 
-def gold_of(uri: str) -> str:
-    return uri.rsplit("/", 1)[-1].removesuffix(".html")
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    split: str
+    query: str
+    relevant: tuple[str, ...]
+    rephrasings: tuple[str, ...]
 
 
-def metrics(settings: Any, questions: list[tuple[str, tuple[str, str], str]]) -> dict[str, float]:
-    """MRR@10 and recall@5 by page for the original wordings."""
+def load_questions() -> list[Question]:
+    rephrasings: dict[str, list[str]] = {}
+    for line in REPHRASINGS.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rephrasings.setdefault(row["of"], []).append(row["query"])
+    out = []
+    for line in QUESTIONS.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(
+                Question(row["id"], row["split"], row["query"], tuple(row["relevant"]), tuple(rephrasings[row["id"]]))
+            )
+    return out
+
+
+def is_gold(uri: str, relevant: tuple[str, ...]) -> bool:
+    return any(r in uri for r in relevant)
+
+
+# -- the scripted chat model ------------------------------------------------------------------------------------
+
+
+def citing_model(gold: dict[str, tuple[str, ...]]) -> Any:
+    """A chat model that answers like a careful LLM: it recognises the source that answers (a gold page) 80 % of
+    the time and leads with it, often also cites [1]; without a gold source it cites [1] (and sometimes [2])."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class CitingModel(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "scripted-citing"
+
+        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> Any:
+            prompt = str(messages[-1].content)
+            question = prompt.rsplit("Question:", 1)[-1].split("\n", 1)[0].strip()
+            sources = [(int(n), uri) for n, uri in _SOURCE.findall(prompt)]
+            rng = random.Random(f"{SEED}:{question}")
+            relevant = gold.get(question, ())
+            right = [n for n, uri in sources if is_gold(uri, relevant)]
+            cited: list[int] = []
+            if right and rng.random() < 0.8:
+                cited.append(right[0])
+                if right[0] != 1 and rng.random() < 0.5:
+                    cited.append(1)
+            elif sources:
+                cited.append(sources[0][0])
+                if len(sources) > 1 and rng.random() < 0.5:
+                    cited.append(sources[1][0])
+            text = " ".join(f"This is explained in the documentation [{n}]." for n in cited) or "I don't know."
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    return CitingModel()
+
+
+def first_cited(answer: Any) -> str | None:
+    """The uri of the source an answer leads with: the first one cited inline when a model wrote it, else the top."""
+    if not answer.citations:
+        return None
+    if answer.generated:
+        by_number = {c.number: c.uri for c in answer.citations}
+        for group in _CITE.findall(answer.text):
+            for part in re.split(r"[,;]", group):
+                if int(part.strip()) in by_number:
+                    return by_number[int(part.strip())]
+    return str(answer.citations[0].uri)
+
+
+# -- user models ------------------------------------------------------------------------------------------------
+
+
+def user_votes(model: str, answer: Any, relevant: tuple[str, ...], rng: random.Random) -> list[int]:
+    """The three users' votes (+1 / -1) on one answer under a user model."""
+    top = first_cited(answer)
+    strict = 1 if top is not None and is_gold(top, relevant) else -1
+    if model == "strict":
+        return [strict] * VOTERS
+    if model == "lenient":
+        return [1 if any(is_gold(c.uri, relevant) for c in answer.citations) else -1] * VOTERS
+    if model == "noisy":
+        return [-strict if rng.random() < NOISE else strict for _ in range(VOTERS)]
+    if model == "hostile":
+        return [-1] + [strict] * (VOTERS - 1)
+    raise ValueError(model)
+
+
+# -- measuring --------------------------------------------------------------------------------------------------
+
+
+def measure(settings: Any, questions: list[Question], vectors: dict[str, Any], *, feedback: bool) -> dict[str, Any]:
+    """MRR@10 and recall@5 (by page) of the original wordings, and each question's reciprocal rank."""
+    from lore.eval import ranked_documents, score_ranking
     from lore.search import hybrid_search
 
-    rr, hit5 = 0.0, 0
-    for question, _, gold in questions:
-        pages: list[str] = []
-        for hit in hybrid_search(settings, question, k=20):
-            page = gold_of(hit.uri)
-            if page not in pages:
-                pages.append(page)
-        if gold in pages[:10]:
-            rr += 1.0 / (pages.index(gold) + 1)
-        hit5 += gold in pages[:5]
-    return {"mrr@10": rr / len(questions), "recall@5": hit5 / len(questions)}
+    per: dict[str, float] = {}
+    recall = 0.0
+    for q in questions:
+        hits = hybrid_search(settings, q.query, k=FETCHED, query_embedding=vectors[q.query], use_feedback=feedback)
+        r5, rr, _ = score_ranking(ranked_documents([h.uri for h in hits]), q.relevant, 5)
+        per[q.qid] = rr
+        recall += r5
+    n = max(1, len(questions))
+    return {"mrr": sum(per.values()) / n, "recall@5": recall / n, "rr": per}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=Path, default=Path("/usr/share/doc/python3.11/html/library"))
-    parser.add_argument("--no-sweep", action="store_true")
-    parser.add_argument(
-        "--home",
-        type=Path,
-        help="keep the knowledge base here between runs (ingest is skipped "
-        "for unchanged pages); default: a throwaway directory",
-    )
-    args = parser.parse_args()
+def reset_feedback(settings: Any) -> None:
+    """Empty every answer and the feedback on it, and tell searching processes the memory changed."""
+    from lore.db import raw_connection
+    from lore.feedback_memory import note_feedback
 
-    home = args.home.resolve() if args.home else Path(tempfile.mkdtemp(prefix="lore-bench-learning-"))
+    with raw_connection(settings) as conn:
+        conn.execute("TRUNCATE answers RESTART IDENTITY CASCADE")
+        conn.execute("UPDATE feedback_state SET version = version + 1")
+    note_feedback(settings)
+
+
+@dataclass
+class Asked:
+    answer: Any
+    question: Question
+    rephrasing: str
+    votes: list[int]
+
+
+def ask_and_vote(settings: Any, voted: list[Question], user_model: str, chat_model: Any) -> list[Asked]:
+    from lore.agent import answer_question
+    from lore.feedback import record_vote
+
+    rng = random.Random(SEED)
+    asked = []
+    for q in voted:
+        for rephrasing in q.rephrasings:
+            answer = answer_question(settings, rephrasing, chat_model=chat_model)
+            votes = user_votes(user_model, answer, q.relevant, rng)
+            for n, value in enumerate(votes):
+                record_vote(settings, answer_id=int(answer.answer_id or 0), user_id=f"U{n}", value=value, via="cli")
+            asked.append(Asked(answer, q, rephrasing, votes))
+    return asked
+
+
+def compare_after_regenerate(settings: Any, asked: list[Asked], chat_model: Any) -> int:
+    """Regenerate each 👎'd answer; the users choose the one that leads with a gold page, if exactly one does."""
+    from lore.agent import answer_question
+    from lore.feedback import record_comparison
+
+    pairs = 0
+    for item in asked:
+        if sum(item.votes) >= 0:
+            continue
+        again = answer_question(
+            settings,
+            item.rephrasing,
+            chat_model=chat_model,
+            generation=dict(REGENERATE),
+            parent_id=item.answer.answer_id,
+        )
+        first, second = (first_cited(a) for a in (item.answer, again))
+        good = [a for a, top in ((item.answer, first), (again, second)) if top and is_gold(top, item.question.relevant)]
+        if len(good) != 1:
+            continue
+        chosen = good[0]
+        rejected = again if chosen is item.answer else item.answer
+        for n in range(VOTERS):
+            record_comparison(
+                settings,
+                chosen_id=int(chosen.answer_id or 0),
+                rejected_id=int(rejected.answer_id or 0),
+                user_id=f"U{n}",
+            )
+        pairs += 1
+    return pairs
+
+
+def correct(settings: Any, asked: list[Asked], uris: list[str]) -> int:
+    """The 👎 voters of each answer name a gold page in a correction, as they would paste its link."""
+    from lore.feedback import record_critique
+
+    count = 0
+    for item in asked:
+        gold = next((u for u in uris if is_gold(u, item.question.relevant)), None)
+        if gold is None:
+            continue
+        for n, value in enumerate(item.votes):
+            if value < 0:
+                record_critique(
+                    settings,
+                    answer_id=item.answer.answer_id,
+                    user_id=f"U{n}",
+                    critique="not the right page",
+                    correction=f"The right page is {gold}",
+                )
+                count += 1
+    return count
+
+
+# -- one scenario -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    voted: list[Question]
+    untouched: list[Question]
+    vectors: dict[str, Any]
+    before: dict[str, dict[str, Any]]  # "voted" / "untouched" -> measure() with the feedback memory off
+
+
+def stage(settings: Any, split: Split) -> dict[str, Any]:
+    on = {
+        part: measure(settings, getattr(split, part), split.vectors, feedback=True) for part in ("voted", "untouched")
+    }
+    out: dict[str, Any] = {}
+    for part in ("voted", "untouched"):
+        before, after = split.before[part], on[part]
+        out[part] = {
+            "mrr": round(after["mrr"], 4),
+            "recall@5": round(after["recall@5"], 4),
+            "d_mrr": round(after["mrr"] - before["mrr"], 4),
+            "d_recall@5": round(after["recall@5"] - before["recall@5"], 4),
+            "worse": sum(after["rr"][q] < before["rr"][q] - 1e-9 for q in before["rr"]),
+            "better": sum(after["rr"][q] > before["rr"][q] + 1e-9 for q in before["rr"]),
+        }
+    return out
+
+
+def scenario(settings: Any, split: Split, *, user_model: str, chat_model: Any, uris: list[str]) -> dict[str, Any]:
+    reset_feedback(settings)
+    asked = ask_and_vote(settings, split.voted, user_model, chat_model)
+    result: dict[str, Any] = {
+        "asked": len(asked),
+        "up": sum(v > 0 for a in asked for v in a.votes),
+        "down": sum(v < 0 for a in asked for v in a.votes),
+        "gold_below_top_in_downvoted": sum(
+            1
+            for a in asked
+            if sum(a.votes) < 0 and any(is_gold(c.uri, a.question.relevant) for c in a.answer.citations[1:])
+        ),
+        "votes": stage(settings, split),
+    }
+    result["pairs"] = compare_after_regenerate(settings, asked, chat_model)
+    result["comparisons"] = stage(settings, split)
+    result["corrections"] = correct(settings, asked, uris)
+    result["corrected"] = stage(settings, split)
+    return result
+
+
+# -- set-up -----------------------------------------------------------------------------------------------------
+
+
+def use_memory_module(path: Path) -> None:
+    """Run with another implementation of lore.feedback_memory (e.g. an earlier revision's, for a before/after in
+    one harness): its evidence rules and its adjustments replace the current ones in recording and search."""
+    import lore.feedback
+    import lore.search
+
+    spec = importlib.util.spec_from_file_location("feedback_memory_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lore.feedback.refresh_evidence = module.refresh_evidence
+    lore.feedback.note_feedback = module.note_feedback
+    lore.search.feedback_index = module.feedback_index
+    import lore.feedback_memory
+
+    lore.feedback_memory.note_feedback = module.note_feedback
+
+
+def prepare_home(args: argparse.Namespace) -> tuple[Path, bool]:
+    """(LORE_HOME, whether it is a throwaway copy to delete at the end)."""
+    if args.home:
+        return args.home.resolve(), False
+    home = Path(tempfile.mkdtemp(prefix="lore-bench-learning-"))
+    if args.kb:
+        if not (args.kb / "pgdata").exists():
+            raise SystemExit(f"{args.kb} is not a LORE_HOME with a knowledge base (no pgdata)")
+        shutil.rmtree(home)
+        subprocess.run(["cp", "-a", str(args.kb), str(home)], check=True)
+        (home / "pgdata" / "postmaster.pid").unlink(missing_ok=True)
+    return home, True
+
+
+def quick_pages(questions: list[Question]) -> list[Path]:
+    """The gold pages of the questions and the library pages next to them in the index (neighbours in name)."""
+    library = sorted((DOCS / "library").glob("*.html"))
+    names = [p.name for p in library]
+    wanted: set[Path] = set()
+    for q in questions:
+        for rel in q.relevant:
+            page = DOCS / rel
+            if page.exists():
+                wanted.add(page)
+            if page.name in names:
+                i = names.index(page.name)
+                wanted.update(library[max(0, i - 1) : i + 2])
+    return sorted(wanted)
+
+
+@contextlib.contextmanager
+def environment(home: Path) -> Iterator[None]:
     for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
         del os.environ[name]
     os.environ.update({"LORE_HOME": str(home), "HF_HUB_OFFLINE": "1", "LORE_LOG_LEVEL": "WARNING"})
+    yield
 
-    from ingest.pipeline import ingest_sources
-    from lore.agent import answer_question
-    from lore.cli import upgrade_database
+
+def line(name: str, stage_result: dict[str, Any], split: Split) -> str:
+    v, u = stage_result["voted"], stage_result["untouched"]
+    bv, bu = split.before["voted"], split.before["untouched"]
+    return (
+        f"  {name:<14} voted MRR {bv['mrr']:.3f} -> {v['mrr']:.3f} ({v['d_mrr']:+.3f}), R@5 {bv['recall@5']:.2f} -> "
+        f"{v['recall@5']:.2f}, {v['better']} better / {v['worse']} worse | untouched MRR {bu['mrr']:.3f} -> "
+        f"{u['mrr']:.3f} ({u['d_mrr']:+.3f}), {u['worse']} worse"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
+    parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
+    parser.add_argument("--quick", action="store_true", help="ingest only the gold pages and their neighbours")
+    parser.add_argument("--split", choices=("tune", "report"), default="tune")
+    parser.add_argument("--users", default=",".join(USER_MODELS), help="user models, comma-separated")
+    parser.add_argument("--attribution", default="search-only,llm", help="search-only, llm, or both")
+    parser.add_argument(
+        "--sweep", metavar="T:W:S,...", help="also run these threshold:weight:negative-share (tune split only)"
+    )
+    parser.add_argument("--memory", type=Path, help="another lore/feedback_memory.py to run with (a baseline)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    if args.sweep and args.split != "tune":
+        raise SystemExit("sweep only on the tune split: the report split is evaluated once")
+    questions = [q for q in load_questions() if q.split == args.split]
+    home, throwaway = prepare_home(args)
+    with environment(home):
+        try:
+            results = run(args, questions)
+        finally:
+            from lore.config import get_settings
+            from lore.db import stop_embedded
+
+            stop_embedded(get_settings())
+            if throwaway:
+                shutil.rmtree(home, ignore_errors=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def run(args: argparse.Namespace, questions: list[Question]) -> dict[str, Any]:
     from lore.config import get_settings
-    from lore.db import stop_embedded
-    from lore.feedback import record_critique, record_vote
+    from lore.db import raw_connection
+    from lore.embeddings import get_embedder
+    from lore.migrations import upgrade_database
 
+    if args.memory:
+        use_memory_module(args.memory)
     settings = get_settings()
     upgrade_database(settings)
-    from lore.db import raw_connection
+    if args.quick:
+        from ingest.pipeline import ingest_sources
 
-    with raw_connection(settings) as conn:  # a kept knowledge base starts without any feedback
-        conn.execute("TRUNCATE answers RESTART IDENTITY CASCADE")
-    pages = [args.docs / f"{name}.html" for name in GOLD_PAGES + DISTRACTORS]
-    missing = [str(p) for p in pages if not p.exists()]
-    if missing:
-        raise SystemExit(f"documentation pages missing: {missing[:3]} (install python3.11-doc)")
-    started = time.perf_counter()
-    report = ingest_sources(settings, [str(p) for p in pages]).as_json()
-    ingest_s = time.perf_counter() - started
-    if report["errors"]:
-        raise SystemExit(f"ingest failed: {report['errors'][:3]}")
+        report = ingest_sources(settings, [str(p) for p in quick_pages(questions)]).as_json()
+        if report["errors"]:
+            raise SystemExit(f"ingest failed: {report['errors'][:3]}")
     with raw_connection(settings) as conn:
-        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    print(f"knowledge base: {len(pages)} pages, {chunks} chunks (ingest took {ingest_s:.0f} s)")
-
-    part_a, part_b = QUESTIONS[0::2], QUESTIONS[1::2]
-    before_a, before_b = metrics(settings, part_a), metrics(settings, part_b)
-
-    downvoted: list[tuple[int, str, str]] = []
-    asked = up = 0
-    for n, (_, rephrasings, gold) in enumerate(part_a):
-        for m, rephrasing in enumerate(rephrasings):
-            answer = answer_question(settings, rephrasing)
-            assert answer.answer_id is not None
-            asked += 1
-            first = answer.citations[0].uri if answer.citations else ""
-            user = f"U{n:02d}{m}"
-            if gold_of(first) == gold:
-                record_vote(settings, answer_id=answer.answer_id, user_id=user, value=1, via="reaction")
-                up += 1
-            else:
-                record_vote(settings, answer_id=answer.answer_id, user_id=user, value=-1, via="reaction")
-                gold_uri = next(p.resolve().as_uri() for p in pages if p.stem == gold)
-                downvoted.append((answer.answer_id, user, gold_uri))
-    after_a, after_b = metrics(settings, part_a), metrics(settings, part_b)
-
-    with raw_connection(settings) as conn:
-        uris = {row[0] for row in conn.execute("SELECT uri FROM documents").fetchall()}
-    for answer_id, user, gold_uri in downvoted:
-        # The user names the right page in the correction, as they would paste a link.
-        uri = next((u for u in uris if gold_of(u) == gold_of(gold_uri)), gold_uri)
-        record_critique(
-            settings, answer_id=answer_id, user_id=user, critique="wrong page", correction=f"The right page is {uri}"
-        )
-    corr_a, corr_b = metrics(settings, part_a), metrics(settings, part_b)
-
-    def line(name: str, a: dict[str, float], b: dict[str, float]) -> str:
-        return (
-            f"{name:<28} A: MRR@10 {a['mrr@10']:.3f}  R@5 {a['recall@5']:.3f}   "
-            f"B: MRR@10 {b['mrr@10']:.3f}  R@5 {b['recall@5']:.3f}"
-        )
-
+        counted = conn.execute("SELECT count(*) FROM chunks").fetchone()
+        chunks = int(counted[0]) if counted else 0
+        uris = [str(r[0]) for r in conn.execute("SELECT uri FROM documents ORDER BY uri").fetchall()]
+    voted, untouched = questions[0::2], questions[1::2]
+    texts = [q.query for q in questions]
+    vectors = dict(zip(texts, get_embedder(settings).embed(texts), strict=True))
+    reset_feedback(settings)
+    split = Split(voted, untouched, vectors, {})
+    split.before = {
+        part: measure(settings, getattr(split, part), vectors, feedback=False) for part in ("voted", "untouched")
+    }
     print(
-        f"simulated users: {asked} asks of part A rephrasings, {up} up / {asked - up} down, "
-        f"{len(downvoted)} corrections"
+        f"knowledge base: {len(uris)} pages, {chunks} chunks; split {args.split}: {len(voted)} voted questions "
+        f"({sum(len(q.rephrasings) for q in voted)} rephrasings asked), {len(untouched)} untouched"
     )
     print(f"threshold {settings.feedback_threshold}, weight {settings.feedback_weight}")
-    print(line("before (anchor)", before_a, before_b))
-    print(line("after votes", after_a, after_b))
-    print(line("after votes + corrections", corr_a, corr_b))
-    print(
-        f"lift A (votes): MRR {after_a['mrr@10'] - before_a['mrr@10']:+.3f}; "
-        f"with corrections {corr_a['mrr@10'] - before_a['mrr@10']:+.3f}; "
-        f"B change {corr_b['mrr@10'] - before_b['mrr@10']:+.3f}"
-    )
+    gold = {r: q.relevant for q in voted for r in q.rephrasings}
+    models = {"search-only": None, "llm": citing_model(gold)}
+    chain = settings.model_copy(update={"agent_mode": "chain"})
+    results: dict[str, Any] = {
+        "split": args.split,
+        "chunks": chunks,
+        "before": {p: {k: round(v, 4) for k, v in m.items() if k != "rr"} for p, m in split.before.items()},
+        "runs": [],
+    }
+    for attribution in args.attribution.split(","):
+        for user_model in args.users.split(","):
+            used = chain if attribution == "llm" else settings
+            got = scenario(used, split, user_model=user_model, chat_model=models[attribution], uris=uris)
+            results["runs"].append({"attribution": attribution, "users": user_model, **got})
+            print(
+                f"{attribution} / {user_model}: {got['asked']} answers, {got['up']} up / {got['down']} down "
+                f"(gold below the top in {got['gold_below_top_in_downvoted']} downvoted answers), "
+                f"{got['pairs']} comparisons, {got['corrections']} corrections"
+            )
+            for name in ("votes", "comparisons", "corrected"):
+                label = {"votes": "votes", "comparisons": "+ which better", "corrected": "+ corrections"}[name]
+                print(line(label, got[name], split))
+    if args.sweep:
+        results["sweep"] = sweep(settings, split, uris, args.sweep)
+    return results
 
-    if not args.no_sweep:
-        print("sweep (votes + corrections): threshold weight -> dMRR A, dMRR B")
-        for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-            for weight in (0.02, 0.04, 0.06, 0.08):
-                tuned = settings.model_copy(update={"feedback_threshold": threshold, "feedback_weight": weight})
-                a, b = metrics(tuned, part_a), metrics(tuned, part_b)
-                print(
-                    f"  {threshold:.2f} {weight:.2f} -> {a['mrr@10'] - before_a['mrr@10']:+.3f} "
-                    f"{b['mrr@10'] - before_b['mrr@10']:+.3f}"
-                )
-    stop_embedded(settings)
-    if not args.home:
-        shutil.rmtree(home, ignore_errors=True)
+
+def sweep(settings: Any, split: Split, uris: list[str], grid: str) -> list[dict[str, Any]]:
+    """Each "threshold:weight:negative-share" of the grid with the whole protocol, on search-only answers."""
+    import lore.feedback_memory as memory
+
+    rows = []
+    default_share = memory.NEGATIVE_SHARE
+    print("sweep: threshold weight negative-share -> per user model: d voted MRR / d untouched MRR (votes only)")
+    for cell in grid.split(","):
+        threshold, weight, share = (float(x) for x in cell.split(":"))
+        memory.NEGATIVE_SHARE = share
+        tuned = settings.model_copy(update={"feedback_threshold": threshold, "feedback_weight": weight})
+        cells = []
+        for user_model in ("strict", "lenient", "hostile"):
+            got = scenario(tuned, split, user_model=user_model, chat_model=None, uris=uris)
+            v, u = got["votes"]["voted"], got["votes"]["untouched"]
+            rows.append({"threshold": threshold, "weight": weight, "share": share, "users": user_model, **got})
+            cells.append(f"{user_model} {v['d_mrr']:+.3f}/{u['d_mrr']:+.3f}")
+        print(f"  {threshold:.2f} {weight:.3f} {share:.2f} -> " + "  ".join(cells), flush=True)
+    memory.NEGATIVE_SHARE = default_share
+    return rows
 
 
 if __name__ == "__main__":
