@@ -78,6 +78,10 @@ class FakeOpenAI(LocalServer):
         self._thread: threading.Thread | None = None
         self._thread_name = "fake-openai"
         self.embedding_dims: dict[str, int] = {}  # model -> the size of its vectors (default 384)
+        # Streaming pace: seconds between streamed words (a model that writes as people see it), and the wall-clock
+        # time (time.time()) each streamed completion's first word was sent at, for latency measurements.
+        self.word_interval = 0.0
+        self.first_word_sent: list[float] = []
 
     # -- scripting ---------------------------------------------------------------------------------
 
@@ -231,9 +235,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+        first = True
         for chunk in _stream_chunks(body, reply, self.owner.model):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                if first:
+                    self.owner.first_word_sent.append(time.time())
+                    first = False
+                if self.owner.word_interval:
+                    time.sleep(self.owner.word_interval)
             if malformed:
                 self.wfile.write(b"data: {this is not json\n\n")
                 self.wfile.flush()

@@ -6,18 +6,25 @@ behind a chart can be read by a person, a screen reader or a test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 640, 200
-PAD_LEFT, PAD_BOTTOM, PAD_TOP = 44, 34, 12
+PAD_LEFT, PAD_BOTTOM, PAD_TOP = 64, 34, 12
 COLORS = ("#3b6fd8", "#d8753b", "#2e9e6b", "#b33b6f")
 
 
 def _fmt(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:.2f}"
+
+
+def _top(values: Sequence[float]) -> float:
+    """The axis maximum: a little above the largest value, a multiple of 4 for counts (whole-number ticks)."""
+    peak = max(max(values), 1e-9) * 1.1
+    return float(math.ceil(peak / 4) * 4) if all(float(v).is_integer() for v in values) else peak
 
 
 def _axis(top: float, unit: str) -> list[str]:
@@ -47,7 +54,7 @@ def bar_chart(name: str, points: Sequence[tuple[str, float]], *, unit: str = "",
     """Vertical bars, one per (label, value)."""
     if not points:
         return Markup(f'<p class="empty" data-chart="{escape(name)}">No data yet.</p>')
-    top = top or max(max(v for _, v in points), 1e-9) * 1.1
+    top = top or _top([v for _, v in points])
     plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = (WIDTH - PAD_LEFT) / len(points)
     parts = _axis(top, unit)
@@ -71,7 +78,7 @@ def line_chart(
     values = [v for s in series.values() for v in s if v is not None]
     if not labels or not values:
         return Markup(f'<p class="empty" data-chart="{escape(name)}">No data yet.</p>')
-    top = max(max(values), 1e-9) * 1.1
+    top = _top(values)
     plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = (WIDTH - PAD_LEFT) / len(labels)
     parts = _axis(top, unit)

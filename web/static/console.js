@@ -136,7 +136,7 @@ function setupTurn(turn, final) {
       if (!response.ok) { status.textContent = result.error; return; }
       for (const other of actions.querySelectorAll(".vote")) other.classList.remove("chosen");
       if (value !== "clear") button.classList.add("chosen");
-      status.textContent = value === "clear" ? "Vote cleared" : `Recorded ${value === "up" ? "👍" : "👎"}`;
+      status.textContent = value === "clear" ? "Vote cleared" : `Recorded: ${value === "up" ? "helpful" : "not helpful"}`;
     });
   }
   actions.querySelector(".critique-open").addEventListener("click", () => {

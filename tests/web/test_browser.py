@@ -1,0 +1,203 @@
+"""The console in a real browser (Playwright driving Debian's Chromium): sign in with the local token, ask and see
+the answer stream in with its citations, vote and find the vote in the Feedback page's chart, regenerate and choose,
+upload a file and watch its job reach done, then find it in search. Saves a screenshot of each page for the README."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.openai_server import FakeOpenAI
+from harness.slack_api import FakeSlack
+from lore.config import Settings
+from lore.db import raw_connection
+from tests.web.conftest import QUESTION, Console, console_env, echo_context, start_console
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+NEW_DOCUMENT = b"""# Project Falcon rollout
+
+The Falcon rollout uses a blue-green deploy. Its release codename is KESTREL-42, and the rollback
+drill runs every Thursday before the release train leaves.
+"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def live(
+    kb: Settings,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+    celery_worker: object,
+    tmp_path: Path,
+) -> Iterator[Console]:
+    """`lore console` with a model that writes a word every 60 ms; ingest jobs run on the test's Celery worker."""
+    fake_openai.responder = echo_context
+    fake_openai.word_interval = 0.06
+    running = start_console(console_env(fake_slack, fake_openai), tmp_path / "console.log")
+    try:
+        yield running
+    finally:
+        output = running.service.stop()
+    assert "Traceback" not in output, output[-3000:]
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def ask_and_watch_it_stream(page: Any) -> tuple[str, str]:
+    """Ask QUESTION; the text seen while the answer was still streaming, and the final text."""
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    partial_js = """() => { const t = document.querySelector('.turn .answer .text.streaming');
+                            return t && t.textContent.length > 0 ? t.textContent : null }"""
+    partial = page.wait_for_function(partial_js, timeout=60_000).json_value()
+    page.wait_for_selector(".turn .actions:not([hidden])", timeout=60_000)
+    return partial, page.inner_text(".turn .answer .text")
+
+
+def test_console_end_to_end_in_a_browser(live: Console, browser: Any, kb: Settings) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    response = page.goto(f"{live.url}/console/?token={live.token}")
+    assert response is not None and response.ok
+    assert page.url == f"{live.url}/console/ask"  # signed in, and the token left the address bar
+    assert page.inner_text(".user") == "local · admin"
+
+    partial, final = ask_and_watch_it_stream(page)
+    assert final == "Project Nightjar is the new mobile app 1; the team meets on Tuesdays."  # [1] is a button
+    assert partial and final.startswith(partial.rstrip()) and len(partial) < len(final), (partial, final)
+    assert page.inner_text(".turn .citations li") == "Project Nightjar"
+    page.click(".turn button.cite")
+    assert page.is_visible("dialog#passage") and "new mobile app" in page.inner_text("dialog#passage .text")
+    shot(page, "ask-passage")
+    page.click("dialog#passage form button")
+
+    page.click(".turn .vote[data-value=up]")
+    page.wait_for_selector(".turn .status:has-text('Recorded: helpful')")
+    with raw_connection(kb) as conn:
+        assert conn.execute("SELECT user_id, value, via FROM votes").fetchall() == [("local", 1, "web")]
+
+    page.click(".turn .regenerate")
+    page.wait_for_selector(".turn .compare .option:nth-child(2) .choose:not([disabled])", timeout=60_000)
+    shot(page, "ask")
+    page.click(".turn .compare .option:nth-child(2) .choose")
+    page.wait_for_selector(".turn .compare p:has-text('your choice was recorded')")
+    with raw_connection(kb) as conn:
+        chosen, rejected, parent = conn.execute(
+            "SELECT c.chosen_id, c.rejected_id, a.parent_id FROM comparisons c JOIN answers a ON a.id = c.chosen_id"
+        ).fetchone()
+    assert parent == rejected and chosen != rejected  # the regenerated answer won over the first
+
+    page.goto(f"{live.url}/console/feedback")
+    bars = page.locator('svg[data-chart="up-rate by day"] rect.bar')
+    assert bars.count() == 1 and float(bars.first.get_attribute("data-value") or 0) == 100.0
+    assert page.inner_text('[data-total="up"]') == "1"
+    assert page.locator('svg[data-chart="answers per day"] rect.bar').first.get_attribute("data-value") == "2"
+    shot(page, "feedback")
+
+    upload_and_find(page, live)
+
+    page.goto(f"{live.url}/console/answers")
+    assert page.locator("#answers tbody tr").count() == 2
+    shot(page, "answers")
+    page.click("#answers tbody tr:last-child td a")
+    assert "Messages the model saw" in page.inner_text("main")
+    assert "CANARY" not in page.inner_text("main")  # the local admin is in no private channel
+    shot(page, "answer")
+
+    run_an_eval(page, live)
+
+    page.goto(f"{live.url}/console/settings")
+    page.wait_for_selector('[data-health="database"] .state.pos')
+    assert "•••••• (set)" in page.inner_text("#config")  # SLACK_BOT_TOKEN and the client secret, masked
+    assert "xoxb-console-tests" not in page.content() and "console-tests-client-secret" not in page.content()
+    shot(page, "settings")
+    context.close()
+
+
+def upload_and_find(page: Any, live: Console) -> None:
+    page.goto(f"{live.url}/console/knowledge")
+    page.set_input_files(
+        "#ingest-form input[type=file]",
+        files=[{"name": "falcon.md", "mimeType": "text/markdown", "buffer": NEW_DOCUMENT}],
+    )
+    page.click("#ingest-form button")
+    page.wait_for_selector(".job[data-status=done]", timeout=120_000)
+    assert "added 1" in page.inner_text(".job[data-status=done]")
+    page.fill("#kb-search", "What is the Falcon release codename?")
+    page.click("form.row button.primary")
+    page.wait_for_selector("#hits .hit")
+    assert "KESTREL-42" in page.inner_text("#hits tbody tr:first-child")
+    shot(page, "knowledge")
+
+
+def run_an_eval(page: Any, live: Console) -> None:
+    questions = [
+        {"query": "What is the Falcon release codename?", "relevant": ["falcon.md"]},
+        {"query": "Where does the Nightjar team sit?", "relevant": ["wiki.example.com/nightjar"]},
+    ]
+    page.goto(f"{live.url}/console/eval")
+    page.set_input_files(
+        "#eval-form input[type=file]",
+        files=[{"name": "fresh.jsonl", "mimeType": "application/jsonl", "buffer": jsonl(questions)}],
+    )
+    page.click("#eval-form button")
+    page.wait_for_selector("#eval-runs tbody tr td:has-text('fresh.jsonl')", timeout=60_000)
+    cells = page.locator("#eval-runs tbody tr").first.locator("td").all_inner_texts()
+    assert cells[2] == "2" and cells[3:6] == ["1.0", "1.0", "1.0"], cells  # vector: recall@5, MRR, nDCG@10
+    page.set_input_files(
+        "#eval-form input[type=file]",
+        files=[{"name": "broken.jsonl", "mimeType": "application/jsonl", "buffer": b'{"query": 1}\n'}],
+    )
+    page.click("#eval-form button")
+    assert page.is_visible("#eval-error")
+    assert page.locator("#eval-runs tbody tr").count() == 1  # nothing recorded for a bad file
+    page.goto(f"{live.url}/console/eval")
+    shot(page, "eval")
+
+
+def jsonl(rows: list[dict[str, Any]]) -> bytes:
+    import json
+
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def test_bad_sign_ins_in_a_browser(live: Console, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 700})
+    page = context.new_page()
+    response = page.goto(f"{live.url}/console/ask")
+    assert response is not None and response.status == 401 and page.is_visible("#signin")
+    shot(page, "signin")
+    response = page.goto(f"{live.url}/console/?token=not-the-token")
+    assert response is not None and response.status == 401
+    assert "not a Lore token" in page.inner_text("#signin-reason")
+    context.add_cookies([{"name": "lore_session", "value": "eyJ1IjoibG9jYWwiLCJhIjp0cnVlfQ.Zm9yZ2Vk", "url": live.url}])
+    response = page.goto(f"{live.url}/console/feedback")
+    assert response is not None and response.status == 401 and "invalid session" in page.inner_text("#signin-reason")
+    context.close()
