@@ -439,7 +439,7 @@ SELECT (SELECT count(*) FROM answers),
 
 _PER_ANSWER = """
 WITH per AS (
-    SELECT a.id, a.channel_id, a.question, a.created_at,
+    SELECT a.id, a.channel_id, a.surface, a.question, a.created_at,
            count(v.*) FILTER (WHERE v.value > 0) AS up, count(v.*) FILTER (WHERE v.value < 0) AS down
     FROM answers a LEFT JOIN votes v ON v.answer_id = a.id
     GROUP BY a.id
@@ -468,13 +468,15 @@ def _rate(up: int, down: int) -> float | None:
 
 
 def feedback_stats(settings: Settings, *, days: int = 30, limit: int = 10) -> dict[str, Any]:
-    """Answers, votes and pairs; up-rate by day and by channel; the most downvoted answers."""
+    """Answers, votes and pairs; up-rate by day, by channel and by surface (slack, cli, mcp...); the most downvoted
+    answers."""
     with raw_connection(settings) as conn:
         answers, up, down, pairs, critiques, corrections = conn.execute(_TOTALS).fetchone() or (0,) * 6
         by_day = conn.execute(
             _BY.format(key="to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')", order="DESC"), {"limit": days}
         ).fetchall()
         by_channel = conn.execute(_BY.format(key="coalesce(channel_id, '(cli)')", order=""), {"limit": 1000}).fetchall()
+        by_surface = conn.execute(_BY.format(key="surface", order=""), {"limit": 100}).fetchall()
         worst = conn.execute(_WORST, {"limit": limit}).fetchall()
 
     def rows(found: list[Any], name: str) -> list[dict[str, Any]]:
@@ -493,6 +495,7 @@ def feedback_stats(settings: Settings, *, days: int = 30, limit: int = 10) -> di
         "up_rate": _rate(int(up), int(down)),
         "by_day": rows(by_day, "day"),
         "by_channel": rows(by_channel, "channel"),
+        "by_surface": rows(by_surface, "surface"),
         "most_downvoted": [
             {"answer_id": int(i), "channel": c, "question": q, "up": int(u), "down": int(d)} for i, c, q, u, d in worst
         ],

@@ -26,7 +26,7 @@ def feedback() -> None:
 @click.option("--days", default=14, show_default=True, help="Days shown in the by-day table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def stats(days: int, as_json: bool) -> None:
-    """Answers, votes, pairs; up-rate by day and by channel; the most downvoted answers."""
+    """Answers, votes, pairs; up-rate by day, by channel and by surface; the most downvoted answers."""
     from lore.feedback import feedback_stats
 
     settings = load_settings()
@@ -47,6 +47,7 @@ def stats(days: int, as_json: bool) -> None:
     for title, key, rows in (
         ("by day", "day", report["by_day"]),
         ("by channel", "channel", report["by_channel"]),
+        ("by surface", "surface", report["by_surface"]),
     ):
         table = Table(title=title)
         for column in (key, "answers", "up", "down", "up-rate"):

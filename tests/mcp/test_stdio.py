@@ -129,6 +129,7 @@ def test_a_member_sees_their_channel_and_every_tool_works(kb: Settings, fake_sla
     assert votes == [(MEMBER, 1, "mcp")]
     stats = lore_cli(env, "feedback", "stats")
     assert stats["answers"] == 1 and stats["up"] == 1 and stats["down"] == 0
+    assert stats["by_surface"] == [{"surface": "mcp", "answers": 1, "up": 1, "down": 0, "up_rate": 1.0}]
     # The user's memberships came from Slack's users.conversations.
     assert [c["user"] for c in fake_slack.calls_to("users.conversations")] == [MEMBER]
 
