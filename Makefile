@@ -35,6 +35,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-local-llm
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev,train]'
+	@# The console's browser tests drive the system's Chromium through Playwright (pip, in .[dev]); Playwright's own
+	@# browser download is never used.
+	@command -v chromium >/dev/null || apt-get install -y chromium || sudo apt-get install -y chromium || \
+		(echo "install Chromium (apt-get install chromium): the console's browser tests need /usr/bin/chromium" >&2; exit 1)
 	touch $@
 
 # The local model: llama.cpp's OpenAI-compatible server (compiled from source: several minutes on 2 cores the
@@ -66,11 +70,9 @@ run: install services
 	$(LORE) status
 	@if $(LORE) status --json | $(BIN)/python -c "import json,sys; sys.exit(json.load(sys.stdin)['slack'] == 'off')"; then \
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start; \
-	elif $(LORE) chat --help >/dev/null 2>&1 && [ -t 0 ]; then \
-		echo "Slack is not configured (see README: Connect Slack). Chatting in the terminal instead:"; \
-		$(LORE) chat; \
 	else \
-		echo "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET) in .env, see README."; \
+		echo "Slack is not configured (see README: Connect Slack): starting the web console ($(LORE) chat talks in the terminal)."; \
+		$(LORE) console; \
 	fi
 
 lint: install-dev
