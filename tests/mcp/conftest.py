@@ -78,19 +78,20 @@ def slack_env(fake_slack: FakeSlack) -> dict[str, str]:
     )
 
 
-def stdio_client(env: dict[str, str], *args: str) -> Client:
-    """The official client, starting `lore mcp ARGS` as a client application would: a clean child process."""
+def stdio_client(env: dict[str, str], *args: str, mode: str = "auto") -> Client:
+    """The official client, starting `lore mcp ARGS` as a client application would: a clean child process.
+    `mode="legacy"` speaks the initialize handshake of the 2025 protocol versions, as most clients still do."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "lore.cli", "mcp", *args], env=env, cwd=REPO)
-    return Client(params, read_timeout_seconds=120)
+    return Client(params, read_timeout_seconds=120, mode=mode)
 
 
 @asynccontextmanager
-async def http_client(url: str, token: str | None) -> AsyncIterator[Client]:
-    """The official client over streamable HTTP, sending `Authorization: Bearer TOKEN`."""
+async def http_client(url: str, token: str | None, *, mode: str = "auto") -> AsyncIterator[Client]:
+    """The official client over streamable HTTP, sending `Authorization: Bearer TOKEN` (mode: as stdio_client)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=120) as http,
-        Client(streamable_http_client(url + "/mcp", http_client=http)) as client,
+        Client(streamable_http_client(url + "/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
 

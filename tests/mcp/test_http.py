@@ -4,6 +4,7 @@ only (401 otherwise, and nothing runs), a token's user's permissions, revocation
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 import httpx
@@ -52,7 +53,7 @@ def _answers(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def _export(settings: Settings, *flags: str) -> list[dict[str, object]]:
+def _export(settings: Settings, *flags: str) -> list[dict[str, Any]]:
     result = CliRunner().invoke(main, ["feedback", "export", "--format", "trl-sft", *flags], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -106,7 +107,7 @@ def test_a_tokens_user_gets_every_tool_with_their_permissions(served: str, kb: S
             return int(answer["answer_id"])
 
     async def outsider_session(member_answer: int) -> str:
-        async with http_client(served, outsider.token) as client:
+        async with http_client(served, outsider.token, mode="legacy") as client:
             seen = [
                 (await client.call_tool("search", {"query": QUESTION, "k": 10})).model_dump(),
                 (await client.call_tool("ask", {"question": QUESTION})).model_dump(),

@@ -137,7 +137,7 @@ def test_a_member_sees_their_channel_and_every_tool_works(kb: Settings, fake_sla
 def test_an_outsider_sees_no_private_channel_on_any_tool(kb: Settings, fake_slack: FakeSlack) -> None:
     async def session() -> list[object]:
         seen: list[object] = []
-        async with stdio_client(slack_env(fake_slack), "--user", OUTSIDER) as client:
+        async with stdio_client(slack_env(fake_slack), "--user", OUTSIDER, mode="legacy") as client:
             for arguments in (
                 {"query": QUESTION},
                 {"query": QUESTION_TWO, "k": 50},
