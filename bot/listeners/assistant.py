@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot import dedupe
 from bot.jobs_answer import AnswerJob, submit_job
-from bot.listeners.events import first_claim
+from bot.listeners.events import first_claim, is_person_asking
 from bot.metrics import EVENTS
 from bot.state import bot_state, strip_mention
 
@@ -45,6 +45,8 @@ def on_user_message(
 ) -> None:
     """A question in the assistant pane: titled after the thread's first question, answered in the thread."""
     EVENTS.labels("assistant_message").inc()
+    if not is_person_asking(payload, context):
+        return  # Slackbot's notices in the DM, bot posts: never answered
     state = bot_state(context)
     channel_id, ts, thread_ts = payload["channel"], payload["ts"], payload["thread_ts"]
     if not first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):

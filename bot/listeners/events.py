@@ -25,12 +25,29 @@ log = logging.getLogger(__name__)
 _HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
 
 
+# Slack's own system user: "You have been removed from #x by @y" and other notices arrive in the bot's DM as
+# plain messages from it, with no subtype and no bot_id.
+SLACKBOT_USER_ID = "USLACKBOT"
+
+
 def is_from_bot(event: dict[str, Any], context: BoltContext) -> bool:
     return bool(
         event.get("bot_id")
+        or event.get("bot_profile")
         or event.get("subtype") == "bot_message"
         or (context.bot_user_id and event.get("user") == context.bot_user_id)
     )
+
+
+def is_person_asking(event: dict[str, Any], context: BoltContext) -> bool:
+    """Did a person write this message (not Slackbot, a bot, an app or Slack itself: joins, edits, deletions,
+    notices)? Only such messages may be answered."""
+    user = event.get("user")
+    if not isinstance(user, str) or not user or user == SLACKBOT_USER_ID:
+        return False
+    if event.get("subtype") not in _HUMAN_SUBTYPES or event.get("hidden"):
+        return False
+    return not is_from_bot(event, context)
 
 
 def answer_message(
@@ -100,7 +117,7 @@ def register(app: App) -> None:
 
 def on_mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     EVENTS.labels("app_mention").inc()
-    if is_from_bot(event, context):
+    if not is_person_asking(event, context):
         return
     state = bot_state(context)
     thread_ts = event.get("thread_ts") or event["ts"]
@@ -126,6 +143,8 @@ def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, c
         return
     if live_indexed(state, channel_id):
         state.workers.ingest_message(channel_id, event, deleted=False)
+    if not is_person_asking(event, context):
+        return  # Slackbot's notices and the like: indexed where live, never answered
     ts = event["ts"]
     thread_ts = event.get("thread_ts")
     if event.get("channel_type") == "im":
