@@ -27,6 +27,7 @@ from ingest.chunking import CHUNKER_VERSION, ChunkText, chunk_document
 from ingest.document import Loaded, LoadError, NotContent, RawDocument, SourceError
 from ingest.loaders import files, slack, web
 from lore.config import Settings
+from lore.embedder_registry import ingest_guard
 from lore.embeddings import check_dimensions, get_embedder
 from lore.logs import kv
 from lore.models import EMBEDDING_DIM, PUBLIC
@@ -302,6 +303,11 @@ class Pipeline:
             self.progress(label, self.done, max(self.total, self.done))
 
     def run(self) -> IngestReport:
+        # No embedder switch lands during a run, and the run embeds with the model active once it may start.
+        with ingest_guard(self.settings):
+            return self._run()
+
+    def _run(self) -> IngestReport:
         strategy = store.IndexStrategy(self.settings, allow_bulk=self.allow_bulk)
         producer = threading.Thread(target=self._produce, name="ingest-produce", daemon=True)
         writes: deque[tuple[Future[store.WriteResult], int]] = deque()

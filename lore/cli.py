@@ -276,6 +276,10 @@ from lore.commands.feedback import COMMANDS as feedback_commands  # noqa: E402
 for _command in feedback_commands:
     main.add_command(_command)
 
+from lore.commands.finetune_embedder import register as register_finetune_embedder  # noqa: E402
+
+register_finetune_embedder(main)
+
 from lore.commands.ingest import ingest  # noqa: E402
 
 main.add_command(ingest)

@@ -253,7 +253,9 @@ _cache_lock = threading.Lock()
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for these settings (an OpenAI model of another dimension fails on first use)."""
     if settings.embeddings == "local":
-        key = "local"
+        from lore.embedder_registry import active_embedder
+
+        return active_embedder(settings)  # the bundled model, or the fine-tuned copy embedder_state names
     else:
         if settings.openai_api_key is None and not settings.openai_base_url:
             raise EmbeddingError(
@@ -267,10 +269,7 @@ def get_embedder(settings: Settings) -> Embedder:
     with _cache_lock:
         embedder = _cache.get(key)
         if embedder is None:
-            if settings.embeddings == "local":
-                embedder = LocalEmbedder(home=settings.home, batch_size=settings.embed_batch)
-            else:
-                embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
+            embedder = OpenAIEmbedder(settings, settings.embeddings.split(":", 1)[1])
             _cache[key] = embedder
         return embedder
 

@@ -18,7 +18,7 @@ def ping() -> dict[str, Any]:
 
 
 # Importing the task modules registers their tasks with the app.
-from workers import feedback_tasks, ingest_tasks  # noqa: E402, F401
+from workers import feedback_tasks, ingest_tasks, reembed_tasks  # noqa: E402, F401
 
 for _former, _current in FORMER_NAMES.items():
     app.tasks[_former] = app.tasks[_current]
