@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 
-from bot.listeners import actions, assistant, commands, events, home, shortcuts
+from bot.listeners import actions, agent, assistant, commands, events, home, shortcuts
 from bot.metrics import record_error
 from bot.pool import AnswerProcesses
 from bot.slack_client import create_client
@@ -45,7 +45,7 @@ def create_app(settings: Settings, *, answerer: Answerer | None = None) -> App:
         ignoring_self_events_enabled=False,
     )
     app.use(ProvideState(create_state(settings, answerer)))
-    for listeners in (assistant, events, commands, actions, shortcuts, home):
+    for listeners in (assistant, agent, events, commands, actions, shortcuts, home):
         listeners.register(app)
     app.event(re.compile(".*"))(ignore_other_events)
     app.error(on_error)

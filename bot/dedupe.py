@@ -43,7 +43,11 @@ def claim(settings: Settings, *keys: str, kind: str = "") -> bool:
             (kind, wanted),
         ).fetchall()
         if next(_claims) % _PRUNE_EVERY == 0:
-            conn.execute("DELETE FROM slack_events WHERE received_at < now() - interval '1 day' AND kind <> 'thread'")
+            # Threads the bot answered in and users it greeted are remembered for good.
+            conn.execute(
+                "DELETE FROM slack_events WHERE received_at < now() - interval '1 day' "
+                "AND kind NOT IN ('thread', 'greeting')"
+            )
     claimed = {r[0] for r in rows}
     if wanted[-1] not in claimed:
         log.info(kv("slack_duplicate", key=wanted[-1], kind=kind))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slack_sdk import WebClient
@@ -36,6 +36,8 @@ class AnswerJob:
     generation: dict[str, Any] | None = field(default=None, hash=False)
     # After answering, post "Which is better?" between this answer and the new one.
     compare_with: int | None = None
+    # A DM in the agent messaging experience: the channel the asker is viewing (app_context_changed).
+    context_channel: str | None = None
 
 
 def submit_job(state: BotState, client: WebClient, job: AnswerJob) -> None:
@@ -97,4 +99,20 @@ def _context(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[T
         thread_ts=job.thread_ts,
         channel_type=job.channel_type,
     )
+    if job.context_channel and asker.is_dm and job.user_id:
+        asker = scoped_to(state, client, asker, job.context_channel)
     return history, asker
+
+
+def scoped_to(state: BotState, client: WebClient, asker: Asker, channel_id: str) -> Asker:
+    """The DM asker with the viewed channel's documents too, when Slack says (again, now) they are a member."""
+    from bot.listeners.agent import is_member
+
+    assert asker.user_id is not None
+    user_id = asker.user_id
+    member = state.cache.get_or_load(f"member:{channel_id}:{user_id}", lambda: is_member(client, channel_id, user_id))
+    if not member:
+        log.info(kv("context_channel_refused", user=user_id, channel=channel_id))
+        return asker
+    others = [c for c in asker.member_channels if c != channel_id]
+    return replace(asker, member_channels=[channel_id, *others])

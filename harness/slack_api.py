@@ -51,6 +51,8 @@ class FakeSlack(LocalServer):
     # user -> channel ids the user is a member of (users.conversations)
     memberships: dict[str, list[str]] = field(default_factory=dict)
     private_channels: set[str] = field(default_factory=set)
+    # channel -> user ids in it (conversations.members)
+    channel_members: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Sign in with Slack: the user who approves at openid/connect/authorize (None: the user cancels), and the codes
     # and tokens handed out for it.
@@ -228,6 +230,11 @@ class FakeSlack(LocalServer):
         if method == "users.conversations":
             channels = self.memberships.get(str(p.get("user", "")), [])
             return {"ok": True, "channels": [{"id": c} for c in channels], "response_metadata": {"next_cursor": ""}}
+        if method == "conversations.members":
+            channel = str(p.get("channel", ""))
+            if channel not in self.channel_members:
+                return {"ok": False, "error": "channel_not_found"}
+            return self._page(list(self.channel_members[channel]), p, "members")
         if method == "users.info":
             user = str(p.get("user", ""))
             return {"ok": True, "user": self.users.get(user, {"id": user, "name": user.lower(), "is_bot": False})}
@@ -273,7 +280,7 @@ class FakeSlack(LocalServer):
         return {"ok": True, "sub": user, "https://slack.com/user_id": user, "https://slack.com/team_id": TEAM_ID}
 
     @staticmethod
-    def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str) -> dict[str, Any]:
+    def _page(items: list[Any], p: dict[str, Any], key: str) -> dict[str, Any]:
         limit = int(p.get("limit") or 100)
         start = int(p.get("cursor") or 0)
         page = items[start : start + limit]

@@ -1,4 +1,5 @@
-"""The assistant pane (Bolt's Assistant): suggested prompts, a "thinking" status, a title, streamed answers."""
+"""The assistant pane of apps made with `assistant_view` (Bolt's Assistant): suggested prompts, a status, a title,
+streamed answers."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from slack_sdk import WebClient
 
 from bot import dedupe
 from bot.jobs_answer import AnswerJob, submit_job
+from bot.listeners.agent import LOADING_MESSAGES, PROMPTS_TITLE, STATUS, SUGGESTED_PROMPTS, load_context
 from bot.listeners.events import first_claim, is_person_asking
 from bot.metrics import EVENTS
 from bot.state import bot_state, strip_mention
 
 log = logging.getLogger(__name__)
-
-SUGGESTED_PROMPTS = [
-    {"title": "How do I…", "message": "How do I set up my development environment?"},
-    {"title": "Where is…", "message": "Where is the on-call runbook?"},
-    {"title": "What is our policy on…", "message": "What is our policy on code review?"},
-]
 
 
 def register(app: App) -> None:
@@ -32,7 +28,7 @@ def register(app: App) -> None:
 
 def on_thread_started(set_suggested_prompts: SetSuggestedPrompts) -> None:
     EVENTS.labels("assistant_thread_started").inc()
-    set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title="Ask Lore about your team's docs")
+    set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title=PROMPTS_TITLE)
 
 
 def on_user_message(
@@ -57,7 +53,7 @@ def on_user_message(
     # The thread is titled after its first question only.
     if dedupe.claim(state.settings, f"title:{channel_id}:{thread_ts}", kind="title"):
         set_title(question[:60])
-    set_status("is thinking…")
+    set_status(STATUS, loading_messages=LOADING_MESSAGES)
     job = AnswerJob(
         question=question,
         channel_id=channel_id,
@@ -67,5 +63,6 @@ def on_user_message(
         bot_user_id=context.bot_user_id,
         channel_type="im",
         history_before_ts=ts,
+        context_channel=load_context(state.settings, context.team_id, payload.get("user")),
     )
     submit_job(state, client, job)

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import dedupe, queries
 from bot.answering import APOLOGY
 from bot.jobs_answer import AnswerJob, submit_job
+from bot.listeners.agent import load_context, show_status
 from bot.metrics import DUPLICATES, EVENTS, record_error
 from bot.regenerate import regenerate
 from bot.render import critique_offer_blocks
@@ -59,14 +60,19 @@ def answer_message(
     if not question:
         client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text="Ask me a question about your docs.")
         return
+    is_dm = event.get("channel_type") == "im"
+    if is_dm:
+        show_status(client, channel_id=channel_id, thread_ts=thread_ts)
+    team_id = context.team_id or event.get("team")
     job = AnswerJob(
         question=question,
         channel_id=channel_id,
         thread_ts=thread_ts,
         user_id=event.get("user"),
-        team_id=context.team_id or event.get("team"),
+        team_id=team_id,
         bot_user_id=context.bot_user_id,
         channel_type=event.get("channel_type"),
+        context_channel=load_context(state.settings, team_id, event.get("user")) if is_dm else None,
         history_before_ts=event["ts"] if event.get("thread_ts") else None,
         # question_ts lets the feedback part forget this answer when the question is deleted.
         generation={"question_ts": event["ts"]},

@@ -9,6 +9,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot import queries
+from bot.listeners.agent import on_messages_tab
 from bot.metrics import EVENTS
 from bot.state import bot_state
 
@@ -60,6 +61,9 @@ def register(app: App) -> None:
 
 def on_home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     EVENTS.labels("app_home_opened").inc()
+    if event.get("tab") == "messages":
+        on_messages_tab(event, client, context)  # the agent messaging experience's conversation tab
+        return
     if event.get("tab", "home") != "home":
         return
     settings = bot_state(context).settings

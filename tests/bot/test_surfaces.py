@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from celery.signals import before_task_publish
 
+from bot.listeners.agent import LOADING_MESSAGES, STATUS
 from harness.polling import wait_until
 from harness.slack_api import FakeSlack
 from harness.slack_signing import message, message_shortcut
@@ -183,7 +184,8 @@ def test_assistant_pane_prompts_shows_status_and_answers_in_its_thread(
     assert posted["channel"] == "D0PANE" and posted["thread_ts"] == "1600005400.000100"
     status = fake_slack.calls_to("assistant.threads.setStatus")
     title = fake_slack.calls_to("assistant.threads.setTitle")
-    assert status and status[0]["status"] == "is thinking…" and title[0]["title"] == "what is the deploy freeze?"
+    assert status and status[0]["status"] == STATUS and title[0]["title"] == "what is the deploy freeze?"
+    assert status[0]["loading_messages"] == LOADING_MESSAGES
     assert answerer.calls[0]["asker"].is_dm and answerer.calls[0]["asker"].private
     # A retry of the same message is not answered again.
     bot.sender.event(question, retry_num=1)
