@@ -1,7 +1,7 @@
 """Answer processes: the ack path and the answering never share a Python interpreter.
 
 Retrieval, embedding and the LLM client are CPU-heavy Python; on the same interpreter as the HTTP server they
-hold the GIL and Slack's acks wait behind them (measured: seconds at 100 events/s). `lore serve` therefore
+hold the GIL and Slack's acks wait behind them (seconds at 100 events/s). `lore serve` therefore
 hands each AnswerJob to a few worker processes, each running many answers at once on threads (the work is
 mostly waiting on the model), at a lower CPU priority than the process that acknowledges Slack.
 
@@ -14,8 +14,8 @@ The server supervises them:
 - Stopping the server lets the workers finish the answers they have begun; a question still waiting for a
   worker then gets that apology too, rather than nothing.
 - A worker retires after `LORE_BOT_MAX_ANSWERS` answers: its replacement starts at once, and it finishes the
-  answers it has in flight, then exits. An answer process's memory grows slowly over its life (measured in
-  the soak: about 2.5 MB a minute under load, docs/reliability.md); recycling bounds it whatever the cause.
+  answers it has in flight, then exits. An answer process's memory grows slowly over its life under load
+  (docs/reliability.md); recycling bounds it whatever the cause.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
     # A stop signal sent to the whole process group (Ctrl-C, honcho, systemd) is the server's to handle: it
     # asks its workers to finish their answers and exit (and a worker whose server died exits on its own).
-    # Dying at once instead, they were replaced by the server during its own shutdown (seen in the soak).
+    # Dying at once instead, they would be replaced by the server during its own shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _fixed_mmap_threshold()
@@ -122,10 +122,9 @@ def _child_main(settings: Settings, conn: Connection, threads: int, parent_pid: 
 def _fixed_mmap_threshold() -> None:
     """Give large blocks back to the OS as soon as they are freed (glibc only; elsewhere a no-op).
 
-    The embedder, called from many threads, sees batches of ever new shapes, and glibc kept the freed buffers
-    of each (its dynamic mmap threshold rises after the first large free): measured over 3,000 answers on 16
-    threads, +25 MB and still rising, against +5 MB with the threshold fixed at 128 KiB, with no slowdown
-    (memory in use by Python grew about 1 MB either way: it was not a leak)."""
+    The embedder, called from many threads, sees batches of ever new shapes, and glibc keeps the freed buffers
+    of each (its dynamic mmap threshold rises after the first large free), so the process grows without a leak;
+    a fixed 128 KiB threshold hands them back at no measurable cost (docs/reliability.md)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
