@@ -90,8 +90,6 @@ class Chunk(Base):
     # sha256 of the text: identical text is embedded once and its vector reused.
     text_hash: Mapped[str] = mapped_column(Text, nullable=False)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
-    # The next embedder's vectors while a switch re-embeds (lore.embedder_registry); NULL otherwise.
-    embedding_next: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed("to_tsvector('english'::regconfig, heading || ' ' || text)", persisted=True),
@@ -138,8 +136,6 @@ class Answer(Base):
     private: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
     question: Mapped[str] = mapped_column(Text, nullable=False)
     question_embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
-    # The next embedder's vector of the question while a switch re-embeds (lore.embedder_registry).
-    question_embedding_next: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     answer: Mapped[str] = mapped_column(Text, nullable=False)
     model: Mapped[str] = mapped_column(Text, nullable=False)
     # The exact messages the model saw (system prompt, fenced context, history, question).
@@ -185,6 +181,9 @@ class Vote(Base):
     __table_args__ = (
         UniqueConstraint("answer_id", "user_id"),
         CheckConstraint("value IN (-1, 1)", name="value"),
+        # The console's Feedback page: votes by when they were cast, and the downvotes alone.
+        Index(None, "updated_at"),
+        Index("ix_votes_down", "answer_id", postgresql_where=sql("value < 0")),
     )
 
 
@@ -277,43 +276,21 @@ class Critique(Base):
     __table_args__ = (UniqueConstraint("answer_id", "user_id"),)
 
 
-class EmbedderModel(Base):
-    """A fine-tuned copy of the offline embedder (`lore finetune embedder`): its directory under LORE_HOME and
-    how it fared on held-out questions against the model it would replace."""
+class EvalRun(Base):
+    """A run of the console's Eval page: a question set (kept, to run again) evaluated in every search mode."""
 
-    __tablename__ = "embedder_models"
+    __tablename__ = "eval_runs"
 
-    name: Mapped[str] = mapped_column(Text, primary_key=True)
-    # Relative to LORE_HOME (a moved home keeps working).
-    path: Mapped[str] = mapped_column(Text, nullable=False)
-    base: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="trained")
-    pairs: Mapped[int] = mapped_column(Integer, nullable=False, server_default=sql("0"))
-    before_mrr: Mapped[float | None] = mapped_column(Float)
-    after_mrr: Mapped[float | None] = mapped_column(Float)
-    report: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'::jsonb"))
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    questions: Mapped[int] = mapped_column(Integer, nullable=False)
+    k: Mapped[int] = mapped_column(Integer, nullable=False)
+    # One {"mode", "n", "recall@k", "mrr", "ndcg@10", "k"} per mode, as `lore eval retrieval --json` prints them.
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default=sql("'[]'"))
+    question_set: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created()
-    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (CheckConstraint("status IN ('trained', 'rejected', 'active', 'retired')", name="status"),)
-
-
-class EmbedderState(Base):
-    """One row: which embedder the stored vectors come from (NULL: the bundled all-MiniLM-L6-v2), a version
-    bumped by every switch (every process's query embedder follows it), and the switch in progress, if any."""
-
-    __tablename__ = "embedder_state"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    active: Mapped[str | None] = mapped_column(Text, ForeignKey("embedder_models.name"))
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=sql("0"))
-    # The model whose vectors the shadow columns (chunks.embedding_next, ...) hold, while a switch fills them.
-    shadow: Mapped[str | None] = mapped_column(Text)
-    # Set for the last seconds of a switch: processes wait for the flip instead of embedding with the old model.
-    switching_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = _created()
-
-    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+    __table_args__ = (Index(None, "created_at"),)
 
 
 class IngestJob(Base):
