@@ -160,7 +160,7 @@ class Pages:
         )
 
     def feedback(self, request: Request, me: Principal) -> Response:
-        data = stats.feedback_page(self.settings, days=30)
+        data = stats.feedback_page(self.settings, acl=self.console.asker(me).visible_acl(), days=30)
         rendered = {
             "up_rate_day": charts.bar_chart(
                 "up-rate by day", [(d, r * 100) for d, r in data["up_rate_by_day"]], unit="%", top=100

@@ -61,12 +61,13 @@ SELECT a.id, CASE WHEN a.private THEN NULL ELSE a.question END, CASE WHEN a.priv
 FROM down d JOIN answers a ON a.id = d.answer_id
 ORDER BY d.down DESC, a.id DESC
 """
+# Only documents the viewer may see: a private channel's page is not named to someone outside it.
 _MEMORY = """
-SELECT d.id, d.title, d.uri, e.total FROM (
-    SELECT document_id, sum(w) AS total FROM feedback_evidence GROUP BY document_id
-    ORDER BY sum(w) {order} LIMIT %(limit)s
-) e JOIN documents d ON d.id = e.document_id
-WHERE e.total {sign} 0 ORDER BY e.total {order}
+SELECT d.id, d.title, d.uri, e.total
+FROM (SELECT document_id, sum(w) AS total FROM feedback_evidence GROUP BY document_id) e
+JOIN documents d ON d.id = e.document_id
+WHERE d.acl && %(acl)s::text[] AND e.total {sign} 0
+ORDER BY e.total {order} LIMIT %(limit)s
 """
 _PAIRS = """
 SELECT c.id, c.chosen_id, c.rejected_id, c.user_id, CASE WHEN a.private THEN NULL ELSE a.question END, c.created_at
@@ -122,9 +123,10 @@ def _rate(up: int, down: int) -> float | None:
     return round(up / (up + down), 4) if up + down else None
 
 
-def feedback_page(settings: Settings, *, days: int = 30, limit: int = 10) -> dict[str, Any]:
-    """Everything the Feedback page charts and lists, for the last `days` UTC days (today included)."""
-    params = {"days": days, "limit": limit}
+def feedback_page(settings: Settings, *, acl: list[str], days: int = 30, limit: int = 10) -> dict[str, Any]:
+    """Everything the Feedback page charts and lists, for the last `days` UTC days (today included); documents
+    are named only within `acl` (the viewer's)."""
+    params = {"days": days, "limit": limit, "acl": acl}
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=days - 1)
     with raw_connection(settings) as conn:

@@ -15,6 +15,7 @@ from lore.config import Settings
 from lore.db import raw_connection
 from lore.tokens import create_token
 from tests.web.conftest import (
+    ADMIN,
     CANARIES,
     MEMBER,
     OUTSIDER,
@@ -194,8 +195,42 @@ def test_an_outsider_sees_no_private_channel_on_any_route(console: Console, kb: 
     # Admin pages are not for them, and the API's admin routes refuse them too.
     assert pages.get("/console/feedback").status_code == 403
     assert api.post("/api/v1/ingest", json={"urls": ["https://example.com/"]}).status_code == 403
+    # An admin outside the channel gets the admin pages, but not what the member's private conversation said.
+    console.bearer(member).post(f"/api/v1/answers/{member_answer}/vote", json={"value": "down"})
+    admin_token = create_token(kb, user_id=ADMIN).token
+    admin_api = console.bearer(admin_token)
+    hidden = admin_api.get(f"/api/v1/answers/{member_answer}")
+    assert hidden.status_code == 200 and hidden.json()["answer"].startswith("(hidden")
+    admin_pages, _ = session(console, admin_token)
+    admin_seen = [
+        hidden.text,
+        admin_pages.get("/console/feedback").text,
+        admin_pages.get("/console/answers").text,
+        admin_pages.get("/console/answers", params={"q": "codename"}).text,
+        admin_pages.get(f"/console/answers/{member_answer}").text,
+        admin_pages.get("/console/knowledge", params={"q": QUESTION}).text,
+    ]
+    assert "(private conversation)" in admin_seen[1]  # the downvoted answer is listed, its words are not
+    for text in admin_seen:
+        assert leaked(text) == [] and "launch codename" not in text.replace(QUESTION, ""), text[:2000]
     # The member, by contrast, does find their own channel's canary (the filter is not simply "public only").
     assert SECRET_CANARY in console.bearer(member).get("/api/v1/search", params={"q": QUESTION}).text
+
+
+def test_critiques_and_document_removal(console: Console, kb: Settings) -> None:
+    asked = console.bearer().post("/api/v1/ask", json={"question": QUESTION}).json()
+    critique = {"critique": "too vague", "correction": "See https://wiki.example.com/nightjar"}
+    assert console.bearer().post(f"/api/v1/answers/{asked['answer_id']}/critique", json=critique).status_code == 200
+    with raw_connection(kb) as conn:
+        assert conn.execute("SELECT critique, source_uri FROM critiques").fetchall() == [("too vague", PUBLIC_URI)]
+        document_id = conn.execute("SELECT id FROM documents WHERE uri = %s", (PUBLIC_URI,)).fetchone()[0]
+    outsider = console.bearer(create_token(kb, user_id=OUTSIDER).token)
+    assert outsider.post(f"/api/v1/documents/{document_id}/delete").status_code == 403
+    removed = console.bearer().post(f"/api/v1/documents/{document_id}/delete")
+    assert removed.status_code == 200 and removed.json()["uri"] == PUBLIC_URI
+    assert console.bearer().post(f"/api/v1/documents/{document_id}/delete").status_code == 404
+    hits = console.bearer().get("/api/v1/search", params={"q": "Nightjar team Tuesdays"}).json()
+    assert all(hit["uri"] != PUBLIC_URI for hit in hits)
 
 
 def test_search_is_the_json_of_lore_search_and_rejects_bad_parameters(console: Console) -> None:
