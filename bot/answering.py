@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.chat_stream import ChatStream
 
-from bot import dedupe
+from bot import dedupe, steps
 from bot.metrics import record_answer, record_error
 from bot.render import answer_blocks, notification_text, tail_blocks, text_blocks
 from bot.state import BotState
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Slack rate-limits message edits (about one a second per message): stream updates are throttled to that.
 UPDATE_INTERVAL_S = 1.0
+# chat.appendStream is made for streaming: the first words go at once, then a batch at most this often.
+STREAM_INTERVAL_S = 0.25
 STREAM_PIECE = 10_000  # markdown_text of one stream call (Slack's limit is 12,000)
 APOLOGY = "Sorry — I couldn't answer that just now (reference `{ref}`). Please try again in a moment."
 
@@ -48,7 +50,8 @@ def post_apology(client: WebClient, *, channel_id: str, thread_ts: str, ref: str
 
 
 class ThreadPoster:
-    """One answer message in a thread. Tokens stream in via `token`; `finish` or `fail` closes it."""
+    """One answer message in a thread. `begin` shows the plan, tokens stream in via `token`; `finish` or `fail`
+    closes it. A stream Slack stops taking mid-answer is finished in the same message with chat.update."""
 
     def __init__(
         self,
@@ -67,31 +70,52 @@ class ThreadPoster:
         self.user_id = user_id
         self.streaming = streaming
         self.stream: ChatStream | None = None
+        self.broken = False  # Slack refused an append after the stream began: chat.update finishes it
         self.ts: str | None = None
         self.shown = ""  # text already sent to Slack
         self.pending = ""  # text received but not yet sent
+        self.writing = False  # the first token arrived (the "writing" step began)
         # The first update waits one interval too: an answer ready within it is posted once, complete.
         self.last_flush = time.monotonic()
 
+    @property
+    def streamed(self) -> bool:
+        return self.stream is not None and self.stream.ts is not None
+
+    def begin(self) -> None:
+        """Open the stream with the plan's first step, so the asker sees Lore searching at once."""
+        if self.streaming:
+            self._append_stream("", chunks=steps.searching())
+
     def token(self, text: str) -> None:
         self.pending += text
-        if time.monotonic() - self.last_flush >= UPDATE_INTERVAL_S:
+        if self.streaming and not self.writing:
+            self.writing = True
+            self.flush(chunks=steps.writing())  # the first words go out at once, later ones in batches
+            return
+        interval = STREAM_INTERVAL_S if self.streaming else UPDATE_INTERVAL_S
+        if time.monotonic() - self.last_flush >= interval:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, chunks: list[dict[str, Any]] | None = None) -> None:
         if not self.pending:
             return
         self.last_flush = time.monotonic()
-        if self.streaming and self._append_stream(self.pending):
+        if self.streaming and self._append_stream(self.pending, chunks=chunks):
             self.shown += self.pending
             self.pending = ""
             return
+        if self.broken:
+            return  # kept for the final chat.update: never half an answer shown as if complete
         self.shown += self.pending
         self.pending = ""
         self._post_or_update(text_blocks(self.shown)[:45], notification_text(self.shown))
 
-    def _append_stream(self, text: str) -> bool:
-        """Send text through chat.appendStream; False (and no streaming from now on) when Slack refuses it."""
+    def _append_stream(self, text: str, chunks: list[dict[str, Any]] | None = None) -> bool:
+        """Send text (and plan chunks) through the stream; False when Slack refuses it: before the stream began,
+        streaming is off from now on (post, then update); after, the stream is broken (chat.update finishes it)."""
+        if self.broken:
+            return False
         try:
             if self.stream is None:
                 self.stream = self.client.chat_stream(
@@ -99,20 +123,29 @@ class ThreadPoster:
                     thread_ts=self.thread_ts,
                     recipient_team_id=self.team_id,
                     recipient_user_id=self.user_id,
+                    task_display_mode="plan",
                     buffer_size=1,
                 )
-            for start in range(0, len(text), STREAM_PIECE):
-                self.stream.append(markdown_text=text[start : start + STREAM_PIECE])
+            pieces = [text[start : start + STREAM_PIECE] for start in range(0, len(text), STREAM_PIECE)] or [""]
+            for i, piece in enumerate(pieces):
+                self.stream.append(markdown_text=piece or None, chunks=chunks if i == 0 else None)
             self.ts = self.stream.ts
             return True
-        except SlackApiError as exc:
-            if self.stream is not None and self.stream.ts:
-                raise
+        except (SlackApiError, SlackRequestError) as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            if self.streamed:
+                log.warning(kv("stream_broken", channel=self.channel_id, ts=self.stream_ts, error=error))
+                self.broken, self.streaming = True, False
+                return False
             # Streaming is not available to this app or conversation: post, then update.
-            log.info(kv("stream_unavailable", channel=self.channel_id, error=exc.response.get("error")))
+            log.info(kv("stream_unavailable", channel=self.channel_id, error=error))
             self.streaming = False
             self.stream = None
             return False
+
+    @property
+    def stream_ts(self) -> str | None:
+        return self.stream.ts if self.stream is not None else None
 
     def _post_or_update(self, blocks: list[dict[str, Any]], text: str) -> None:
         if self.ts is None:
@@ -125,34 +158,56 @@ class ThreadPoster:
 
     def finish(self, answer: Answer) -> str:
         """Show the final answer with citations and buttons; return the message ts."""
-        if self.stream is not None and self.stream.ts:
-            streamed = self.shown
-            if answer.text.startswith(streamed):
-                rest = answer.text[len(streamed) :]
-                while len(rest) > STREAM_PIECE:
-                    self.stream.append(markdown_text=rest[:STREAM_PIECE])
-                    rest = rest[STREAM_PIECE:]
-                self.stream.stop(markdown_text=rest or None, blocks=tail_blocks(answer))
-            else:
-                # The final text is not what was streamed (e.g. rewritten citations): replace the message.
-                self.stream.stop(blocks=tail_blocks(answer))
-                self.client.chat_update(
-                    channel=self.channel_id,
-                    ts=self.stream.ts,
-                    text=notification_text(answer.text),
-                    blocks=answer_blocks(answer),
-                )
-            return self.stream.ts
+        if self.streamed and not self.broken:
+            try:
+                return self._finish_stream(answer)
+            except (SlackApiError, SlackRequestError) as exc:
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+                log.warning(kv("stream_broken", channel=self.channel_id, ts=self.stream_ts, error=error))
+                self.broken = True
+        if self.broken:
+            # The same message, whole: chat.update works on a message whose stream Slack ended.
+            self.ts = self.stream_ts
         self._post_or_update(answer_blocks(answer), notification_text(answer.text))
         assert self.ts is not None
         return self.ts
 
+    def _finish_stream(self, answer: Answer) -> str:
+        assert self.stream is not None and self.stream.ts is not None
+        self.flush()
+        done = steps.done(answer)
+        if self.broken:
+            raise SlackRequestError("the stream broke on its last append")
+        streamed = self.shown
+        if answer.text.startswith(streamed):
+            rest = answer.text[len(streamed) :]
+            while len(rest) > STREAM_PIECE:
+                self.stream.append(markdown_text=rest[:STREAM_PIECE])
+                rest = rest[STREAM_PIECE:]
+            self.stream.stop(markdown_text=rest or None, chunks=done, blocks=tail_blocks(answer))
+        else:
+            # The final text is not what was streamed (e.g. rewritten citations): replace the message.
+            self.stream.stop(chunks=done, blocks=tail_blocks(answer))
+            self.client.chat_update(
+                channel=self.channel_id,
+                ts=self.stream.ts,
+                text=notification_text(answer.text),
+                blocks=answer_blocks(answer),
+            )
+        return self.stream.ts
+
     def fail(self, apology: str) -> None:
-        if self.stream is not None and self.stream.ts:
-            self.stream.stop(markdown_text=("\n\n" if self.shown else "") + apology)
-            return
         shown = (self.shown + self.pending).strip()
         text = f"{shown}\n\n{apology}" if shown else apology
+        if self.streamed and not self.broken:
+            assert self.stream is not None
+            try:
+                self.stream.stop(markdown_text=("\n\n" if self.shown else "") + apology, chunks=steps.failed())
+                return
+            except (SlackApiError, SlackRequestError):
+                self.broken = True
+        if self.broken:
+            self.ts = self.stream_ts
         self._post_or_update(text_blocks(text)[:45], notification_text(text))
 
 
@@ -184,6 +239,7 @@ def answer_in_thread(
     if generation is not None:
         extra["generation"] = generation
     try:
+        poster.begin()
         answer = state.answerer(
             state.settings, question, asker=asker, history=list(history or []), on_token=poster.token, **extra
         )

@@ -33,7 +33,7 @@ def test_answer_streams_through_the_streaming_methods(
     fake_slack: FakeSlack,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.answering, "UPDATE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(bot.answering, "STREAM_INTERVAL_S", 0.0)
     settings = bot_settings.model_copy(update={"slack_streaming": True})
     answerer = ScriptedAnswerer(settings)
     running = start_bot(settings, answerer)
