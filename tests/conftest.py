@@ -124,6 +124,18 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def spare_redis_url(redis_url: str) -> str:
+    """A second Redis database of this run's own (reserved as the first), emptied: for Celery processes that must
+    not share a broker with the session's worker, which would take their tasks."""
+    url = _reserve_redis_database()
+    assert url != redis_url, "no second Redis database is free for this run"
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
 def celery_worker_session(migrated: Settings, redis_url: str) -> Iterator[object]:
     """A real Celery worker thread on the test Redis database, consuming every Lore queue."""
     from celery.contrib.testing.worker import start_worker

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import redis
 
+from harness.local_server import free_port
+from harness.polling import wait_until
 from harness.slack_api import FakeSlack
 from lore.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PROCFILE_REDIS_URL = "redis://127.0.0.1:6379/7"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_procfile_lines() -> None:
@@ -33,13 +25,12 @@ def test_procfile_lines() -> None:
     assert all(value.strip().startswith("lore ") for value in lines.values())
 
 
-def test_honcho_starts_web_worker_and_beat(migrated: Settings, fake_slack: FakeSlack) -> None:
-    redis.Redis.from_url(PROCFILE_REDIS_URL).flushdb()
-    port = _free_port()
+def test_honcho_starts_web_worker_and_beat(migrated: Settings, fake_slack: FakeSlack, spare_redis_url: str) -> None:
+    port = free_port()
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        "REDIS_URL": PROCFILE_REDIS_URL,
+        "REDIS_URL": spare_redis_url,
         "SLACK_BOT_TOKEN": "xoxb-procfile-test",
         "SLACK_SIGNING_SECRET": "procfile-signing-secret",
         "SLACK_API_URL": fake_slack.url,
@@ -56,26 +47,25 @@ def test_honcho_starts_web_worker_and_beat(migrated: Settings, fake_slack: FakeS
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 90
-        healthy = False
-        while time.monotonic() < deadline and not healthy:
-            try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        assert healthy, f"web did not answer /healthz on {port}:\n{log_path.read_text()[-3000:]}"
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        try:
+            wait_until(lambda: httpx.get(healthz, timeout=2).status_code == 200, timeout=90, interval=0.5)
+        except AssertionError:
+            raise AssertionError(f"web did not answer /healthz on {port}:\n{log_path.read_text()[-3000:]}") from None
 
         from celery import Celery
 
-        client = Celery("probe", broker=PROCFILE_REDIS_URL, backend=PROCFILE_REDIS_URL)
+        client = Celery("probe", broker=spare_redis_url, backend=spare_redis_url)
         client.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
-        result = client.send_task("workers.tasks.ping", queue="ingest").get(timeout=90)
+        sent = client.send_task("workers.tasks.ping", queue="ingest")
+        result = sent.get(timeout=90)
         assert result["ok"] is True, result
+        assert f"workers.tasks.ping[{sent.id}]" in log_path.read_text()  # the Procfile's worker ran it
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "beat: Starting" not in log_path.read_text():
-            time.sleep(0.5)
-        assert "beat: Starting" in log_path.read_text(), log_path.read_text()[-3000:]
+        try:
+            wait_until(lambda: "beat: Starting" in log_path.read_text(), timeout=60, interval=0.5)
+        except AssertionError:
+            raise AssertionError(log_path.read_text()[-3000:]) from None
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

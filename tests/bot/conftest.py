@@ -1,8 +1,8 @@
-"""Fixtures for the Slack bot: settings pointed at the fake Slack, a scripted answerer, the bot on real HTTP."""
+"""Fixtures for the Slack bot: settings pointed at the fake Slack, the real answerer with a scripted model, the bot
+on real HTTP."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -12,25 +12,54 @@ from typing import Any
 
 import pytest
 import uvicorn
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.server import create_http_app
+from harness.kb import add_document
 from harness.polling import wait_until
 from harness.slack_api import FakeSlack
 from harness.slack_signing import SlackSender
+from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.types import Answer, Asker, Citation, Turn
+from lore.embeddings import get_embedder
+from lore.types import Answer, Asker, Turn
+from tests.agent.conftest import ScriptedChat
 from tests.fakes.fixtures import fake_openai  # noqa: F401 - a fixture for the answer-process tests
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-CITATION = Citation(number=1, uri="https://docs.example.com/deploy", title="Deploy guide")
+# What the scripted replies cite as [1]: the one document of the knowledge base of most bot tests.
+GUIDE_URI, GUIDE_TITLE = "https://docs.example.com/deploy", "Deploy guide"
+GUIDE_TEXT = "Deploys go out with make deploy from the main branch, after review and CI."
+
+
+class ScriptedModel(ScriptedChat):
+    """The scripted chat model, made slow (`delay_s` before replying, `token_delay_s` between streamed words)
+    or failing (`fail_with`) as a real model server can be."""
+
+    delay_s: float = 0.0
+    token_delay_s: float = 0.0
+    fail_with: Exception | None = None
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        time.sleep(self.delay_s)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return super()._generate(messages, *args, **kwargs)
+
+    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for chunk in super()._stream(messages, *args, **kwargs):
+            yield chunk
+            time.sleep(self.token_delay_s)
 
 
 @dataclass
 class ScriptedAnswerer:
-    """Stands in for lore.agent.answer_question: streams a scripted reply, records an answers row like it."""
+    """lore.agent.answer_question with a scripted chat model: retrieval, the prompt, streaming, citations and the
+    answers row are Lore's own; only the model's reply is scripted (`reply(question)`). Every call is recorded."""
 
     settings: Settings
     reply: Callable[[str], str] = lambda question: f"Deploys go out with **make deploy** [1]. ({question})"
@@ -38,6 +67,15 @@ class ScriptedAnswerer:
     delay_s: float = 0.0
     token_delay_s: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
+
+    _seeding: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _seed(self, settings: Settings) -> None:
+        """The guide goes into the knowledge base with the first question (tests that ask none count documents)."""
+        with self._seeding, raw_connection(settings) as conn:
+            present = conn.execute("SELECT 1 FROM documents WHERE uri = %s", (GUIDE_URI,)).fetchone()
+            if present is None:
+                add_document(settings, uri=GUIDE_URI, title=GUIDE_TITLE, sections=[(GUIDE_TITLE, GUIDE_TEXT)])
 
     def __call__(
         self,
@@ -49,7 +87,7 @@ class ScriptedAnswerer:
         on_token: Callable[[str], None] | None = None,
         generation: dict[str, Any] | None = None,
         parent_id: int | None = None,
-        **_: Any,
+        **extra: Any,
     ) -> Answer:
         self.calls.append(
             {
@@ -60,39 +98,31 @@ class ScriptedAnswerer:
                 "parent_id": parent_id,
             }
         )
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        if self.fail_with is not None:
-            raise self.fail_with
-        text = self.reply(question)
-        if on_token is not None:
-            for start in range(0, len(text), 7):
-                on_token(text[start : start + 7])
-                if self.token_delay_s:
-                    time.sleep(self.token_delay_s)
-        with raw_connection(settings) as conn:
-            row = conn.execute(
-                "INSERT INTO answers (question, answer, model, surface, channel_id, user_id, team_id, thread_ts, "
-                "private, generation, parent_id) VALUES (%s, %s, 'scripted', 'slack', %s, %s, %s, %s, %s, "
-                "%s::jsonb, %s) RETURNING id",
-                (
-                    question,
-                    text,
-                    asker.channel_id if asker else None,
-                    asker.user_id if asker else None,
-                    asker.team_id if asker else None,
-                    asker.thread_ts if asker else None,
-                    bool(asker and asker.private),
-                    json.dumps(generation or {}),
-                    parent_id,
-                ),
-            ).fetchone()
-        assert row is not None
-        return Answer(answer_id=int(row[0]), text=text, citations=[CITATION], model="scripted")
+        self._seed(settings)
+        model = ScriptedModel(
+            messages=iter([self.reply(question)]),
+            delay_s=self.delay_s,
+            token_delay_s=self.token_delay_s,
+            fail_with=self.fail_with,
+        )
+        return answer_question(
+            settings,
+            question,
+            asker=asker,
+            history=history,
+            on_token=on_token,
+            generation=generation,
+            parent_id=parent_id,
+            chat_model=model,
+            **extra,
+        )
 
 
 @pytest.fixture
 def bot_settings(db: Settings, fake_slack: FakeSlack) -> Settings:
+    # Answers embed the question: the embedder is loaded (on a fresh LORE_HOME, built) before any timed test, as
+    # the answer processes of `lore serve` warm it up before taking questions.
+    get_embedder(db).embed(["warm-up"])
     return db.model_copy(
         update={
             "slack_api_url": fake_slack.url,
@@ -100,6 +130,9 @@ def bot_settings(db: Settings, fake_slack: FakeSlack) -> Settings:
             "slack_signing_secret": SecretStr(SECRET),
             "slack_streaming": False,
             "bot_threads": 4,
+            # Every passage counts (cosine similarity is never below -1), so every question reaches the scripted
+            # model: how relevant a passage must be is the agent's concern, tested in tests/agent.
+            "min_similarity": -1.0,
         }
     )
 

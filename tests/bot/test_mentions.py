@@ -6,7 +6,7 @@ from harness.polling import wait_until
 from harness.slack_api import BOT_ID, BOT_USER_ID, FakeSlack
 from harness.slack_signing import app_mention, message
 from lore.db import raw_connection
-from tests.bot.conftest import RunningBot, ScriptedAnswerer, settle, thread_posts
+from tests.bot.conftest import RunningBot, ScriptedAnswerer, final_message, settle, thread_posts
 
 
 def _answer_row(bot: RunningBot, answer_id: int) -> tuple[str | None, str | None, str | None]:
@@ -123,9 +123,13 @@ def test_long_answers_are_split_into_sections_keeping_the_buttons(
     bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
 ) -> None:
     paragraph = "word " * 150  # 750 characters
-    answerer.reply = lambda question: "\n\n".join([paragraph.strip()] * 12)  # about 9,000 characters
+    # Twelve paragraphs that differ (the same one twelve times is a model looping, and is cut short).
+    answerer.reply = lambda question: "\n\n".join(f"{paragraph}(part {n})" for n in range(12))  # about 9,000
     bot.sender.event(app_mention(f"<@{BOT_USER_ID}> tell me everything", ts="1600000800.000100"))
-    blocks = fake_slack.wait_for("chat.postMessage")[0]["blocks"]
+    # The answer streams in (posted, then updated): what counts is the message as it finally stands.
+    root = "1600000800.000100"
+    wait_until(lambda: final_message(fake_slack, "C0GENERAL", root)["blocks"][-1]["type"] == "actions", timeout=30)
+    blocks = final_message(fake_slack, "C0GENERAL", root)["blocks"]
     sections = [b for b in blocks if b["type"] == "section"]
     assert len(sections) >= 3 and all(len(s["text"]["text"]) <= 3000 for s in sections)
     assert sum(s["text"]["text"].count("word") for s in sections) == 150 * 12

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-import time
 
 from bot.worker_client import VoteBatcher
+from harness.polling import wait_until
 from lore import feedback
 from lore.config import Settings
 from lore.db import raw_connection
@@ -158,7 +158,5 @@ def test_batches_reach_the_worker(celery_worker: object, db: Settings) -> None:
     for n in range(25):
         batcher.add("vote", answer_id=a, user_id=f"U{n}", value=1, via="button")
     assert batcher.flush(20)
-    deadline = time.monotonic() + 30
-    while len(votes(db)) < 25 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(votes(db)) >= 25, timeout=30, what="the worker")
     assert votes(db) == {(a, f"U{n}"): 1 for n in range(25)}

@@ -5,30 +5,28 @@ from __future__ import annotations
 import time
 
 from bot.worker_client import submit_feedback
+from harness.polling import wait_until
 from lore.config import Settings
 from lore.db import raw_connection
 from tests.feedback.helpers import add_answer, rand_vec, votes
 
 
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for the worker")
-
-
 def test_reactions_go_through_celery_into_postgresql(celery_worker: object, db: Settings) -> None:
+    """The bot cannot reach the database (its write-through fails): only the worker can record what arrives."""
     a = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="10.1")
     b = add_answer(db, embedding=rand_vec(0), question="q", channel_id="C1", message_ts="10.2", parent_id=a)
+    bot = db.model_copy(update={"database_url": "postgresql://lore@127.0.0.1:9/none"})
     base = {"channel_id": "C1", "message_ts": "10.1"}
-    submit_feedback(db, "record_reaction", **base, user_id="U1", reaction="+1", added=True, event_ts="11.0")
-    submit_feedback(db, "workers.tasks.record_reaction", **base, user_id="U2", reaction="-1", added=True)
-    submit_feedback(db, "record_vote", answer_id=b, user_id="U3", value=1, via="button")
-    submit_feedback(db, "record_comparison", chosen_id=b, rejected_id=a, user_id="U3")
-    submit_feedback(db, "record_critique", answer_id=a, user_id="U2", critique="wrong version", correction=None)
-    _wait_for(lambda: len(votes(db)) == 3 and _count(db, "comparisons") == 1 and _count(db, "critiques") == 1)
+    submit_feedback(bot, "record_reaction", **base, user_id="U1", reaction="+1", added=True, event_ts="11.0")
+    submit_feedback(bot, "workers.tasks.record_reaction", **base, user_id="U2", reaction="-1", added=True)
+    submit_feedback(bot, "record_vote", answer_id=b, user_id="U3", value=1, via="button")
+    submit_feedback(bot, "record_comparison", chosen_id=b, rejected_id=a, user_id="U3")
+    submit_feedback(bot, "record_critique", answer_id=a, user_id="U2", critique="wrong version", correction=None)
+    wait_until(
+        lambda: len(votes(db)) == 3 and _count(db, "comparisons") == 1 and _count(db, "critiques") == 1,
+        timeout=30,
+        what="the worker",
+    )
     assert votes(db) == {(a, "U1"): 1, (a, "U2"): -1, (b, "U3"): 1}
 
 
