@@ -14,17 +14,20 @@ def wait_until(
 ) -> T:
     """Call `check` until it returns something truthy and return that; AssertionError after `timeout` seconds.
 
-    An exception from `check` counts as "not yet" (a service still coming up), and is chained to the timeout.
+    An exception from `check` counts as "not yet" (a service still coming up) and is chained to the timeout; an
+    AssertionError from it fails at once.
     """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
         try:
             value = check()
+            if value:
+                return value
+        except AssertionError:
+            raise  # the check's own verdict (e.g. "the server exited"): waiting longer cannot change it
         except Exception as exc:
-            last_error, value = exc, None  # type: ignore[assignment]
-        if value:
-            return value
+            last_error = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}") from last_error
         time.sleep(interval)
