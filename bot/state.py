@@ -74,6 +74,8 @@ class TtlCache:
 
 @dataclass
 class BotState:
+    """What every listener shares; one per app (bot/app.py), one per answer process (bot/pool.py)."""
+
     settings: Settings
     answerer: Answerer
     workers: WorkerClient
@@ -193,6 +195,7 @@ class ProvideState(Middleware):
 
 def bot_state(context: BoltContext) -> BotState:
     """The BotState a listener works with (put there by ProvideState)."""
-    state = context[_CONTEXT_KEY]
-    assert isinstance(state, BotState), "ProvideState is not installed on this app"
+    state = context.get(_CONTEXT_KEY)
+    if not isinstance(state, BotState):
+        raise RuntimeError("no BotState in the request context: install ProvideState on the app (bot/app.py)")
     return state
