@@ -1,7 +1,8 @@
 """The Eval page: upload (or pick) a question set, run `lore eval retrieval` in every mode, keep the history.
 
-A question set is the JSONL of `lore eval retrieval` ({"query", "relevant"} rows); each run's results by mode are
-kept in eval_runs, so the page charts recall, MRR and nDCG over time.
+A question set is the JSONL of `lore eval retrieval` ({"query", "relevant"} rows), or the cases the corrections
+make (a question and the source its correction named); each run's results by mode are kept in eval_runs, so the
+page charts recall, MRR and nDCG over time.
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def history(console: Console, limit: int = 50) -> list[dict[str, Any]]:
     ]
 
 
+# Corrections that name the right source, as eval cases: the question, and the document the correction pointed to.
+# The page shows a run's scores, never its questions, so private conversations' corrections count too.
+_FROM_CORRECTIONS = """
+SELECT DISTINCT ON (a.question, c.source_uri) a.question, c.source_uri
+FROM critiques c JOIN answers a ON a.id = c.answer_id
+WHERE c.source_uri IS NOT NULL
+ORDER BY a.question, c.source_uri
+"""
+
+
+def corrections_set(console: Console) -> bytes:
+    """The eval cases the corrections make, as a question set (JSONL)."""
+    with raw_connection(console.settings) as conn:
+        rows = conn.execute(_FROM_CORRECTIONS).fetchall()
+    return "".join(json.dumps({"query": q, "relevant": [uri]}) + "\n" for q, uri in rows).encode("utf-8")
+
+
 def question_set(console: Console, run_id: int) -> tuple[str, bytes] | None:
     with raw_connection(console.settings) as conn:
         row = conn.execute("SELECT name, question_set FROM eval_runs WHERE id = %s", (run_id,)).fetchone()
@@ -107,6 +125,11 @@ class EvalPage:
             name, data = str(upload.filename), await upload.read()
         elif rerun.isdigit() and (found := await run_in_threadpool(question_set, self.console, int(rerun))):
             name, data = found
+        elif form.get("from_corrections"):
+            name, data = "corrections", await run_in_threadpool(corrections_set, self.console)
+            if not data:
+                message = 'no corrections name a source yet ("What was wrong?" with the right page\'s address)'
+                return await run_in_threadpool(lambda: self.show(request, me, error=message, status=400))
         else:
             return await run_in_threadpool(lambda: self.show(request, me, error="choose a question set", status=400))
         try:

@@ -224,6 +224,15 @@ def test_critiques_and_document_removal(console: Console, kb: Settings) -> None:
     with raw_connection(kb) as conn:
         assert conn.execute("SELECT critique, source_uri FROM critiques").fetchall() == [("too vague", PUBLIC_URI)]
         document_id = conn.execute("SELECT id FROM documents WHERE uri = %s", (PUBLIC_URI,)).fetchone()[0]
+    # The correction named the right page: it becomes an eval case on the Eval page.
+    pages, csrf = session(console)
+    refused = pages.post("/console/eval", data={"from_corrections": "1"}, files={"none": ("", b"")})
+    assert refused.status_code == 403
+    ran = pages.post("/console/eval", data={"from_corrections": "1", "csrf_token": csrf}, files={"none": ("", b"")})
+    assert ran.status_code == 303, ran.text[:500]
+    with raw_connection(kb) as conn:
+        name, questions, results = conn.execute("SELECT name, questions, results FROM eval_runs").fetchone()
+    assert (name, questions, [r["mode"] for r in results]) == ("corrections", 1, ["vector", "fulltext", "hybrid"])
     outsider = console.bearer(create_token(kb, user_id=OUTSIDER).token)
     assert outsider.post(f"/api/v1/documents/{document_id}/delete").status_code == 403
     removed = console.bearer().post(f"/api/v1/documents/{document_id}/delete")
