@@ -83,3 +83,14 @@ def home_figures(settings: Settings, *, with_downvoted: bool) -> dict[str, Any]:
         "down_week": row[6],
         "downvoted": downvoted,
     }
+
+
+def current_vote(settings: Settings, answer_id: int, user_id: str) -> int | None:
+    """The user's vote on an answer (1, -1, or 0 for none); None when the answer does not exist (deleted)."""
+    with raw_connection(settings) as conn:
+        row = conn.execute(
+            "SELECT coalesce((SELECT value FROM votes WHERE answer_id = a.id AND user_id = %s), 0) "
+            "FROM answers a WHERE a.id = %s",
+            (user_id, answer_id),
+        ).fetchone()
+    return None if row is None else int(row[0])

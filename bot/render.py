@@ -10,9 +10,12 @@ from markdown_to_mrkdwn import SlackMarkdownConverter
 from lore.types import Answer, Citation
 
 SECTION_LIMIT = 3000  # characters of text in one section block (Slack's limit)
+MARKDOWN_LIMIT = 12_000  # characters of all markdown blocks in one message (Slack's limit)
 MAX_BLOCKS = 50  # blocks in one message (Slack's limit)
 NOTIFICATION_LIMIT = 3000  # the `text` fallback shown in notifications
 
+# Slack's feedback_buttons element; the thumbs buttons of answers posted before it still count.
+FEEDBACK = "lore_feedback"
 VOTE_UP = "lore_vote_up"
 VOTE_DOWN = "lore_vote_down"
 REGENERATE = "lore_regenerate"
@@ -68,20 +71,37 @@ def _button(action_id: str, label: str, value: str) -> dict[str, Any]:
     return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value}
 
 
+def _feedback_button(text: str, label: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": text}, "accessibility_label": label, "value": value}
+
+
+def feedback_value(value: str) -> tuple[int, int] | None:
+    """(vote, answer id) from a feedback button's value ("up:12" / "down:12"); None when malformed."""
+    kind, _, answer = value.partition(":")
+    if kind not in ("up", "down") or not answer.isdigit():
+        return None
+    return (1 if kind == "up" else -1), int(answer)
+
+
 def feedback_blocks(answer_id: int | None) -> list[dict[str, Any]]:
+    """Slack's own feedback buttons (a context_actions block), then Regenerate."""
     if answer_id is None:
         return []
     value = str(answer_id)
     return [
         {
-            "type": "actions",
+            "type": "context_actions",
             "block_id": "lore_feedback",
             "elements": [
-                _button(VOTE_UP, "👍", value),
-                _button(VOTE_DOWN, "👎", value),
-                _button(REGENERATE, "Regenerate", value),
+                {
+                    "type": "feedback_buttons",
+                    "action_id": FEEDBACK,
+                    "positive_button": _feedback_button("Good answer", "Mark this answer as helpful", f"up:{value}"),
+                    "negative_button": _feedback_button("Bad answer", "Mark this answer as unhelpful", f"down:{value}"),
+                }
             ],
-        }
+        },
+        {"type": "actions", "block_id": "lore_actions", "elements": [_button(REGENERATE, "Regenerate", value)]},
     ]
 
 
@@ -94,10 +114,20 @@ def text_blocks(markdown: str) -> list[dict[str, Any]]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split_text(to_mrkdwn(markdown))]
 
 
+def markdown_blocks(markdown: str) -> list[dict[str, Any]]:
+    """The answer as Slack renders Markdown itself: one markdown block of up to 12,000 characters (Slack's limit
+    for all markdown blocks of a message), the rest split into mrkdwn sections."""
+    pieces = split_text(markdown, MARKDOWN_LIMIT)
+    if not pieces:
+        return []
+    rest = markdown.strip()[len(pieces[0]) :].strip()
+    return [{"type": "markdown", "text": pieces[0]}, *text_blocks(rest)]
+
+
 def answer_blocks(answer: Answer) -> list[dict[str, Any]]:
     """The whole answer message; text that would exceed Slack's block count is cut, never the buttons."""
     tail = tail_blocks(answer)
-    sections = text_blocks(answer.text) or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(empty)_"}}]
+    sections = markdown_blocks(answer.text) or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(empty)_"}}]
     room = MAX_BLOCKS - len(tail)
     if len(sections) > room:
         cut = {"type": "context", "elements": [{"type": "mrkdwn", "text": "… (cut)"}]}

@@ -13,7 +13,17 @@ from slack_sdk import WebClient
 from bot import queries
 from bot.metrics import EVENTS
 from bot.regenerate import regenerate
-from bot.render import CRITIQUE_OPEN, CRITIQUE_VIEW, PREFER, REGENERATE, VOTE_DOWN, VOTE_UP, critique_offer_blocks
+from bot.render import (
+    CRITIQUE_OPEN,
+    CRITIQUE_VIEW,
+    FEEDBACK,
+    PREFER,
+    REGENERATE,
+    VOTE_DOWN,
+    VOTE_UP,
+    critique_offer_blocks,
+    feedback_value,
+)
 from bot.render import critique_view as build_critique_view
 from bot.state import bot_state
 from lore.logs import kv
@@ -32,6 +42,7 @@ def _answer_id(body: dict[str, Any]) -> int | None:
 
 
 def register(app: App) -> None:
+    app.action(FEEDBACK)(on_feedback)
     app.action(VOTE_UP)(on_vote_up)
     app.action(VOTE_DOWN)(on_vote_down)
     app.action(CRITIQUE_OPEN)(on_critique_open)
@@ -60,6 +71,35 @@ def _vote(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext
         respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
     else:
         respond(response_type="ephemeral", replace_original=False, text=THANKS)
+
+
+GONE = "That answer was deleted, so there is nothing to vote on."
+CLEARED = "Your vote on this answer is withdrawn."
+
+
+def on_feedback(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    """Slack's feedback buttons: a vote exactly as a reaction gives one (one per user and answer, the latest
+    wins); pressing the same button again withdraws it."""
+    ack()
+    EVENTS.labels("action").inc()
+    action = (body.get("actions") or [{}])[0]
+    parsed = feedback_value(str(action.get("value") or ""))
+    if parsed is None:
+        log.warning(kv("bad_feedback_value", value=action.get("value")))
+        return
+    value, answer_id = parsed
+    user_id = body["user"]["id"]
+    state = bot_state(context)
+    current = queries.current_vote(state.settings, answer_id, user_id)
+    if current is None:  # no answers row: the answer (or its question) was deleted
+        respond(response_type="ephemeral", replace_original=False, text=GONE)
+        return
+    vote = 0 if current == value else value
+    state.workers.vote("vote", answer_id=answer_id, user_id=user_id, value=vote, via="button", event_ts=None)
+    if vote < 0:
+        respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
+    else:
+        respond(response_type="ephemeral", replace_original=False, text=THANKS if vote else CLEARED)
 
 
 def on_critique_open(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

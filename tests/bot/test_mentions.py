@@ -29,13 +29,18 @@ def test_mention_is_answered_once_in_its_thread_with_citations_and_buttons(
     asker = answerer.calls[0]["asker"]
     assert asker.channel_id == "C0GENERAL" and asker.user_id == "U0ASKER" and not asker.is_dm
     blocks = posted["blocks"]
-    assert blocks[0]["type"] == "section" and "*make deploy*" in blocks[0]["text"]["text"]  # markdown → mrkdwn
+    assert blocks[0]["type"] == "markdown" and "**make deploy**" in blocks[0]["text"]  # Slack renders Markdown
     citations = next(b for b in blocks if b["type"] == "context")
     assert citations["elements"][0]["text"] == "<https://docs.example.com/deploy|[1] Deploy guide>"
     actions = next(b for b in blocks if b["type"] == "actions")
     answer_id = int(actions["elements"][0]["value"])
-    assert [e["action_id"] for e in actions["elements"]] == ["lore_vote_up", "lore_vote_down", "lore_regenerate"]
-    assert {e["value"] for e in actions["elements"]} == {str(answer_id)}
+    assert [e["action_id"] for e in actions["elements"]] == ["lore_regenerate"]
+    feedback = next(b for b in blocks if b["type"] == "context_actions")["elements"][0]
+    assert feedback["type"] == "feedback_buttons" and feedback["action_id"] == "lore_feedback"
+    assert (feedback["positive_button"]["value"], feedback["negative_button"]["value"]) == (
+        f"up:{answer_id}",
+        f"down:{answer_id}",
+    )
     # The answers row now points at the Slack message (reactions on it find it).
     message_ts = fake_slack.replies[("C0GENERAL", "1600000100.000100")][0]["ts"]
     wait_until(lambda: _answer_row(bot, answer_id) == ("C0GENERAL", message_ts, "1600000100.000100"))
@@ -123,17 +128,20 @@ def test_long_answers_are_split_into_sections_keeping_the_buttons(
     bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
 ) -> None:
     paragraph = "word " * 150  # 750 characters
-    # Twelve paragraphs that differ (the same one twelve times is a model looping, and is cut short).
-    answerer.reply = lambda question: "\n\n".join(f"{paragraph}(part {n})" for n in range(12))  # about 9,000
+    # Paragraphs that differ (the same one again and again is a model looping, and is cut short): about 19,000
+    # characters, more than the 12,000 of a message's markdown blocks.
+    answerer.reply = lambda question: "\n\n".join(f"{paragraph}(part {n})" for n in range(25))
     bot.sender.event(app_mention(f"<@{BOT_USER_ID}> tell me everything", ts="1600000800.000100"))
     # The answer streams in (posted, then updated): what counts is the message as it finally stands.
     root = "1600000800.000100"
     wait_until(lambda: final_message(fake_slack, "C0GENERAL", root)["blocks"][-1]["type"] == "actions", timeout=30)
     blocks = final_message(fake_slack, "C0GENERAL", root)["blocks"]
+    assert blocks[0]["type"] == "markdown" and 11_000 < len(blocks[0]["text"]) <= 12_000
     sections = [b for b in blocks if b["type"] == "section"]
     assert len(sections) >= 3 and all(len(s["text"]["text"]) <= 3000 for s in sections)
-    assert sum(s["text"]["text"].count("word") for s in sections) == 150 * 12
-    assert blocks[-1]["type"] == "actions"
+    words = blocks[0]["text"].count("word") + sum(s["text"]["text"].count("word") for s in sections)
+    assert words == 150 * 25  # nothing lost at the cut
+    assert blocks[-1]["type"] == "actions" and blocks[-2]["type"] == "context_actions"
 
 
 def test_a_thread_that_cannot_be_read_gets_the_apology(

@@ -47,7 +47,7 @@ def test_answer_streams_through_the_streaming_methods(
     assert streamed == answerer.reply("how do we deploy?")
     assert len(fake_slack.calls_to("chat.appendStream")) >= 3  # it really streamed, piece by piece
     kinds = [b["type"] for b in stop["blocks"]]
-    assert kinds == ["context", "actions"]
+    assert kinds == ["context", "context_actions", "actions"]
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
@@ -67,7 +67,7 @@ def test_streaming_refused_falls_back_to_post_then_throttled_updates(
     # One edit a second at most while tokens arrive, then the final one.
     assert 2 <= len(updates) <= 4, len(updates)
     final = updates[-1]
-    assert "*make deploy*" in final["blocks"][0]["text"]["text"] and final["blocks"][-1]["type"] == "actions"
+    assert "**make deploy**" in final["blocks"][0]["text"] and final["blocks"][-1]["type"] == "actions"
     assert len(fake_slack.calls_to("chat.startStream")) == 1 and len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
@@ -87,7 +87,7 @@ def test_the_real_agent_answers_with_citations_from_the_knowledge_base(
     running.sender.event(app_mention(f"<@{BOT_USER_ID}> how do I deploy to production?", ts="1600002200.000100"))
     post = fake_slack.wait_for("chat.postMessage", timeout=30)[0]
     blocks = post["blocks"]
-    assert "make deploy" in blocks[0]["text"]["text"]
+    assert "make deploy" in blocks[0]["text"]
     citations = next(b for b in blocks if b["type"] == "context")
     assert "https://handbook.example.com/deploy" in citations["elements"][0]["text"]
     answer_id = int(next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"])
