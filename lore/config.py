@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     celery_visibility_timeout_s: int = Field(default=3600, ge=1, validation_alias="LORE_CELERY_VISIBILITY_TIMEOUT")
     # Slack bot (bot/): stream answers with chat.startStream (falls back to post-then-update), threads for slow work.
     slack_streaming: bool = Field(default=True, validation_alias="LORE_SLACK_STREAMING")
+    # Files shared in a thread are read for that thread's answers only: limits per file and per thread, and how
+    # long (hours after they were shared) they stay in use.
+    slack_file_max_mb: float = Field(default=20.0, gt=0, validation_alias="LORE_SLACK_FILE_MAX_MB")
+    slack_thread_files_max: int = Field(default=10, ge=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX")
+    slack_thread_files_max_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX_MB")
+    slack_file_retention_hours: float = Field(default=24.0, gt=0, validation_alias="LORE_SLACK_FILE_RETENTION_HOURS")
     bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
     bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
     # An answer process is replaced by a fresh one after this many answers (0: never), bounding its memory.
