@@ -222,6 +222,7 @@ def answer_in_thread(
     history: list[Turn] | None = None,
     parent_id: int | None = None,
     generation: dict[str, Any] | None = None,
+    extra_sources: list[Any] | None = None,
 ) -> Answer | None:
     """Answer `question` in the thread; on any failure post a short apology with a reference id."""
     started = time.monotonic()
@@ -238,6 +239,8 @@ def answer_in_thread(
         extra["parent_id"] = parent_id
     if generation is not None:
         extra["generation"] = generation
+    if extra_sources:
+        extra["extra_sources"] = extra_sources
     try:
         poster.begin()
         answer = state.answerer(

@@ -8,7 +8,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot import thread_files
 from bot.answering import answer_failed, answer_in_thread, post_apology
+from bot.metrics import record_error
 from bot.render import comparison_blocks
 from bot.state import BotState
 from lore.logs import kv
@@ -38,6 +40,8 @@ class AnswerJob:
     compare_with: int | None = None
     # A DM in the agent messaging experience: the channel the asker is viewing (app_context_changed).
     context_channel: str | None = None
+    # Files shared with the question (the event's `files`): read for this thread's answers only.
+    files: tuple[dict[str, Any], ...] = field(default=(), hash=False)
 
 
 def submit_job(state: BotState, client: WebClient, job: AnswerJob) -> None:
@@ -57,9 +61,11 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
         ref = answer_failed(channel_id=job.channel_id, thread_ts=job.thread_ts, stage="context")
         post_apology(client, channel_id=job.channel_id, thread_ts=job.thread_ts, ref=ref)
         return
+    extra_sources = thread_sources(state, client, job, asker)
     answer = answer_in_thread(
         state,
         client,
+        extra_sources=extra_sources,
         question=job.question,
         asker=asker,
         channel_id=job.channel_id,
@@ -76,6 +82,32 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
             blocks=comparison_blocks(job.compare_with, answer.answer_id),
         )
         log.info(kv("comparison_offered", first=job.compare_with, second=answer.answer_id))
+
+
+def thread_sources(state: BotState, client: WebClient, job: AnswerJob, asker: Asker) -> list[Any]:
+    """The passages of the thread's files closest to the question; a line in the thread for each file that
+    could not be read. Never fatal: the answer then uses what could be read, and the knowledge base."""
+    if not job.files and not job.history_before_ts:
+        return []
+    token = state.settings.slack_bot_token
+    try:
+        entries = thread_files.thread_file_entries(
+            client,
+            channel_id=job.channel_id,
+            thread_ts=job.thread_ts,
+            files=job.files,
+            in_thread=job.history_before_ts is not None,
+        )
+        if not entries or token is None:
+            return []
+        found = thread_files.read_thread_files(state.settings, token.get_secret_value(), entries)
+        if found.notes:
+            client.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text="\n".join(found.notes))
+        return thread_files.best_passages(state.settings, job.question, found)
+    except Exception:
+        record_error("thread_files")
+        log.exception(kv("thread_files_failed", channel=job.channel_id, thread_ts=job.thread_ts))
+        return []
 
 
 def _context(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[Turn], Asker]:

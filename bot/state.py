@@ -46,6 +46,7 @@ class Answerer(Protocol):
         on_token: Callable[[str], None] | None = None,
         generation: dict[str, Any] | None = None,
         parent_id: int | None = None,
+        extra_sources: Sequence[Any] = (),
     ) -> Answer: ...
 
 

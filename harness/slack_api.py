@@ -51,6 +51,8 @@ class FakeSlack(LocalServer):
     # user -> channel ids the user is a member of (users.conversations)
     memberships: dict[str, list[str]] = field(default_factory=dict)
     private_channels: set[str] = field(default_factory=set)
+    # Files behind url_private_download, by path (see file_url); a path not here answers 404.
+    files: dict[str, bytes] = field(default_factory=dict)
     # channel -> user ids in it (conversations.members)
     channel_members: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -128,6 +130,9 @@ class FakeSlack(LocalServer):
         method = request.path.rsplit("/", 1)[-1].split("?", 1)[0]
         if request.path.startswith("/openid/connect/authorize"):
             self._authorize(request)
+            return
+        if request.path.startswith("/files-pri/"):
+            self._download(request)
             return
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length).decode("utf-8") if length else ""
@@ -254,6 +259,21 @@ class FakeSlack(LocalServer):
             }
         # views.publish/open/update, reactions.add, assistant.threads.*, and anything else: accepted.
         return {"ok": True}
+
+    def file_url(self, file_id: str, name: str) -> str:
+        """A url_private_download on this server, as Slack's file host shapes them."""
+        return self.url.removesuffix("api/") + f"files-pri/{TEAM_ID}-{file_id}/download/{name}"
+
+    def _download(self, request: BaseHTTPRequestHandler) -> None:
+        """A file download (recorded as the pseudo-method files.download with the path and Authorization)."""
+        with self._lock:
+            self.calls.append(Call("files.download", {"path": request.path}, request.headers.get("Authorization")))
+        data = self.files.get(request.path)
+        request.send_response(200 if data is not None else 404)
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", str(len(data or b"")))
+        request.end_headers()
+        request.wfile.write(data or b"")
 
     def _authorize(self, request: BaseHTTPRequestHandler) -> None:
         """Slack's authorize page, approved at once by `oidc_user`: back to redirect_uri with a code and the state."""

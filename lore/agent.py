@@ -81,15 +81,19 @@ def answer_question(
     generation: dict[str, Any] | None = None,
     parent_id: int | None = None,
     thread_reader: Callable[[], list[Turn]] | None = None,
+    extra_sources: Sequence[ScoredHit] = (),
 ) -> Answer:
-    """Answer `question` for `asker` from the knowledge base; the answer is recorded and returned with its id."""
+    """Answer `question` for `asker` from the knowledge base; the answer is recorded and returned with its id.
+
+    `extra_sources` are passages from outside the knowledge base (files shared in the Slack thread), offered
+    first and cited like any source."""
     started = time.perf_counter()
     asker = asker or Asker()
     generation = dict(generation or {})
     k = int(generation.get("k", settings.answer_k))
     question = question.strip()
     qvec = embed_query(settings, question)
-    hits = _retrieve(settings, question, asker=asker, history=history, k=k, qvec=qvec)
+    hits = [*extra_sources, *_retrieve(settings, question, asker=asker, history=history, k=k, qvec=qvec)]
     model = chat_model if chat_model is not None else get_chat_model(settings, **_model_overrides(generation))
     book = SourceBook()
 

@@ -22,6 +22,8 @@ from lore.logs import kv
 
 log = logging.getLogger(__name__)
 
+# A file shared without a question asks what it says.
+FILES_ONLY_QUESTION = "What do the shared files say?"
 # Message subtypes that are a person writing (others: joins, edits, deletions, bot posts...).
 _HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
 
@@ -57,6 +59,9 @@ def answer_message(
     """Answer one person's message in its thread, with the thread's earlier turns as history."""
     channel_id = event["channel"]
     question = strip_mention(event.get("text") or "", context.bot_user_id)
+    files = tuple(dict(f) for f in event.get("files") or [])
+    if not question and files:
+        question = FILES_ONLY_QUESTION
     if not question:
         client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text="Ask me a question about your docs.")
         return
@@ -73,6 +78,7 @@ def answer_message(
         bot_user_id=context.bot_user_id,
         channel_type=event.get("channel_type"),
         context_channel=load_context(state.settings, team_id, event.get("user")) if is_dm else None,
+        files=files,
         history_before_ts=event["ts"] if event.get("thread_ts") else None,
         # question_ts lets the feedback part forget this answer when the question is deleted.
         generation={"question_ts": event["ts"]},

@@ -96,6 +96,7 @@ class ScriptedAnswerer:
                 "history": list(history),
                 "generation": generation,
                 "parent_id": parent_id,
+                "extra_sources": list(extra.get("extra_sources") or ()),
             }
         )
         self._seed(settings)

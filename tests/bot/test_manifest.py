@@ -47,6 +47,7 @@ def test_manifest_matches_the_app(name: str) -> None:
         "channels:read",
         "groups:read",
         "im:read",
+        "files:read",  # files shared in a thread (url_private_download)
     }
     assert scopes == needed
     assert features["app_home"]["home_tab_enabled"] is True and features["app_home"]["messages_tab_enabled"] is True

@@ -1,0 +1,202 @@
+"""Files shared in a Slack thread, read for that thread's answers only: downloaded with the bot token from Slack's
+file host alone, parsed by the ingest parsers, offered to the agent as extra sources cited by file name, and never
+stored (each answer reads the thread's files again, so a deleted file or message, or one past the retention
+period, is simply no longer there). What cannot be read gets one line naming the file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from lore.config import Settings
+from lore.logs import kv
+from lore.types import Hit
+
+log = logging.getLogger(__name__)
+
+SLACK_FILE_HOST = "files.slack.com"
+PASSAGE_CHARS = 1200
+PASSAGES_PER_ANSWER = 6
+_ARCHIVES = {"zip", "gzip", "gz", "tar", "tgz", "7z", "rar", "bz2", "xz"}
+_CODE = {"python", "javascript", "typescript", "go", "java", "ruby", "shell", "c", "cpp", "rust", "sql", "yaml", "json"}
+_CODE |= {"py", "js", "ts", "sh", "rb", "rs", "yml", "toml", "kotlin", "swift", "php", "csharp", "scala"}
+
+
+@dataclass
+class ThreadFiles:
+    """What the thread's files give an answer: passages (extra sources) and one line per file that could not."""
+
+    passages: list[tuple[str, str, str]]  # (uri, file name, text)
+    notes: list[str]
+
+
+def allowed_url(settings: Settings, url: str) -> bool:
+    """Only Slack's file host (https) or the Web API's own host (SLACK_API_URL, the fake in tests) gets the token."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname == SLACK_FILE_HOST and parts.port in (None, 443):
+        return True
+    api = urlsplit(settings.slack_api_url) if settings.slack_api_url else None
+    return api is not None and (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
+
+
+def _parser(file: dict[str, Any]) -> Callable[..., Any] | None:
+    from ingest import parsers
+
+    kind = str(file.get("filetype") or PurePosixPath(str(file.get("name") or "")).suffix.lstrip(".")).lower()
+    by_kind: dict[str, Callable[..., Any]] = {
+        "pdf": parsers.parse_pdf,
+        "docx": parsers.parse_docx,
+        "markdown": parsers.parse_markdown,
+        "md": parsers.parse_markdown,
+        "html": parsers.parse_html,
+        "htm": parsers.parse_html,
+        "text": parsers.parse_text,
+        "txt": parsers.parse_text,
+        "csv": parsers.parse_text,
+        "rst": parsers.parse_rst,
+    }
+    if kind in by_kind:
+        return by_kind[kind]
+    return parsers.parse_code if kind in _CODE else None
+
+
+def _unreadable_kind(file: dict[str, Any]) -> str | None:
+    mimetype = str(file.get("mimetype") or "")
+    kind = str(file.get("filetype") or "").lower()
+    if mimetype.startswith("image/"):
+        return "it is an image, and Lore cannot read images"
+    if mimetype.startswith(("audio/", "video/")):
+        return "it is audio or video, and Lore cannot listen to recordings"
+    if kind in _ARCHIVES or mimetype in ("application/zip", "application/x-zip-compressed"):
+        return "it is an archive; share the files inside it instead"
+    return None
+
+
+def thread_file_entries(
+    client: WebClient, *, channel_id: str, thread_ts: str, files: Sequence[dict[str, Any]], in_thread: bool
+) -> list[tuple[float, dict[str, Any]]]:
+    """(shared at, file) for the question's own files and, in a thread, the files of its earlier messages."""
+    now = time.time()
+    entries = [(now, dict(f)) for f in files]
+    if in_thread:
+        try:
+            page = client.conversations_replies(channel=channel_id, ts=thread_ts, limit=200)
+            for message in page.get("messages") or []:
+                for f in message.get("files") or []:
+                    entries.append((float(message.get("ts") or 0), dict(f)))
+        except SlackApiError as exc:
+            log.warning(kv("thread_files_unreadable", channel=channel_id, error=exc.response.get("error")))
+    seen: set[str] = set()
+    unique = []
+    for shared, f in entries:
+        key = str(f.get("id") or f.get("url_private_download") or f.get("name"))
+        if key not in seen and f.get("mode") != "tombstone":  # a deleted file leaves a tombstone
+            seen.add(key)
+            unique.append((shared, f))
+    return unique
+
+
+def read_thread_files(settings: Settings, token: str, entries: list[tuple[float, dict[str, Any]]]) -> ThreadFiles:
+    result = ThreadFiles(passages=[], notes=[])
+    oldest = time.time() - settings.slack_file_retention_hours * 3600
+    budget = int(settings.slack_thread_files_max_mb * 1024 * 1024)
+    per_file = int(settings.slack_file_max_mb * 1024 * 1024)
+    used = 0
+    with httpx.Client(timeout=30.0, follow_redirects=False) as http:
+        for shared, f in entries:
+            name = str(f.get("name") or f.get("title") or f.get("id") or "a file")
+            if shared < oldest:
+                continue  # past the retention period: forgotten
+            if used >= settings.slack_thread_files_max:
+                result.notes.append(f"{name}: not read, this thread already has {used} files (the limit).")
+                continue
+            used += 1
+            why = _unreadable_kind(f)
+            parse = _parser(f)
+            if why is None and parse is None:
+                why = "Lore cannot read this kind of file"
+            if why is None and int(f.get("size") or 0) > min(per_file, budget):
+                why = f"it is larger than the {min(per_file, budget) / 1048576:.0f} MB limit"
+            if why is not None:
+                result.notes.append(f"{name}: not read, {why}.")
+                continue
+            assert parse is not None
+            text, error = _download_and_parse(settings, http, token, f, name, parse, min(per_file, budget))
+            if error is not None:
+                result.notes.append(f"{name}: not read, {error}.")
+                continue
+            budget -= len(text.encode())
+            uri = f"slack-file:{f.get('id') or name}"
+            result.passages += [(uri, name, piece) for piece in _passages(text)]
+    return result
+
+
+def _download_and_parse(
+    settings: Settings,
+    http: httpx.Client,
+    token: str,
+    f: dict[str, Any],
+    name: str,
+    parse: Callable[..., Any],
+    limit: int,
+) -> tuple[str, str | None]:
+    from ingest.document import RawDocument
+
+    url = str(f.get("url_private_download") or f.get("url_private") or "")
+    if not allowed_url(settings, url):
+        log.warning(kv("thread_file_refused", file=f.get("id"), host=urlsplit(url).hostname))
+        return "", "it is not on Slack's file host, so the bot token was not sent there"
+    try:
+        with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
+            if response.status_code != 200:
+                return "", f"the download failed (HTTP {response.status_code})"
+            data = bytearray()
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > limit:
+                    return "", f"it is larger than the {limit / 1048576:.0f} MB limit"
+    except httpx.HTTPError as exc:
+        return "", f"the download failed ({type(exc).__name__})"
+    try:
+        parsed = parse(RawDocument(uri=name, source=name, source_kind="slack", data=bytes(data), parse=parse))
+    except Exception as exc:  # the parsers' SourceError, and whatever a corrupt file makes a library raise
+        log.info(kv("thread_file_unparsable", file=f.get("id"), error=f"{type(exc).__name__}: {exc}"))
+        return "", "it is corrupt, password-protected or empty"
+    text = "\n\n".join(b.text for b in parsed.blocks if b.text.strip())
+    return (text, None) if text.strip() else ("", "it has no readable text")
+
+
+def _passages(text: str) -> list[str]:
+    from bot.render import split_text
+
+    return split_text(text, PASSAGE_CHARS)
+
+
+def best_passages(settings: Settings, question: str, files: ThreadFiles) -> list[Any]:
+    """The thread files' passages closest to the question, as the agent's ScoredHits (negative chunk ids: they
+    are not chunks of the knowledge base)."""
+    from lore.embeddings import get_embedder
+    from lore.search import ScoredHit
+
+    if not files.passages:
+        return []
+    embedder = get_embedder(settings)
+    vectors = embedder.embed([question] + [text for _, _, text in files.passages])
+    scores = vectors[1:] @ vectors[0]
+    order = np.argsort(-scores)[:PASSAGES_PER_ANSWER]
+    hits = []
+    for rank, i in enumerate(order):
+        uri, name, text = files.passages[int(i)]
+        hit = Hit(chunk_id=-(rank + 1), document_id=-1, uri=uri, title=name, heading=name, text=text, score=1.0)
+        hits.append(ScoredHit(hit=hit, similarity=float(scores[int(i)]), fulltext=False, feedback=0.0))
+    return hits
