@@ -60,9 +60,10 @@ def bar_chart(name: str, points: Sequence[tuple[str, float]], *, unit: str = "",
     parts = _axis(top, unit)
     for i, (label, value) in enumerate(points):
         h = plot_h * min(value, top) / top
-        x = PAD_LEFT + slot * i + slot * 0.15
+        width = min(slot * 0.7, 48.0)  # one day's bar stays a bar, not a wall
+        x = PAD_LEFT + slot * (i + 0.5) - width / 2
         parts.append(
-            f'<rect class="bar" x="{x:.1f}" y="{HEIGHT - PAD_BOTTOM - h:.1f}" width="{slot * 0.7:.1f}" '
+            f'<rect class="bar" x="{x:.1f}" y="{HEIGHT - PAD_BOTTOM - h:.1f}" width="{width:.1f}" '
             f'height="{h:.1f}" '
             f'fill="{COLORS[0]}" data-label="{escape(label)}" data-value="{value}">'
             f"<title>{escape(label)}: {_fmt(value)}{unit}</title></rect>"

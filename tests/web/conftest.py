@@ -74,6 +74,8 @@ def echo_context(body: dict[str, Any]) -> str:
     seen = [canary for canary, _ in CANARIES.values() if canary in prompt]
     if seen:
         return f"The launch codename is {seen[0]} [1]."
+    if float(body.get("temperature") or 0) > 0.5:  # Regenerate samples hotter: a second, different answer
+        return "Its public name is not out yet: Project Nightjar, the new mobile app, is announced in March [1]."
     return "Project Nightjar is the new mobile app [1]; the team meets on Tuesdays."
 
 

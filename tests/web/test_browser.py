@@ -119,7 +119,6 @@ def test_console_end_to_end_in_a_browser(live: Console, browser: Any, kb: Settin
     assert bars.count() == 1 and float(bars.first.get_attribute("data-value") or 0) == 100.0
     assert page.inner_text('[data-total="up"]') == "1"
     assert page.locator('svg[data-chart="answers per day"] rect.bar').first.get_attribute("data-value") == "2"
-    shot(page, "feedback")
 
     upload_and_find(page, live)
 
@@ -132,6 +131,12 @@ def test_console_end_to_end_in_a_browser(live: Console, browser: Any, kb: Settin
     shot(page, "answer")
 
     run_an_eval(page, live)
+
+    a_month_of_feedback(kb)
+    page.goto(f"{live.url}/console/feedback")
+    assert page.locator('svg[data-chart="answers per day"] rect.bar').count() == 15  # 14 earlier days and today
+    assert page.locator('svg[data-chart="up-rate by channel"] rect.bar').count() == 4  # 3 channels and (web)
+    shot(page, "feedback")
 
     page.goto(f"{live.url}/console/settings")
     page.wait_for_selector('[data-health="database"] .state.pos')
@@ -153,8 +158,27 @@ def upload_and_find(page: Any, live: Console) -> None:
     page.fill("#kb-search", "What is the Falcon release codename?")
     page.click("form.row button.primary")
     page.wait_for_selector("#hits .hit")
-    assert "KESTREL-42" in page.inner_text("#hits tbody tr:first-child")
+    # Found (its rank among the few passages here depends on the fusion and the feedback memory's lift of the
+    # upvoted Nightjar page, which are search's business, not the console's).
+    assert "KESTREL-42" in page.inner_text("#hits tbody")
     shot(page, "knowledge")
+
+
+def a_month_of_feedback(settings: Settings) -> None:
+    """Two weeks of Slack answers in three channels, with votes cast the day after, for the Feedback charts."""
+    with raw_connection(settings) as conn:
+        conn.execute(
+            """INSERT INTO answers (channel_id, user_id, surface, question, answer, model, latency_ms, created_at)
+               SELECT 'C0CHAN' || (n % 3), 'U0ASKER', 'slack', 'question ' || n, 'answer ' || n, 'fake-model',
+                      800 + (n * 37) % 2400, now() - make_interval(days => 1 + n % 14, hours => n % 5)
+               FROM generate_series(1, 280) AS n"""
+        )
+        conn.execute(
+            """INSERT INTO votes (answer_id, user_id, value, via, created_at, updated_at)
+               SELECT id, 'U0VOTER', CASE WHEN id % (3 + id % 4) = 0 THEN -1 ELSE 1 END, 'reaction',
+                      created_at + interval '1 hour', created_at + interval '1 hour'
+               FROM answers WHERE user_id = 'U0ASKER' AND id % 4 <> 0"""
+        )
 
 
 def run_an_eval(page: Any, live: Console) -> None:
