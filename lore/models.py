@@ -357,6 +357,11 @@ class ChannelSetting(Base):
     live_index: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
     feedback_opt_out: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
     updated_at: Mapped[datetime] = _created()
+    mode: Mapped[str] = mapped_column(Text, nullable=False, server_default="mention")
+    source_prefixes: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=sql("'{}'"))
+    escalation_target: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint("mode IN ('mention', 'off', 'auto')", name="mode"),)
 
 
 class ApiToken(Base):
