@@ -17,7 +17,8 @@ The interface (the bundled all-MiniLM-L6-v2 and a fine-tuned copy are served the
     onnx_file_for(model_dir, *, name, home) -> Path
         where the file is cached: $LORE_HOME/onnx/<name>-<fingerprint[:16]>.onnx
     ensure_onnx(model_dir, *, name, home, build_missing=True) -> Path
-        that file, built first if missing (under a file lock: concurrent processes build it once).
+        that file, built first if missing (under a file lock: concurrent processes build it once), or linked
+        from the default LORE_HOME (~/.lore, where `make install` builds it) when that one has it.
     load_onnx_model(model_dir, onnx_file, *, fingerprint, rebuild) -> OnnxModel
         checked before use; OnnxModel.encode(texts, batch_size=...) gives unit float32 rows.
     lore.embeddings.OnnxEmbedder(model_dir, *, name, home=None, batch_size=64)
@@ -42,6 +43,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 import warnings
@@ -384,6 +386,9 @@ def ensure_onnx(
     with _build_lock(path):
         if path.is_file() and not force:
             return path  # another process built it while this one waited
+        if not force and _reuse_default_home_file(path, home):
+            log.info(kv("onnx_reused", model=name, file=path))
+            return path
         log.info(kv("onnx_export_started", model=name, file=path))
         try:
             export_onnx(model_dir, path, fingerprint=fingerprint)
@@ -396,6 +401,30 @@ def ensure_onnx(
             ) from exc
         log.info(kv("onnx_export_done", model=name, file=path))
     return path
+
+
+def _reuse_default_home_file(path: Path, home: Path) -> bool:
+    """Give another LORE_HOME (a test run's, a copy of a knowledge base) the file `make install` built under the
+    default one, instead of exporting again: same name and fingerprint, so the same export, and it is checked on
+    load like any other. Linked where possible (a rebuild replaces the link, never the shared file)."""
+    from lore.config import Settings
+
+    default_home = Path(str(Settings.model_fields["lore_home"].default)).expanduser()
+    source = onnx_dir(default_home) / path.name
+    if not source.is_file() or source.resolve() == path.resolve():
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:  # another filesystem
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
 
 
 def export_onnx(model_dir: Path, out: Path, *, fingerprint: str | None = None) -> Path:
