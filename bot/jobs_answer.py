@@ -40,6 +40,10 @@ class AnswerJob:
     compare_with: int | None = None
     # A DM in the agent messaging experience: the channel the asker is viewing (app_context_changed).
     context_channel: str | None = None
+    # A channel in auto mode: answer only when the best passage clears LORE_AUTO_ANSWER_MIN_SIMILARITY.
+    auto: bool = False
+    # The channel's sources (/lore config): the uri prefixes the answer may draw on.
+    source_prefixes: tuple[str, ...] = ()
     # Files shared with the question (the event's `files`): read for this thread's answers only.
     files: tuple[dict[str, Any], ...] = field(default=(), hash=False)
 
@@ -61,6 +65,9 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
         ref = answer_failed(channel_id=job.channel_id, thread_ts=job.thread_ts, stage="context")
         post_apology(client, channel_id=job.channel_id, thread_ts=job.thread_ts, ref=ref)
         return
+    if job.auto and not confident(state, job.question, asker):
+        log.info(kv("auto_answer_skipped", channel=job.channel_id, ts=job.thread_ts))
+        return  # auto mode stays silent rather than guess
     extra_sources = thread_sources(state, client, job, asker)
     answer = answer_in_thread(
         state,
@@ -82,6 +89,16 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
             blocks=comparison_blocks(job.compare_with, answer.answer_id),
         )
         log.info(kv("comparison_offered", first=job.compare_with, second=answer.answer_id))
+
+
+def confident(state: BotState, question: str, asker: Asker) -> bool:
+    """Does the best passage the asker may see clear the auto-answer bar?"""
+    from lore.agent import within_sources
+    from lore.search import search_scored
+
+    hits = within_sources(search_scored(state.settings, question, asker=asker, k=5), asker)
+    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+    return best is not None and best >= state.settings.auto_answer_min_similarity
 
 
 def thread_sources(state: BotState, client: WebClient, job: AnswerJob, asker: Asker) -> list[Any]:
@@ -133,6 +150,8 @@ def _context(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[T
     )
     if job.context_channel and asker.is_dm and job.user_id:
         asker = scoped_to(state, client, asker, job.context_channel)
+    if job.source_prefixes:
+        asker = replace(asker, source_prefixes=job.source_prefixes)
     return history, asker
 
 

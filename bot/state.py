@@ -16,6 +16,7 @@ from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.channel_modes import ChannelConfig, read_config
 from bot.worker_client import WorkerClient
 from lore.access import read_memberships
 from lore.config import Settings
@@ -58,6 +59,10 @@ class TtlCache:
         self._max = max_entries
         self._items: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -120,6 +125,12 @@ class BotState:
             return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
 
         return bool(self.cache.get_or_load(f"private:{channel_id}", load))
+
+    def channel_config(self, channel_id: str) -> ChannelConfig:
+        """The channel's /lore config (cached a minute; saving it forgets the cached one)."""
+        if channel_id.startswith("D"):
+            return ChannelConfig()
+        return self.cache.get_or_load(f"config:{channel_id}", lambda: read_config(self.settings, channel_id))
 
     def member_channels(self, client: WebClient, user_id: str) -> list[str]:
         return list(self.cache.get_or_load(f"members:{user_id}", lambda: read_memberships(client, user_id)))

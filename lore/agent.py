@@ -178,13 +178,21 @@ def _retrieve(
 ) -> list[ScoredHit]:
     """Relevant hits for the question; a follow-up in a thread is also tried together with its predecessor."""
     hits = relevant(search_scored(settings, question, asker=asker, k=k, query_embedding=qvec), settings.min_similarity)
+    hits = within_sources(hits, asker)
     if hits or not history:
         return hits
     previous = next((t.text for t in reversed(history) if t.role == "user"), None)
     if not previous:
         return hits
     combined = f"{previous}\n{question}"
-    return relevant(search_scored(settings, combined, asker=asker, k=k), settings.min_similarity)
+    return within_sources(relevant(search_scored(settings, combined, asker=asker, k=k), settings.min_similarity), asker)
+
+
+def within_sources(hits: list[ScoredHit], asker: Asker) -> list[ScoredHit]:
+    """Only the hits under the asker's source prefixes (a channel's sources), when it has any."""
+    if not asker.source_prefixes:
+        return hits
+    return [h for h in hits if h.hit.uri.startswith(tuple(asker.source_prefixes))]
 
 
 def search_only_text(settings: Settings, qvec: np.ndarray, hits: list[ScoredHit], book: SourceBook) -> str:

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     slack_thread_files_max: int = Field(default=10, ge=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX")
     slack_thread_files_max_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX_MB")
     slack_file_retention_hours: float = Field(default=24.0, gt=0, validation_alias="LORE_SLACK_FILE_RETENTION_HOURS")
+    # A channel in `auto` mode (/lore config) is answered without a mention only when the best passage is at least
+    # this similar to the question; otherwise Lore stays silent.
+    auto_answer_min_similarity: float = Field(
+        default=0.55, ge=-1, le=1, validation_alias="LORE_AUTO_ANSWER_MIN_SIMILARITY"
+    )
     bot_threads: int = Field(default=16, ge=1, le=256, validation_alias="LORE_BOT_THREADS")
     bot_processes: int = Field(default=2, ge=0, le=32, validation_alias="LORE_BOT_PROCESSES")
     # An answer process is replaced by a fresh one after this many answers (0: never), bounding its memory.

@@ -64,6 +64,8 @@ class Asker:
     member_channels: Sequence[str] = ()
     surface: str = "cli"  # slack, cli, api
     private: bool = False  # the conversation is a private channel or DM (exports exclude it by default)
+    # Uri prefixes the answer may draw on (a channel's sources, /lore config), on top of the ACL; empty: any.
+    source_prefixes: Sequence[str] = ()
 
     def visible_acl(self) -> list[str]:
         """ACL entries this asker may see: 'public' plus the channel(s) they are in."""

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import queries
+from bot.channel_modes import CONFIG_VIEW, config_view, parse_submission, read_config, save_config
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import EVENTS, record_error
 from bot.render import answer_blocks, notification_text
@@ -26,6 +27,7 @@ USAGE = (
     "• `/lore search QUERY` — the passages that match, only for you\n"
     "• `/lore add URL` — add a web page to the knowledge base (visible in this channel)\n"
     "• `/lore stats` — what the knowledge base holds and how answers are rated\n"
+    "• `/lore config` — where Lore answers in this channel, its sources, who is asked when it cannot help (admins)\n"
     "• `/lore help` — this message"
 )
 # Slack escapes links in command text as <https://…> or <https://…|label>.
@@ -35,6 +37,7 @@ _LINK = re.compile(r"^<?(https?://[^|>\s]+)(?:\|[^>]*)?>?$")
 def register(app: App) -> None:
     app.command("/ask")(on_ask)
     app.command("/lore")(on_lore)
+    app.view(CONFIG_VIEW)(on_config_submitted)
 
 
 def on_ask(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
@@ -68,14 +71,16 @@ def on_ask(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respon
     submit_job(state, client, job)
 
 
-def on_lore(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-    """`/lore search|add|stats|help`, answered only to the person who typed it."""
+def on_lore(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext) -> None:
+    """`/lore search|add|stats|config|help`, answered only to the person who typed it."""
     EVENTS.labels("command").inc()
     state = bot_state(context)
     words = (command.get("text") or "").strip().split(maxsplit=1)
     sub = words[0].lower() if words else "help"
     rest = words[1].strip() if len(words) > 1 else ""
-    if sub == "search" and rest:
+    if sub == "config":
+        open_config(ack, command, client, state)
+    elif sub == "search" and rest:
         ack()
         respond(text=search_text(state, rest, channel_id=command["channel_id"], user_id=command["user_id"]))
     elif sub == "add" and rest:
@@ -90,6 +95,38 @@ def on_lore(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltCo
         respond(text=stats_text(state))
     else:
         ack(text=USAGE if sub == "help" else f"Unknown command `{sub}`.\n\n{USAGE}")
+
+
+NOT_ADMIN = "Only Lore's admins (LORE_ADMIN_USERS) can change how Lore works in a channel."
+
+
+def open_config(ack: Ack, command: dict[str, Any], client: WebClient, state: BotState) -> None:
+    """`/lore config`: the channel's settings in a modal, for admins; anyone else is told who may."""
+    if command["user_id"] not in state.settings.csv("admin_users"):
+        ack(text=NOT_ADMIN)
+        log.info(kv("config_refused", user=command["user_id"], channel=command["channel_id"]))
+        return
+    ack()
+    current = read_config(state.settings, command["channel_id"])
+    client.views_open(trigger_id=command["trigger_id"], view=config_view(command["channel_id"], current))
+
+
+def on_config_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Save the modal (checked again: the submission is a request of its own)."""
+    state = bot_state(context)
+    user_id = body["user"]["id"]
+    if user_id not in state.settings.csv("admin_users"):
+        ack(response_action="errors", errors={"mode": NOT_ADMIN})
+        return
+    config, errors = parse_submission(view.get("state", {}).get("values", {}))
+    if config is None:
+        ack(response_action="errors", errors=errors)
+        return
+    channel_id = str(view.get("private_metadata") or "")
+    save_config(state.settings, channel_id, config)
+    state.cache.forget(f"config:{channel_id}")
+    ack()
+    log.info(kv("channel_configured", channel=channel_id, mode=config.mode, by=user_id))
 
 
 def answer_by_response_url(

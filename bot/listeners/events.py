@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot import dedupe, queries
 from bot.answering import APOLOGY
+from bot.channel_modes import ChannelConfig
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.listeners.agent import load_context, show_status
 from bot.metrics import DUPLICATES, EVENTS, record_error
@@ -53,8 +54,24 @@ def is_person_asking(event: dict[str, Any], context: BoltContext) -> bool:
     return not is_from_bot(event, context)
 
 
+def channel_config(state: BotState, channel_id: str) -> ChannelConfig:
+    """The channel's /lore config; the default (answer when mentioned) when it cannot be read."""
+    try:
+        return state.channel_config(channel_id)
+    except Exception:
+        record_error("channel_config")
+        log.exception(kv("channel_config_unavailable", channel=channel_id))
+        return ChannelConfig()
+
+
 def answer_message(
-    state: BotState, client: WebClient, context: BoltContext, event: dict[str, Any], *, thread_ts: str
+    state: BotState,
+    client: WebClient,
+    context: BoltContext,
+    event: dict[str, Any],
+    *,
+    thread_ts: str,
+    auto: bool = False,
 ) -> None:
     """Answer one person's message in its thread, with the thread's earlier turns as history."""
     channel_id = event["channel"]
@@ -79,6 +96,8 @@ def answer_message(
         channel_type=event.get("channel_type"),
         context_channel=load_context(state.settings, team_id, event.get("user")) if is_dm else None,
         files=files,
+        auto=auto,
+        source_prefixes=() if is_dm else channel_config(state, channel_id).source_prefixes,
         history_before_ts=event["ts"] if event.get("thread_ts") else None,
         # question_ts lets the feedback part forget this answer when the question is deleted.
         generation={"question_ts": event["ts"]},
@@ -135,6 +154,8 @@ def on_mention(body: dict[str, Any], event: dict[str, Any], client: WebClient, c
     thread_ts = event.get("thread_ts") or event["ts"]
     if not first_claim(state, body, event["channel"], event["ts"], client=client, thread_ts=thread_ts):
         return
+    if channel_config(state, event["channel"]).mode == "off":
+        return  # an admin turned Lore off here (/lore config)
     answer_message(state, client, context, event, thread_ts=thread_ts)
 
 
@@ -163,9 +184,15 @@ def on_message(body: dict[str, Any], event: dict[str, Any], client: WebClient, c
         if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts or ts):
             answer_message(state, client, context, event, thread_ts=thread_ts or ts)
         return
-    if not thread_ts or thread_ts == ts:
-        return  # a new post in a channel: only a mention (app_mention) asks the bot
     mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}>" in (event.get("text") or "")
+    config = channel_config(state, channel_id)
+    if config.mode == "off":
+        return
+    if not thread_ts or thread_ts == ts:
+        # A new post in a channel: a mention (app_mention) asks the bot; in auto mode a question does too.
+        if config.mode == "auto" and not mentioned and first_claim(state, body, channel_id, ts):
+            answer_message(state, client, context, event, thread_ts=ts, auto=True)
+        return
     if not mentioned and not dedupe.bot_in_thread(state.settings, channel_id, thread_ts):
         return
     if first_claim(state, body, channel_id, ts, client=client, thread_ts=thread_ts):
