@@ -52,10 +52,20 @@ def claim_redis_database() -> str:
     raise SystemExit("no free Redis database")
 
 
-def run(args: list[str], env: dict[str, str], *, timeout: float = 7200) -> str:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+def run(args: list[str], env: dict[str, str], *, timeout: float = 7200, progress: Path | None = None) -> str:
+    """The command's stdout; its stderr (the progress lines) goes to `progress` as it comes, if given."""
+    with (progress or Path(os.devnull)).open("w") as sink:
+        done = subprocess.run(
+            args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=sink if progress else subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args[2:])} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        detail = progress.read_text()[-4000:] if progress else done.stderr[-4000:]
+        raise SystemExit(f"{' '.join(args[2:])} failed ({done.returncode}):\n{detail}")
     return done.stdout
 
 
@@ -114,7 +124,7 @@ def main() -> None:
         started = time.perf_counter()
         command = [*LORE, "finetune", "embedder", "--activate", "--json", "--minutes", str(args.minutes)]
         command += ["--max-pairs", str(args.max_pairs)] + [x for path in files for x in ("--eval", str(path))]
-        report: dict[str, Any] = json.loads(run(command, env))
+        report: dict[str, Any] = json.loads(run(command, env, progress=args.home / "bench-finetune.log"))
         seconds = time.perf_counter() - started
     finally:
         os.killpg(worker.pid, 15)
