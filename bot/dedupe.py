@@ -43,10 +43,10 @@ def claim(settings: Settings, *keys: str, kind: str = "") -> bool:
             (kind, wanted),
         ).fetchall()
         if next(_claims) % _PRUNE_EVERY == 0:
-            # Threads the bot answered in and users it greeted are remembered for good.
+            # Threads the bot answered in, users it greeted and escalation threads are remembered for good.
             conn.execute(
                 "DELETE FROM slack_events WHERE received_at < now() - interval '1 day' "
-                "AND kind NOT IN ('thread', 'greeting')"
+                "AND kind NOT IN ('thread', 'greeting', 'escalation')"
             )
     claimed = {r[0] for r in rows}
     if wanted[-1] not in claimed:

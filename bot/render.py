@@ -22,6 +22,7 @@ REGENERATE = "lore_regenerate"
 PREFER = "lore_prefer"
 CRITIQUE_OPEN = "lore_critique_open"
 CRITIQUE_VIEW = "lore_critique"
+ASK_HUMAN = "lore_ask_human"
 
 _converter = SlackMarkdownConverter()
 
@@ -83,8 +84,13 @@ def feedback_value(value: str) -> tuple[int, int] | None:
     return (1 if kind == "up" else -1), int(answer)
 
 
-def feedback_blocks(answer_id: int | None) -> list[dict[str, Any]]:
-    """Slack's own feedback buttons (a context_actions block), then Regenerate."""
+def ask_human_button(answer_id: int) -> dict[str, Any]:
+    return _button(ASK_HUMAN, "Ask a human", str(answer_id))
+
+
+def feedback_blocks(answer_id: int | None, *, knows: bool = True) -> list[dict[str, Any]]:
+    """Slack's own feedback buttons (a context_actions block), then Regenerate (and "Ask a human" when Lore
+    said it does not know)."""
     if answer_id is None:
         return []
     value = str(answer_id)
@@ -101,13 +107,17 @@ def feedback_blocks(answer_id: int | None) -> list[dict[str, Any]]:
                 }
             ],
         },
-        {"type": "actions", "block_id": "lore_actions", "elements": [_button(REGENERATE, "Regenerate", value)]},
+        {
+            "type": "actions",
+            "block_id": "lore_actions",
+            "elements": [_button(REGENERATE, "Regenerate", value)] + ([] if knows else [ask_human_button(answer_id)]),
+        },
     ]
 
 
 def tail_blocks(answer: Answer) -> list[dict[str, Any]]:
     """What follows the answer text: citations, then the feedback buttons."""
-    return citation_blocks(answer.citations) + feedback_blocks(answer.answer_id)
+    return citation_blocks(answer.citations) + feedback_blocks(answer.answer_id, knows=answer.knows)
 
 
 def text_blocks(markdown: str) -> list[dict[str, Any]]:
@@ -176,7 +186,8 @@ def critique_offer_blocks(answer_id: int) -> list[dict[str, Any]]:
                     "action_id": CRITIQUE_OPEN,
                     "text": {"type": "plain_text", "text": "What was wrong?"},
                     "value": str(answer_id),
-                }
+                },
+                ask_human_button(answer_id),
             ],
         },
     ]

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     slack_thread_files_max: int = Field(default=10, ge=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX")
     slack_thread_files_max_mb: float = Field(default=50.0, gt=0, validation_alias="LORE_SLACK_THREAD_FILES_MAX_MB")
     slack_file_retention_hours: float = Field(default=24.0, gt=0, validation_alias="LORE_SLACK_FILE_RETENTION_HOURS")
+    # Where "Ask a human" posts when a channel names no escalation target of its own (/lore config).
+    escalation_channel: str | None = Field(default=None, validation_alias="LORE_ESCALATION_CHANNEL")
     # A channel in `auto` mode (/lore config) is answered without a mention only when the best passage is at least
     # this similar to the question; otherwise Lore stays silent.
     auto_answer_min_similarity: float = Field(

@@ -127,6 +127,8 @@ ORDER BY a.id
 """
 
 _COMPARISONS = "SELECT chosen_id, rejected_id FROM comparisons ORDER BY id"
+# Links in a correction, bare or as Slack writes them (<https://…|label>).
+_LINKED = re.compile(r"https?://[^\s|>]+")
 
 
 def _prompt_messages(stored: list[dict[str, Any]], answer: str) -> list[dict[str, Any]]:
@@ -210,6 +212,8 @@ def build_examples(settings: Settings, fmt: str, *, include_private: bool = Fals
     """Every training record of a format, scrubbed, with the thread each came from."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "eval":
+        return eval_examples(settings, include_private=include_private)
     answers, comparisons = _load(settings, include_private=include_private)
     examples: list[Example] = []
     if fmt in ("trl-sft", "openai-sft"):
@@ -239,6 +243,32 @@ def build_examples(settings: Settings, fmt: str, *, include_private: bool = Fals
                     "non_preferred_output": _assistant(rejected),
                 }
             examples.append(Example(base.thread, record))
+    return examples
+
+
+_CORRECTIONS = """
+SELECT a.id, a.channel_id, a.thread_ts, a.question, cr.correction
+FROM answers a JOIN critiques cr ON cr.answer_id = a.id AND cr.correction IS NOT NULL
+WHERE (%(include_private)s OR NOT a.private)
+  AND (a.channel_id IS NULL OR NOT (a.channel_id = ANY(%(opt_out)s::text[])))
+  AND NOT EXISTS (SELECT 1 FROM channel_settings cs WHERE cs.channel_id = a.channel_id AND cs.feedback_opt_out)
+ORDER BY a.id, cr.id
+"""
+
+
+def eval_examples(settings: Settings, *, include_private: bool) -> list[Example]:
+    """Retrieval eval cases from corrections (also of answers that said "I don't know", which have no prompt):
+    the question, and the links the correction gives as where the answer is. A correction that names no source
+    cannot say what retrieval should have found, and is left out."""
+    params = {"include_private": include_private, "opt_out": settings.csv("opt_out_channels")}
+    with raw_connection(settings) as conn:
+        rows = conn.execute(_CORRECTIONS, params).fetchall()
+    examples: list[Example] = []
+    for answer_id, channel, thread_ts, question, correction in rows:
+        relevant = sorted(set(_LINKED.findall(correction or "")))
+        if relevant:
+            thread = f"{channel}:{thread_ts}" if channel and thread_ts else f"answer:{answer_id}"
+            examples.append(Example(thread, {"query": scrub(question), "relevant": relevant}))
     return examples
 
 

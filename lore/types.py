@@ -9,7 +9,9 @@ from typing import Any, NamedTuple
 # Defined here, beside the value types, so that the CLI can offer them as choices without importing search or
 # the exporters.
 SEARCH_MODES = ("vector", "fulltext", "hybrid")
-EXPORT_FORMATS = ("trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo")
+# "eval": retrieval eval cases ({"query", "relevant"} rows for `lore eval retrieval`) from corrections that link
+# to their sources, such as a person's answer marked in an "Ask a human" thread.
+EXPORT_FORMATS = ("trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo", "eval")
 
 
 class Hit(NamedTuple):

@@ -11,9 +11,11 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import queries
+from bot.escalation import ask_human
 from bot.metrics import EVENTS
 from bot.regenerate import regenerate
 from bot.render import (
+    ASK_HUMAN,
     CRITIQUE_OPEN,
     CRITIQUE_VIEW,
     FEEDBACK,
@@ -43,6 +45,7 @@ def _answer_id(body: dict[str, Any]) -> int | None:
 
 def register(app: App) -> None:
     app.action(FEEDBACK)(on_feedback)
+    app.action(ASK_HUMAN)(on_ask_human)
     app.action(VOTE_UP)(on_vote_up)
     app.action(VOTE_DOWN)(on_vote_down)
     app.action(CRITIQUE_OPEN)(on_critique_open)
@@ -100,6 +103,16 @@ def on_feedback(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltC
         respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
     else:
         respond(response_type="ephemeral", replace_original=False, text=THANKS if vote else CLEARED)
+
+
+def on_ask_human(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+    ack()
+    EVENTS.labels("action").inc()
+    answer_id = _answer_id(body)
+    if answer_id is None:
+        return
+    told = ask_human(bot_state(context), client, answer_id=answer_id, user_id=body["user"]["id"])
+    respond(response_type="ephemeral", replace_original=False, text=told)
 
 
 def on_critique_open(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

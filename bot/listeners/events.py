@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import dedupe, queries
 from bot.answering import APOLOGY
 from bot.channel_modes import ChannelConfig
+from bot.escalation import MARK_REACTIONS, mark_answer, reply_message
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.listeners.agent import load_context, show_status
 from bot.metrics import DUPLICATES, EVENTS, record_error
@@ -207,6 +208,13 @@ def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, 
     user_id = event.get("user")
     if item.get("type") != "message" or not user_id or user_id == context.bot_user_id:
         return
+    if added and event.get("reaction") in MARK_REACTIONS:
+        # ✅ on a person's reply in an "Ask a human" thread marks it as the answer (read from Slack, off-thread).
+        state = bot_state(context)
+        state.in_background(
+            resolve_mark, state, client, str(item.get("channel") or ""), str(item.get("ts") or ""), user_id
+        )
+        return
     if event.get("item_user") and context.bot_user_id and event["item_user"] != context.bot_user_id:
         return  # a reaction on someone else's message: not feedback on Lore
     state = bot_state(context)
@@ -234,6 +242,12 @@ def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, 
         original = queries.answer_by_message(state.settings, channel_id, message_ts)
         if original is not None:
             regenerate(state, client, original=original, user_id=user_id, bot_user_id=context.bot_user_id)
+
+
+def resolve_mark(state: BotState, client: WebClient, channel_id: str, ts: str, user_id: str) -> None:
+    reply = reply_message(client, channel_id, ts)
+    if reply is not None:
+        mark_answer(state, client, channel_id=channel_id, reply=reply, marked_by=user_id)
 
 
 def first_delivery(state: BotState, body: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.escalation import MARK_ANSWER, mark_answer
 from bot.jobs_answer import AnswerJob, submit_job
 from bot.metrics import EVENTS, record_error
 from bot.state import bot_state, strip_mention
@@ -22,6 +23,26 @@ ASK = "ask_lore"
 def register(app: App) -> None:
     app.message_shortcut(SAVE)(on_save)
     app.message_shortcut(ASK)(on_ask)
+    app.message_shortcut(MARK_ANSWER)(on_mark_answer)
+
+
+def on_mark_answer(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+    """ "Mark as answer": a person's reply in an escalation thread becomes the answer (a correction)."""
+    ack()
+    EVENTS.labels("shortcut").inc()
+    marked = mark_answer(
+        bot_state(context),
+        client,
+        channel_id=body["channel"]["id"],
+        reply=body.get("message") or {},
+        marked_by=body["user"]["id"],
+    )
+    text = (
+        "Thanks — Lore will remember that answer."
+        if marked
+        else "Only a person's reply in an “Ask a human” thread can be marked as the answer."
+    )
+    respond(response_type="ephemeral", text=text)
 
 
 def on_save(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:

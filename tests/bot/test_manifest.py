@@ -22,7 +22,7 @@ def test_manifest_matches_the_app(name: str) -> None:
     manifest = load(name)
     features, settings = manifest["features"], manifest["settings"]
     assert {c["command"] for c in features["slash_commands"]} == {"/ask", "/lore"}
-    assert {s["callback_id"] for s in features["shortcuts"]} == {shortcuts.SAVE, shortcuts.ASK}
+    assert {s["callback_id"] for s in features["shortcuts"]} == {shortcuts.SAVE, shortcuts.ASK, shortcuts.MARK_ANSWER}
     events = set(settings["event_subscriptions"]["bot_events"])
     assert {
         "app_mention",
