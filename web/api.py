@@ -29,7 +29,7 @@ from lore.search import SearchError, search_scored
 from lore.types import SEARCH_MODES, Answer, Asker, TokenSink
 from web import queries
 from web.auth import AuthError, Principal, check_csrf
-from web.context import SECURITY_HEADERS, Console, error_json
+from web.context import SECURITY_HEADERS, Console, conversation_acl, error_json
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,14 @@ class Api:
             raise BadRequest("question is required")
         if len(question) > MAX_QUESTION_CHARS:
             raise BadRequest(f"question is longer than {MAX_QUESTION_CHARS} characters")
-        channel = body.get("channel")
-        asker = await run_in_threadpool(self.console.asker, me, channel=channel if isinstance(channel, str) else None)
+        channel, conversation = body.get("channel"), body.get("conversation")
+        asker = await run_in_threadpool(
+            lambda: self.console.asker(
+                me,
+                channel=channel if isinstance(channel, str) else None,
+                conversation=conversation if isinstance(conversation, str) else None,
+            )
+        )
 
         def run(sink: TokenSink | None) -> Answer:
             return answer_question(self.settings, question, asker=asker, on_token=sink)
@@ -236,8 +242,11 @@ class Api:
         return ok({"answer_id": found["answer_id"], "votes": updated["votes"]})
 
     async def regenerate(self, request: Request, me: Principal) -> Response:
+        """Another answer to the same question {"conversation"?} (hotter sampling, more passages)."""
         found = await self._answer(request, me)
-        asker = await run_in_threadpool(self.console.asker, me)
+        body = await _json(request) if await request.body() else {}
+        conversation = body.get("conversation") if isinstance(body.get("conversation"), str) else None
+        asker = await run_in_threadpool(lambda: self.console.asker(me, conversation=conversation))
 
         def run(sink: TokenSink | None) -> Answer:
             return answer_question(
@@ -323,6 +332,33 @@ class Api:
         found = await run_in_threadpool(queries.job, self.settings, job_id)
         return ok(found, 202)
 
+    async def conversation_files(self, request: Request, me: Principal) -> Response:
+        """Files dropped into a console conversation (multipart `files`): an ingest job whose documents only that
+        user's asks in that conversation can see, as files shared in a Slack thread."""
+        own = conversation_acl(me.user_id, str(request.path_params["conversation"]))
+        form = await _form(self.console, request)
+        uploads = [f for f in (form.getlist("files") if form is not None else []) if isinstance(f, UploadFile)]
+        uploads = [f for f in uploads if f.filename]
+        if not uploads or len(uploads) > MAX_URLS:
+            raise BadRequest(f"send 1 to {MAX_URLS} files (multipart field `files`)")
+        paths = await self.save_uploads(uploads)
+        from workers.ingest_jobs import queue_ingest
+
+        job_id = await run_in_threadpool(lambda: queue_ingest(self.settings, paths, acl=[own]))
+        log.info(kv("web_conversation_files", job=job_id, files=len(paths)))
+        return ok(await run_in_threadpool(queries.job, self.settings, job_id), 202)
+
+    async def conversation_job(self, request: Request, me: Principal) -> Response:
+        own = conversation_acl(me.user_id, str(request.path_params["conversation"]))
+        try:
+            job_id = int(request.path_params["job_id"])
+        except ValueError as exc:
+            raise BadRequest("job id must be a number") from exc
+        found = await run_in_threadpool(queries.job, self.settings, job_id)
+        if found is None or found["acl"] != [own]:
+            raise NotFound(f"no job {job_id} in this conversation")
+        return ok(found)
+
     async def save_uploads(self, uploads: list[UploadFile]) -> list[str]:
         """Each upload under LORE_HOME/uploads/<random>/<its name>, refused whole when one is over the limit."""
         limit = int(self.settings.max_file_mb * 1_000_000)
@@ -400,8 +436,9 @@ async def sse_answer(console: Console, run: Callable[[TokenSink | None], Answer]
             return
         else:
             done = value.as_json()
+            numbered = [{"number": c.number, "uri": c.uri, "title": c.title} for c in value.citations]
             done["passages"] = await run_in_threadpool(
-                queries.cited_passages, console.settings, done["citations"], value.chunk_ids, asker
+                queries.cited_passages, console.settings, numbered, value.chunk_ids, asker
             )
             done["latency_ms"] = value.latency_ms
             yield sse("done", done)
@@ -419,6 +456,8 @@ def routes(console: Console) -> list[Route]:
         Route("/answers/{answer_id}/regenerate", g(console, api.regenerate), methods=["POST"]),
         Route("/answers/{answer_id}/compare", g(console, api.compare), methods=["POST"]),
         Route("/answers/{answer_id}/critique", g(console, api.critique), methods=["POST"]),
+        Route("/conversations/{conversation}/files", g(console, api.conversation_files), methods=["POST"]),
+        Route("/conversations/{conversation}/jobs/{job_id}", g(console, api.conversation_job), methods=["GET"]),
         Route("/ingest", g(console, api.ingest, admin=True), methods=["POST"]),
         Route("/jobs/{job_id}", g(console, api.get_job, admin=True), methods=["GET"]),
         Route("/documents/{document_id}/delete", g(console, api.delete_document, admin=True), methods=["POST"]),

@@ -7,6 +7,8 @@ channels they are a member of); the local admin of `lore console` and LORE_ADMIN
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,15 @@ class Console:
         self.templates.env.filters["href"] = safe_href
         self.pending: set[asyncio.Future[Any]] = set()  # answers still being written for a reader who left
 
-    def asker(self, principal: Principal, *, channel: str | None = None) -> Asker:
-        """The principal asking as in a DM with Lore; with `channel`, as in that channel (a member only)."""
+    def asker(self, principal: Principal, *, channel: str | None = None, conversation: str | None = None) -> Asker:
+        """The principal asking as in a DM with Lore; with `channel`, as in that channel (a member only); with
+        `conversation`, also seeing the files dropped into that conversation of theirs."""
         asker = dm_asker(self.settings, principal.user_id, surface=SURFACE)
+        if conversation:
+            own = conversation_acl(principal.user_id, conversation)
+            return Asker(
+                user_id=principal.user_id, is_dm=True, member_channels=[*asker.member_channels, own], surface=SURFACE
+            )
         if channel:
             if channel not in asker.member_channels:
                 raise AuthError(f"you are not a member of channel {channel}", 403)
@@ -61,6 +69,18 @@ class Console:
         )
         response.headers.update(SECURITY_HEADERS)
         return response
+
+
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def conversation_acl(user_id: str, conversation: str) -> str:
+    """The ACL entry of the files dropped into one console conversation: its user's and that conversation's alone
+    (another user sending the same conversation id gets another entry), so they answer there and nowhere else."""
+    if not CONVERSATION_ID.fullmatch(conversation):
+        raise AuthError("conversation must be 16-64 letters, digits, - or _", 400)
+    digest = hashlib.sha256(f"{user_id}\x00{conversation}".encode()).hexdigest()[:32]
+    return f"web-conversation:{digest}"
 
 
 def safe_href(uri: str) -> str:

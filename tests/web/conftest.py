@@ -34,6 +34,10 @@ QUESTION = "What is the launch codename of Project Nightjar?"
 PUBLIC_URI = "https://wiki.example.com/nightjar"
 MEMBER, OUTSIDER, ADMIN = "U0MEMBER", "U0OUTSIDER", "U0ADMIN"
 CLIENT_ID, CLIENT_SECRET = "1234.5678", "console-tests-client-secret"
+# A file dropped into one console conversation: answers there may use it, nowhere else.
+ATTACHED_CODE = "BUDGET-7781"
+ATTACHED = f"# Nightjar budget\n\nThe Nightjar budget for next year is 1.2 million euros, code {ATTACHED_CODE}.\n"
+BUDGET_QUESTION = "What is the Nightjar budget code?"
 
 
 def leaked(text: str) -> list[str]:
@@ -72,6 +76,9 @@ def echo_context(body: dict[str, Any]) -> str:
     """A scripted model that answers from the context it was given: the canary it saw, else the public page."""
     prompt = json.dumps(body.get("messages", []))
     seen = [canary for canary, _ in CANARIES.values() if canary in prompt]
+    if ATTACHED_CODE in prompt:  # cite the source that holds it, by its number in the prompt
+        found = re.search(r'<source id=\\"(\d+)\\"[^<]*?Nightjar budget', prompt)
+        return f"The Nightjar budget code is {ATTACHED_CODE} [{found.group(1) if found else 1}]."
     if seen:
         return f"The launch codename is {seen[0]} [1]."
     if float(body.get("temperature") or 0) > 0.5:  # Regenerate samples hotter: a second, different answer

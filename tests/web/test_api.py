@@ -16,6 +16,9 @@ from lore.db import raw_connection
 from lore.tokens import create_token
 from tests.web.conftest import (
     ADMIN,
+    ATTACHED,
+    ATTACHED_CODE,
+    BUDGET_QUESTION,
     CANARIES,
     MEMBER,
     OUTSIDER,
@@ -296,3 +299,36 @@ def test_an_upload_over_the_size_limit_is_refused_and_nothing_is_queued(
         assert not any((kb.home / "uploads").glob("*/*")) if (kb.home / "uploads").exists() else True
     finally:
         running.service.stop()
+
+
+def test_files_dropped_into_a_conversation_answer_there_only(
+    console: Console, kb: Settings, celery_worker: object
+) -> None:
+    member = console.bearer(create_token(kb, user_id=MEMBER).token)
+    outsider = console.bearer(create_token(kb, user_id=OUTSIDER).token)
+    conversation = "c0nversation-0123456789"
+    files = {"files": ("budget.md", ATTACHED.encode(), "text/markdown")}
+    job = member.post(f"/api/v1/conversations/{conversation}/files", files=files).json()
+    assert job["status"] in ("queued", "running", "done") and job["acl"][0].startswith("web-conversation:")
+
+    def done() -> bool:
+        found = member.get(f"/api/v1/conversations/{conversation}/jobs/{job['id']}").json()
+        assert found["status"] != "failed", found
+        return found["status"] == "done"
+
+    from harness.polling import wait_until
+
+    wait_until(done, timeout=120, what="the conversation's ingest job")
+    there = member.post("/api/v1/ask", json={"question": BUDGET_QUESTION, "conversation": conversation}).json()
+    assert ATTACHED_CODE in there["answer"] and there["citations"][0]["title"] == "Nightjar budget"
+    # Not in another conversation, not outside one, not for another user with the same conversation id.
+    elsewhere = [
+        member.post("/api/v1/ask", json={"question": BUDGET_QUESTION, "conversation": "other-conversation-0001"}),
+        member.post("/api/v1/ask", json={"question": BUDGET_QUESTION}),
+        outsider.post("/api/v1/ask", json={"question": BUDGET_QUESTION, "conversation": conversation}),
+        member.get("/api/v1/search", params={"q": BUDGET_QUESTION}),
+        outsider.get(f"/api/v1/conversations/{conversation}/jobs/{job['id']}"),
+    ]
+    assert [r.status_code for r in elsewhere] == [200, 200, 200, 200, 404]
+    assert all(ATTACHED_CODE not in r.text for r in elsewhere)
+    assert member.post("/api/v1/conversations/bad id!/files", files=files).status_code in (400, 404)

@@ -14,7 +14,16 @@ from harness.openai_server import FakeOpenAI
 from harness.slack_api import FakeSlack
 from lore.config import Settings
 from lore.db import raw_connection
-from tests.web.conftest import QUESTION, Console, console_env, echo_context, start_console
+from tests.web.conftest import (
+    ATTACHED,
+    ATTACHED_CODE,
+    BUDGET_QUESTION,
+    QUESTION,
+    Console,
+    console_env,
+    echo_context,
+    start_console,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -143,7 +152,33 @@ def test_console_end_to_end_in_a_browser(live: Console, browser: Any, kb: Settin
     assert "•••••• (set)" in page.inner_text("#config")  # SLACK_BOT_TOKEN and the client secret, masked
     assert "xoxb-console-tests" not in page.content() and "console-tests-client-secret" not in page.content()
     shot(page, "settings")
+
+    drop_a_file_into_the_conversation(page, live)
     context.close()
+
+
+def drop_a_file_into_the_conversation(page: Any, live: Console) -> None:
+    """Drag and drop a file onto the conversation, then ask about it: the answer uses it; Knowledge never shows it."""
+    page.goto(f"{live.url}/console/ask")
+    transfer = page.evaluate_handle(
+        """(text) => { const dt = new DataTransfer();
+                       dt.items.add(new File([text], "budget.md", {type: "text/markdown"})); return dt; }""",
+        ATTACHED,
+    )
+    page.dispatch_event("section.ask", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector(".attachment[data-status=done]", timeout=120_000)
+    assert "Attached budget.md" in page.inner_text(".attachment")
+    page.fill("#question", BUDGET_QUESTION)
+    page.press("#question", "Enter")
+    page.wait_for_selector(".turn .actions:not([hidden])", timeout=60_000)
+    assert ATTACHED_CODE in page.inner_text(".turn .answer .text")
+    assert page.inner_text(".turn .citations li") == "Nightjar budget"
+    page.click(".turn button.cite")  # whatever its number, [n] opens the passage it cites
+    assert ATTACHED_CODE in page.inner_text("dialog#passage .text")
+    page.click("dialog#passage form button")
+    shot(page, "ask-attachment")
+    page.goto(f"{live.url}/console/knowledge?q=Nightjar+budget+code")
+    assert ATTACHED_CODE not in page.inner_text("main") and "Nightjar budget" not in page.inner_text("#documents")
 
 
 def upload_and_find(page: Any, live: Console) -> None:

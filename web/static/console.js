@@ -22,6 +22,9 @@ async function getJson(path) {
 
 // -- answers ---------------------------------------------------------------------------------------------
 
+// This page's conversation: files dropped here are searched for its questions only (and only for this user).
+const conversation = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+
 // Reads a server-sent event stream from a POST; calls onEvent(name, data) for each event.
 async function readEvents(response, onEvent) {
   const reader = response.body.getReader();
@@ -84,6 +87,7 @@ function renderCitations(list, passages) {
   list.textContent = "";
   for (const passage of passages) {
     const item = document.createElement("li");
+    item.value = passage.number;  // the number the answer's text cites it by
     const open = document.createElement("button");
     open.className = "link citation";
     open.textContent = passage.title || passage.uri;
@@ -173,7 +177,7 @@ async function regenerate(turn, original) {
     pair.append(column);
     return { column, text, choose };
   });
-  const fresh = await streamAnswer(`/api/v1/answers/${original.answer_id}/regenerate`, {}, columns[1].text);
+  const fresh = await streamAnswer(`/api/v1/answers/${original.answer_id}/regenerate`, { conversation }, columns[1].text);
   if (!fresh) return;
   const ids = [original.answer_id, fresh.answer_id];
   columns.forEach(({ choose }, i) => {
@@ -205,12 +209,54 @@ function setupAsk() {
     const button = document.getElementById("ask-button");
     button.disabled = true;
     try {
-      const final = await streamAnswer("/api/v1/ask", { question }, turn.querySelector(".answer .text"));
+      const final = await streamAnswer("/api/v1/ask", { question, conversation }, turn.querySelector(".answer .text"));
       if (final) setupTurn(turn, final);
     } finally {
       button.disabled = false;
       input.focus();
     }
+  });
+}
+
+// Files dropped on the conversation (or chosen with Attach) are indexed for it; their job's progress shows inline.
+async function attach(files) {
+  if (!files.length) return;
+  const line = document.createElement("p");
+  line.className = "attachment";
+  line.textContent = `Attaching ${Array.from(files, (f) => f.name).join(", ")}…`;
+  document.getElementById("conversation").append(line);
+  const data = new FormData();
+  for (const file of files) data.append("files", file);
+  const response = await post(`/api/v1/conversations/${conversation}/files`, data);
+  let job = await response.json();
+  if (!response.ok) {
+    line.textContent = `Not attached: ${job.error}`;
+    line.classList.add("error");
+    return;
+  }
+  while (job.status !== "done" && job.status !== "failed") {
+    line.textContent = `Indexing ${job.sources.map((s) => s.split("/").pop()).join(", ")}… ${Math.round(job.progress * 100)}%`;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    job = await getJson(`/api/v1/conversations/${conversation}/jobs/${job.id}`);
+  }
+  const names = job.sources.map((s) => s.split("/").pop()).join(", ");
+  const errors = (job.errors || []).map((e) => e.error).join("; ");
+  line.dataset.status = job.status;
+  line.textContent = errors ? `Not attached: ${errors}` : `Attached ${names}: ask about it in this conversation.`;
+  if (errors) line.classList.add("error");
+}
+
+function setupAttachments() {
+  const zone = document.querySelector(".ask");
+  const input = document.getElementById("attach-input");
+  if (!zone || !input) return;
+  input.addEventListener("change", () => { attach(input.files); input.value = ""; });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dropping"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dropping"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dropping");
+    attach(event.dataTransfer.files);
   });
 }
 
@@ -309,6 +355,7 @@ async function setupHealth() {
 
 document.addEventListener("DOMContentLoaded", () => {
   setupAsk();
+  setupAttachments();
   setupKnowledge();
   setupHealth();
 });
