@@ -5,8 +5,9 @@ Each figure is a fresh process, as a user or a supervisor starts it (the databas
 page cache warm: one untimed run of each path first):
 - `lore search QUERY --json`: wall time, CPU time and peak RSS;
 - `lore ask QUESTION --json` in search-only mode (no chat model configured): the same;
-- an answer process of `lore serve` (bot/pool.py's `_child_main`, run as the pool runs it): seconds from the
-  process's start to its "ready" message (imports, Slack client, embedder loaded and warmed up);
+- an answer process of `lore serve` (bot/pool.py's `_child_main`, run as the pool runs it but at normal
+  priority): seconds from the process's start to its "ready" message (imports, Slack client, embedder loaded
+  and warmed up);
 - ingest throughput: passages of the Python docs (chunked as `lore ingest` chunks them) per second through
   each embedder, model loaded beforehand, in batches of LORE_EMBED_BATCH.
 The old path is the same code with lore.embeddings.LocalEmbedder replaced by sentence-transformers on the same
@@ -65,6 +66,10 @@ if what == "cli":
 else:
     import multiprocessing
     from bot.pool import _child_main
+
+    # A real answer process lowers its priority to 19; on a shared machine that would time the other
+    # processes' load rather than the start's own work (and both paths would wait alike).
+    os.nice = lambda increment: 0
     from lore.config import get_settings
 
     ours, theirs = multiprocessing.Pipe()
