@@ -25,7 +25,7 @@ from lore.db import DatabaseError
 @click.option("--max-steps", type=click.IntRange(1), help="Training steps at most (default: one epoch).")
 @click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True, help="Pairs per training step.")
 @click.option(
-    "--minutes", type=click.FloatRange(0, min_open=True), default=15.0, show_default=True, help="Training time budget."
+    "--minutes", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True, help="Training time budget."
 )
 @click.option("--include-private", is_flag=True, help="Train on private channels' passages and answers too.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"model","pairs","seconds","before","after","activated"}.')
