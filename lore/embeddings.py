@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lore.config import Settings, get_settings
+from lore.logs import kv
 from lore.models import EMBEDDING_DIM
 
 if TYPE_CHECKING:
@@ -140,6 +142,7 @@ class OnnxEmbedder(BatchingEmbedder):
             if self._model is None:
                 from lore import onnx_embedder
 
+                started = time.perf_counter()
                 home = self.home if self.home is not None else get_settings().home
                 fingerprint = onnx_embedder.cached_fingerprint(self.model_dir, home)
                 path = onnx_embedder.ensure_onnx(
@@ -149,6 +152,8 @@ class OnnxEmbedder(BatchingEmbedder):
                 self._model = onnx_embedder.load_onnx_model(
                     self.model_dir, path, fingerprint=fingerprint, rebuild=rebuild, threads=self.threads
                 )
+                seconds = round(time.perf_counter() - started, 3)
+                log.info(kv("embedder_loaded", model=self.name, runtime="onnxruntime", file=path, seconds=seconds))
             return self._model
 
     def _encode(self, texts: list[str]) -> np.ndarray:
