@@ -116,6 +116,9 @@ def prepare_home(args: argparse.Namespace, env: dict[str, str]) -> tuple[Path, b
     if args.kb:
         if not (args.kb / "pgdata").is_dir():
             raise SystemExit(f"{args.kb} is not a LORE_HOME with a knowledge base (no pgdata)")
+        env["LORE_HOME"] = str(args.kb)
+        upgrade = [sys.executable, "-m", "lore.cli", "db", "upgrade"]  # a copy made before the latest migrations
+        subprocess.run(upgrade, env=env, check=True, capture_output=True, cwd=REPO)
         return args.kb, False
     home = Path(tempfile.mkdtemp(prefix="lore-cold-start-"))
     env["LORE_HOME"] = str(home)
@@ -166,7 +169,8 @@ def chunk_count(env: dict[str, str]) -> int:
     result = subprocess.run(
         [sys.executable, "-m", "lore.cli", "status", "--json"], env=env, capture_output=True, text=True, cwd=REPO
     )
-    return int(json.loads(result.stdout)["tables"]["chunks"]) if result.returncode == 0 else -1
+    tables = json.loads(result.stdout).get("tables") if result.returncode == 0 else None
+    return int(tables["chunks"]) if tables else -1
 
 
 def measure(env: dict[str, str], rounds: int) -> dict[str, dict[str, list[dict[str, float]]]]:
