@@ -236,6 +236,9 @@ def test_critiques_and_document_removal(console: Console, kb: Settings) -> None:
     with raw_connection(kb) as conn:
         name, questions, results = conn.execute("SELECT name, questions, results FROM eval_runs").fetchone()
     assert (name, questions, [r["mode"] for r in results]) == ("corrections", 1, ["vector", "fulltext", "hybrid"])
+    export = pages.get("/console/feedback/export", params={"format": "openai-sft"})
+    assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
+    assert pages.get("/console/feedback/export", params={"format": "pickle"}).status_code == 404
     outsider = console.bearer(create_token(kb, user_id=OUTSIDER).token)
     assert outsider.post(f"/api/v1/documents/{document_id}/delete").status_code == 403
     removed = console.bearer().post(f"/api/v1/documents/{document_id}/delete")
