@@ -11,10 +11,17 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
   PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
-- Reciprocal rank fusion (k=60) of the two ranked lists, the full-text list weighted FULLTEXT_WEIGHT; then two
-  bounded adjustments: the chunk's query-independent `boost` (in the statement) and the feedback memory
-  (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this process
-  once the candidates are back.
+- Reciprocal rank fusion (k=60) of the two ranked lists, where how much the full-text list counts follows the
+  question (`FUSION`, `fusion_for`). A question that names an identifier or quotes a string (module.attr,
+  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) asks for exact words, which
+  only full text matches: its list keeps the weight 0.7. A natural-language question's words are ordinary words
+  that many passages use loosely, so its list weighs 0.1: enough to break near ties, too little to push the passages
+  found by meaning out of the top 5. Two more signals were fitted and left at zero because they did not
+  generalise from the questions they were fitted on to the held-out ones: the share of the question's words that
+  are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading path holding the question's
+  distinctive words (bench/fusion.py, docs/benchmarks.md). Then two bounded adjustments: the chunk's
+  query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar past
+  questions about the candidates' documents, computed in this process once the candidates are back.
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
@@ -25,10 +32,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,13 +54,6 @@ log = logging.getLogger(__name__)
 
 MODES = SEARCH_MODES
 RRF_K = 60
-# In hybrid mode the full-text list counts less than the vector list in the fusion. At equal weight, on the whole
-# Python 3.11 docs (13,373 chunks), loosely matching full-text passages pushed relevant ones out of the top 5
-# (hybrid fell below vector search alone in recall@5). 0.5 and 0.7 were measured with and without the
-# frequent-word filter (_MATCH) on the Python docs, bench/learning.py and the handbook; 0.7 keeps the handbook's
-# keyword question ("which UDP port does WireGuard use") on the passage that names the port, and with the filter
-# it does as well as 0.5 elsewhere. docs/benchmarks.md, Retrieval quality.
-FULLTEXT_WEIGHT = 0.7
 # chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
 # it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
 # A query-independent prior from votes (each chunk's vote score in this bound) was measured on bench/learning.py
@@ -187,24 +189,34 @@ FROM chunks WHERE acl && %(acl)s::text[]
 ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
 
 
+# The share of the question's distinctive lexemes (`%(wanted)s`: not frequent in the corpus) that a candidate's
+# heading path (document title > section) holds. Computed for the candidates only, and not at all when the
+# heading bonus is off (the CASE folds away on the statement's own values).
+_HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)s::text[]) > 0 THEN
+    (SELECT count(*) FROM unnest(%(wanted)s::text[]) w
+     WHERE w = ANY(tsvector_to_array(to_tsvector('english', c.heading))))::float8
+    / cardinality(%(wanted)s::text[]) ELSE 0 END)"""
+
+
 def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k): the feedback memory's
     adjustments of the candidates' documents are added afterwards, in Python (`search_scored`). Hybrid and
-    full-text statements rank by fused score plus the chunk's boost; vector mode returns the scan's rows for
+    full-text statements rank by fused score (the full-text list weighted `%(ftw)s`, the heading bonus
+    `%(heading)s`: see `fusion_for`) plus the chunk's boost; vector mode returns the scan's rows for
     `_vector_rows` to rank."""
     if mode == "vector":
         return _VECTOR_SQL
     vec = _vector_cte(with_acl=True) if mode == "hybrid" else _EMPTY_VEC
-    fts_weight = FULLTEXT_WEIGHT if mode == "hybrid" else 1.0
     return f"""WITH {vec}, {_FULLTEXT_CTE},
 fused AS (
     SELECT id, sum(w / ({RRF_K} + rank))::double precision AS rrf, bool_or(is_fts) AS is_fts
-    FROM (SELECT id, rank, 1.0 AS w, false AS is_fts FROM vec
-          UNION ALL SELECT id, rank, {fts_weight}, true FROM fts) u
+    FROM (SELECT id, rank, 1.0::float8 AS w, false AS is_fts FROM vec
+          UNION ALL SELECT id, rank, %(ftw)s::float8, true FROM fts) u
     GROUP BY id
 )
 SELECT {_SELECT_HIT},
-       f.rrf + LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND}) AS score,
+       f.rrf + %(heading)s::float8 * {_HEADING_SHARE}
+         + LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND}) AS score,
        1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts
 FROM fused f
 JOIN chunks c ON c.id = f.id
@@ -246,16 +258,23 @@ SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples
 FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = s.schemaname::regnamespace
 WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' AND s.attname = 'tsv'
 """
-# (pid, database url) -> (when read, the frequent lexemes separated by spaces, as the statement takes them):
-# one read of the statistics per process and interval.
-_frequent: dict[tuple[int, str], tuple[float, str]] = {}
 
 
-def _frequent_lexemes(settings: Settings) -> str:
-    """The lexemes too common to make a passage a full-text candidate alone (FREQUENT_SHARE), from the column
-    statistics PostgreSQL keeps for chunks.tsv (none before the table was first analyzed: then every word of a
-    question counts, as it always did). One string, split on spaces in SQL (a lexeme has none): as a text[]
-    parameter, a few hundred of them cost 0.17 ms more per search to send."""
+class CorpusWords(NamedTuple):
+    """What PostgreSQL's statistics of chunks.tsv say about words (all empty before the first ANALYZE)."""
+
+    frequent: str  # the lexemes too common to make a candidate alone, separated by spaces, as the statement takes them
+    shares: dict[str, float]  # lexeme -> share of the passages using it, for the most common lexemes
+    floor: float  # the smallest share listed: a lexeme not listed is rarer than this
+
+
+_NO_WORDS = CorpusWords("", {}, 0.0)
+# (pid, database url) -> (when read, the words): one read of the statistics per process and interval.
+_frequent: dict[tuple[int, str], tuple[float, CorpusWords]] = {}
+
+
+def _corpus_words(settings: Settings) -> CorpusWords:
+    """The corpus's word statistics, read at most once every FREQUENT_TTL_S (see CorpusWords)."""
     key = (os.getpid(), database_url(settings))
     now = time.monotonic()
     cached = _frequent.get(key)
@@ -265,22 +284,128 @@ def _frequent_lexemes(settings: Settings) -> str:
         row = _connection(settings).execute(_FREQUENT_SQL).fetchone()
     except psycopg.OperationalError:
         _discard(settings)  # the search itself reconnects (or reports the database unreachable)
-        return ""
+        return _NO_WORDS
     except psycopg.Error as exc:  # statistics this role may not read: every word counts, as before
         log.warning("event=frequent_words_unavailable error=%s", type(exc).__name__)
         row = None
-    lexemes = ""
+    words = _NO_WORDS
     if row is not None and row[0] is not None:
         elements, shares, rows = row
-        lexemes = " ".join(
+        # the shares end with 3 summary values: zip stops at the last element
+        listed = {str(lexeme): float(share) for lexeme, share in zip(elements, shares, strict=False)}
+        frequent = " ".join(
             sorted(
-                str(lexeme)
-                for lexeme, share in zip(elements, shares, strict=False)  # the shares end with 3 summary values
+                lex
+                for lex, share in listed.items()
                 if share > FREQUENT_SHARE and share * float(rows) > FREQUENT_MIN_CHUNKS
             )
         )
-    _frequent[key] = (now, lexemes)
-    return lexemes
+        words = CorpusWords(frequent, listed, min(listed.values(), default=0.0))
+    _frequent[key] = (now, words)
+    return words
+
+
+def _frequent_lexemes(settings: Settings) -> str:
+    """The lexemes too common to make a passage a full-text candidate alone (FREQUENT_SHARE), from the column
+    statistics PostgreSQL keeps for chunks.tsv (none before the table was first analyzed: then every word of a
+    question counts, as it always did). One string, split on spaces in SQL (a lexeme has none): as a text[]
+    parameter, a few hundred of them cost 0.17 ms more per search to send."""
+    return _corpus_words(settings).frequent
+
+
+# What makes a question want full text: a token shaped like code or a quoted string (module.attr, snake_case,
+# ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError). All-capital words count only from six
+# letters (SIGWINCH, PYTHONMALLOC): shorter ones (JSON, UUID, ASCII) are as often plain words of a question.
+_IDENTIFIER = re.compile(
+    r"""
+      (?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?![\w.])   # dotted.name
+    | \b[A-Za-z0-9]+_[A-Za-z0-9_]+\b                        # snake_case, ENV_VAR, O_NONBLOCK
+    | \b__\w+__\b                                          # __dunder__
+    | \b[A-Z]?[a-z0-9]+(?:[A-Z][a-z0-9]*)+\b                # CamelCase, camelCase
+    | \b[A-Z]{2,}[a-z]{2,}\w*                               # HTTPStatus
+    | (?<![\w-])--?[A-Za-z][\w-]*                           # -X, --flag
+    | \b[A-Z][A-Z0-9]{5,}\b                                 # SIGWINCH, PYTHONHASHSEED
+    | \b\w+\(\)                                             # call()
+    | `[^`]+`|"[^"]{2,}"|'[^'\s]{2,}[^']*'                  # quoted
+    | \b[A-Z]\w*(?:Error|Exception|Warning)\b               # exception names
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class QueryProfile:
+    """What the fusion reads from a question's text (the rest comes from the corpus statistics)."""
+
+    identifiers: tuple[str, ...]  # the tokens shaped like code or quoted strings
+
+
+def query_profile(query: str) -> QueryProfile:
+    return QueryProfile(tuple(m.group(0) for m in _IDENTIFIER.finditer(query)))
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """The few numbers of query-aware fusion (see the module docstring; fitted by bench/fusion.py)."""
+
+    natural: float = 0.1  # full-text weight of a natural-language question
+    identifier: float = 0.7  # full-text weight of a question that names an identifier or quotes a string
+    rare: float = 0.0  # added to the weight per share of the question's words that are rare in the corpus
+    rare_below: float = 0.002  # a word is rare when fewer than this share of the passages use it
+    heading_weight: float = 0.0  # bonus, in rank-1 RRF units, for a heading that holds all the distinctive words
+    heading_max_share: float = FREQUENT_SHARE  # words more common than this say nothing in a heading
+
+    def rare_share(self, lexemes: Sequence[str], shares: dict[str, float], floor: float) -> float:
+        """The share of the question's lexemes used by fewer than `rare_below` of the passages (a lexeme the
+        statistics do not list is rarer than the least common one they do: `floor`). Without statistics (a table
+        never analyzed) nothing is known to be rare: 0."""
+        if not lexemes or not shares:
+            return 0.0
+        return sum(1 for lex in lexemes if shares.get(lex, floor) < self.rare_below) / len(lexemes)
+
+    def fulltext_weight(self, profile: QueryProfile, rare_share: float) -> float:
+        return (self.identifier if profile.identifiers else self.natural) + self.rare * rare_share
+
+
+# The parameters in use, fitted on the TUNE half of the question sets by bench/fusion.py (docs/benchmarks.md).
+FUSION = FusionParams()
+
+
+def lexeme_shares(settings: Settings) -> dict[str, Any]:
+    """{"shares": {lexeme: share of passages}, "floor": smallest share listed} (bench/fusion.py replays with it)."""
+    words = _corpus_words(settings)
+    return {"shares": words.shares, "floor": words.floor}
+
+
+class Fusion(NamedTuple):
+    """One hybrid search's fusion: the full-text list's weight, and the heading bonus with the lexemes it looks for."""
+
+    ftw: float  # weight of the full-text list's 1 / (RRF_K + rank) against the vector list's
+    heading: float  # added score for a candidate whose heading path holds every lexeme of `wanted`
+    wanted: list[str]  # the question's lexemes that are not frequent in the corpus
+
+
+_FULLTEXT_ONLY = Fusion(1.0, 0.0, [])
+_LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
+
+
+def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = None) -> Fusion:
+    """How this question's full-text and vector lists are fused (FUSION, or `params`): its lexemes come from
+    PostgreSQL's own parser (one short statement), their shares from the cached column statistics."""
+    params = params or FUSION
+    profile = query_profile(query)
+    if not params.rare and not params.heading_weight:  # the question's words are not needed: no statement
+        return Fusion(params.fulltext_weight(profile, 0.0), 0.0, [])
+    words = _corpus_words(settings)
+    try:
+        row = _connection(settings).execute(_LEXEMES_SQL, (query,), prepare=True).fetchone()
+    except psycopg.OperationalError:
+        _discard(settings)  # the search itself reconnects (or reports the database unreachable)
+        row = None
+    lexemes = [str(lex) for lex in row[0]] if row is not None else []
+    weight = params.fulltext_weight(profile, params.rare_share(lexemes, words.shares, words.floor))
+    wanted = [lex for lex in lexemes if words.shares.get(lex, words.floor) <= params.heading_max_share]
+    return Fusion(weight, params.heading_weight / (RRF_K + 1), wanted)
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -321,6 +446,7 @@ def search_scored(
     params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
     if mode != "vector":
         params["frequent"] = _frequent_lexemes(settings)
+        params.update(fusion_for(settings, query)._asdict() if mode == "hybrid" else _FULLTEXT_ONLY._asdict())
     sql = build_query(mode=mode)
     while True:
         # The HNSW candidate list: at least the rows asked for, and twice k, which keeps a deep search's recall

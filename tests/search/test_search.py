@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lore.config import Settings
@@ -259,11 +261,15 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
     assert (fetched != []) == (planted > 0)  # embeddings only when some pair needs an exact comparison
 
 
-def test_hybrid_fusion_weighs_the_full_text_list_by_fulltext_weight(db: Settings, kb: dict[str, int]) -> None:
-    """A hybrid score is the vector list's 1 / (RRF_K + rank) plus FULLTEXT_WEIGHT times the full-text list's
-    (each list's ranks as the single-mode searches report them, no boosts here): the full-text list counts less."""
+def test_hybrid_fusion_weighs_the_full_text_list_by_the_questions_weight(
+    db: Settings, kb: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hybrid score is the vector list's 1 / (RRF_K + rank) plus the question's full-text weight times the
+    full-text list's (each list's ranks as the single-mode searches report them; no boosts, and here no heading
+    bonus): for a natural question the full-text list counts less."""
     import lore.search
 
+    monkeypatch.setattr(lore.search, "FUSION", dataclasses.replace(lore.search.FUSION, heading_weight=0.0))
     question = "roll back a failed deploy of the API"
     modes = {
         mode: {h.hit.chunk_id: h.hit.score for h in search_scored(db, question, k=30, mode=mode, use_feedback=False)}
@@ -272,7 +278,7 @@ def test_hybrid_fusion_weighs_the_full_text_list_by_fulltext_weight(db: Settings
     both = set(modes["vector"]) & set(modes["fulltext"]) & set(modes["hybrid"])
     only_vector = (set(modes["vector"]) & set(modes["hybrid"])) - set(modes["fulltext"])
     assert both and only_vector, "the question must match some passages by both signals and some by meaning only"
-    weight = lore.search.FULLTEXT_WEIGHT
+    weight = lore.search.fusion_for(db, question).ftw
     assert 0 < weight < 1
     for chunk in both:
         expected = modes["vector"][chunk] + weight * modes["fulltext"][chunk]
