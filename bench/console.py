@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,8 @@ def _home(given: Path | None) -> Path:
         return given
     home = Path(tempfile.mkdtemp(prefix="lore-console-bench-")) / "home"
     if (SHARED_KB.parent / "READY").exists():
-        shutil.copytree(SHARED_KB, home, symlinks=True)
+        # cp -a, not shutil: the data directory must keep its owner (the embedded server's own user under root).
+        subprocess.run(["cp", "-a", str(SHARED_KB), str(home)], check=True)
     return home
 
 
