@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -55,6 +56,7 @@ def main() -> None:
     from lore.agent import _retrieve, search_only_text
     from lore.agent_tools import SourceBook
     from lore.config import get_settings
+    from lore.db import stop_embedded
     from lore.migrations import upgrade_database
     from lore.prompts import search_only_answer
     from lore.search import embed_query
@@ -84,6 +86,9 @@ def main() -> None:
         if args.show:
             mark = "ok " if contains_answer(texts["new"], row["answer"]) else "MISS"
             print(f"{mark} {row['query']}\n{quoted_text(texts['new'])}\n")
+    stop_embedded(settings)
+    if not args.home:
+        shutil.rmtree(home, ignore_errors=True)
     n = len(rows)
     print(f"{n} handbook questions, k={settings.answer_k}; new answer built in p50 {statistics.median(took):.0f} ms")
     print("| answer | shows the answer | words shown (median) | answers with table pipes or ** |")
