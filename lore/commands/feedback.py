@@ -89,9 +89,7 @@ def vote(answer_id: int, value: str, user_id: str, as_json: bool) -> None:
 
 
 @feedback.command("export")
-@click.option(
-    "--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS)
-)
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="JSONL file (default: stdout).")
 @click.option("--eval-fraction", type=float, default=0.0, show_default=True, help="Share of threads held out for eval.")
 @click.option(
