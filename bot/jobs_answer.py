@@ -68,7 +68,7 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
     if job.auto and not confident(state, job.question, asker):
         log.info(kv("auto_answer_skipped", channel=job.channel_id, ts=job.thread_ts))
         return  # auto mode stays silent rather than guess
-    extra_sources = thread_sources(state, client, job, asker)
+    extra_sources = thread_sources(state, client, job)
     answer = answer_in_thread(
         state,
         client,
@@ -101,7 +101,7 @@ def confident(state: BotState, question: str, asker: Asker) -> bool:
     return best is not None and best >= state.settings.auto_answer_min_similarity
 
 
-def thread_sources(state: BotState, client: WebClient, job: AnswerJob, asker: Asker) -> list[Any]:
+def thread_sources(state: BotState, client: WebClient, job: AnswerJob) -> list[Any]:
     """The passages of the thread's files closest to the question; a line in the thread for each file that
     could not be read. Never fatal: the answer then uses what could be read, and the knowledge base."""
     if not job.files and not job.history_before_ts:
