@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    from lore.cli import upgrade_database
+    from lore.migrations import upgrade_database
 
     upgrade_database(settings)
     add_document(
