@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.embedder_pairs import (
@@ -18,6 +20,8 @@ from lore.embeddings import get_embedder
 from tests.finetune.helpers import add_answer, build_kb, vote
 
 
+# Training, ONNX export and embedding on 2 shared cores: minutes under load.
+@pytest.mark.timeout(1200)
 def test_pseudo_questions_come_from_headings_identifiers_definitions_and_sentences(db: Settings) -> None:
     build_kb(db)
     with raw_connection(db) as conn:  # a private page's passages are not trained on unless asked
@@ -59,6 +63,8 @@ def _question(stem: str, *, held_out: bool) -> str:
     raise AssertionError("no variant on that side")
 
 
+# Training, ONNX export and embedding on 2 shared cores: minutes under load.
+@pytest.mark.timeout(1200)
 def test_feedback_pairs_respect_what_each_signal_means(db: Settings) -> None:
     uris = build_kb(db)
     embed = get_embedder(db).embed

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lore.config import Settings
 from lore.db import raw_connection
@@ -58,6 +59,8 @@ def _consistent(line: dict, queries: dict[str, np.ndarray], passages: dict[int, 
     return all(abs(float(passages[cid] @ q) - sim) < 2e-3 for cid, sim in line["hits"])
 
 
+# Training, ONNX export and embedding on 2 shared cores: minutes under load.
+@pytest.mark.timeout(1200)
 def test_a_switch_is_atomic_for_searches_in_another_process(
     db: Settings, celery_worker: object, tmp_path: Path
 ) -> None:

@@ -19,6 +19,8 @@ from lore.finetune_embedder import Options, finetune_embedder
 from tests.finetune.helpers import build_kb, perturbed_model
 
 
+# Training, ONNX export and embedding on 2 shared cores: minutes under load.
+@pytest.mark.timeout(1200)
 def test_a_short_training_run_saves_a_model_that_loads_and_embeds(db: Settings, tmp_path: Path) -> None:
     uris = build_kb(db)
     eval_file = tmp_path / "held_out.jsonl"
@@ -56,6 +58,8 @@ def test_a_short_training_run_saves_a_model_that_loads_and_embeds(db: Settings, 
     assert state in ([], [(None, 0)])  # nothing was switched
 
 
+# Training, ONNX export and embedding on 2 shared cores: minutes under load.
+@pytest.mark.timeout(1200)
 def test_activation_refuses_a_model_that_is_worse_on_held_out_questions(
     db: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
