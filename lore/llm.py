@@ -59,12 +59,17 @@ def get_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel | None
         "stream_usage": True,
         "max_tokens": settings.max_answer_tokens,
     }
-    if is_local_server(settings.openai_base_url):
-        # Small local models fall into loops; llama.cpp's server honours both penalties (OpenAI's own models
-        # are left as their provider tunes them).
-        options["frequency_penalty"] = LOCAL_FREQUENCY_PENALTY
-        options["extra_body"] = {"repeat_penalty": LOCAL_REPEAT_PENALTY}
     options.update(overrides)
+    if is_local_server(settings.openai_base_url):
+        # Small local models fall into loops; llama.cpp's server honours both penalties (OpenAI's own models are
+        # left as their provider tunes them). The client sends the cap as `max_completion_tokens`, which
+        # llama.cpp's server does not read: it gets `max_tokens` too.
+        options.setdefault("frequency_penalty", LOCAL_FREQUENCY_PENALTY)
+        options["extra_body"] = {
+            "repeat_penalty": LOCAL_REPEAT_PENALTY,
+            "max_tokens": options["max_tokens"],
+            **options.get("extra_body", {}),
+        }
     return ChatOpenAI(**options)
 
 

@@ -50,11 +50,12 @@ def test_the_completion_cap_and_local_penalties_reach_the_model(monkeypatch: pyt
     local = get_chat_model(Settings(_env_file=None))  # type: ignore[call-arg]
     assert local is not None
     params = local._default_params  # type: ignore[attr-defined]
-    assert params["max_tokens"] == 321 and params["frequency_penalty"] > 0
-    assert params["extra_body"]["repeat_penalty"] > 1
+    assert params["max_completion_tokens"] == 321 and params["frequency_penalty"] > 0
+    # llama.cpp's server reads max_tokens, not the client's max_completion_tokens.
+    assert params["extra_body"] == {"repeat_penalty": pytest.approx(1.15), "max_tokens": 321}
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real-000000000000")
     hosted = get_chat_model(Settings(_env_file=None))  # type: ignore[call-arg]
     assert hosted is not None
     hosted_params = hosted._default_params  # type: ignore[attr-defined]
-    assert hosted_params["max_tokens"] == 321 and "extra_body" not in hosted_params
+    assert hosted_params["max_completion_tokens"] == 321 and "extra_body" not in hosted_params
