@@ -8,7 +8,7 @@ private channel: the selective-filter case. Queries are fresh points around rand
 Measured in the same run, on the same table:
 - anchor: bare `SELECT id FROM chunks ORDER BY embedding <=> q LIMIT 10` (pgvector defaults, ef_search 40);
 - its recall@10 against exact search (numpy) for several hnsw.ef_search values;
-- Lore's vector mode (`lore.search.search_scored`: ACL filter, boosts, feedback CTE, collapse) and hybrid mode;
+- Lore's vector mode (`lore.search.search_scored`: ACL filter, feedback memory, collapse) and hybrid mode;
 - the selective ACL filter: Lore's vector mode (iterative index scan) vs the bare query with the same filter
   and no iterative scan.
 
@@ -259,7 +259,7 @@ def run(
 
     times, results = timed(lambda i: lore(i, mode="vector"), n)
     vector_p50 = p(times, 50)
-    lines.append(f"| Lore vector mode (ACL filter, boosts, feedback memory, collapse) | {vector_p50:.2f} | "
+    lines.append(f"| Lore vector mode (ACL filter, feedback memory, collapse) | {vector_p50:.2f} | "
                  f"{p(times, 99):.2f} | {recall(results, truth_public):.3f} |")  # fmt: skip
     times, results = timed(lambda i: lore(i, mode="vector", feedback=False), n)
     lines.append(f"| Lore vector mode without the feedback memory (`use_feedback=False`) | {p(times, 50):.2f} | "
@@ -269,7 +269,7 @@ def run(
                  f"{p(times, 99):.2f} | {recall(results, truth_private):.3f} |")  # fmt: skip
     times, _ = timed(lambda i: lore(i, mode="hybrid"), n)
     hybrid_p50 = p(times, 50)
-    lines.append(f"| Lore hybrid mode (HNSW + full text, RRF, boosts, feedback memory) | {hybrid_p50:.2f} | "
+    lines.append(f"| Lore hybrid mode (HNSW + full text, RRF, feedback memory) | {hybrid_p50:.2f} | "
                  f"{p(times, 99):.2f} | - |")  # fmt: skip
     times, _ = timed(lambda i: lore(i, mode="fulltext"), n)
     lines.append(f"| Lore full-text mode | {p(times, 50):.2f} | {p(times, 99):.2f} | - |")

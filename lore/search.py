@@ -1,4 +1,4 @@
-"""Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and boosts.
+"""Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and feedback.
 
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
@@ -19,9 +19,10 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   found by meaning out of the top 5. Two more signals were fitted and left at zero because they did not
   generalise from the questions they were fitted on to the held-out ones: the share of the question's words that
   are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading path holding the question's
-  distinctive words (bench/fusion.py, docs/benchmarks.md). Then two bounded adjustments: the chunk's
-  query-independent `boost` (in the statement) and the feedback memory (lore.feedback_memory) of similar past
-  questions about the candidates' documents, computed in this process once the candidates are back.
+  distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded adjustment: the feedback memory
+  (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this process
+  once the candidates are back. Votes act there, for similar questions only: a query-independent prior from
+  votes helps no question and costs the others (docs/benchmarks.md).
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
@@ -54,11 +55,6 @@ log = logging.getLogger(__name__)
 
 MODES = SEARCH_MODES
 RRF_K = 60
-# chunks.boost is clamped to this in the query: about the RRF gap between rank 1 and rank 10. Lore never writes
-# it (0 unless an operator sets it in SQL): votes act through the feedback memory, for similar questions only.
-# A query-independent prior from votes (each chunk's vote score in this bound) was measured on bench/learning.py
-# in session 6: no gain on the voted questions, MRR -0.056 on the untouched ones (docs/benchmarks.md).
-BOOST_BOUND = 0.004
 # Cosine similarity above which two retrieved chunks count as the same passage.
 NEAR_DUPLICATE_COSINE = 0.97
 # A word is frequent, and does not by itself make a passage a full-text candidate (_MATCH), when more than this
@@ -184,7 +180,7 @@ _SELECT_HIT = """c.id, c.document_id, c.uri, c.title, c.heading, c.text, c.text_
 # scored in Python (`_vector_rows`): no join, window or sort around the scan, which cost a third of the
 # statement's time.
 _VECTOR_SQL = """SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize(embedding),
-       boost, embedding <=> %(qvec)s AS dist
+       embedding <=> %(qvec)s AS dist
 FROM chunks WHERE acl && %(acl)s::text[]
 ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
 
@@ -202,7 +198,7 @@ def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k): the feedback memory's
     adjustments of the candidates' documents are added afterwards, in Python (`search_scored`). Hybrid and
     full-text statements rank by fused score (the full-text list weighted `%(ftw)s`, the heading bonus
-    `%(heading)s`: see `fusion_for`) plus the chunk's boost; vector mode returns the scan's rows for
+    `%(heading)s`: see `fusion_for`); vector mode returns the scan's rows for
     `_vector_rows` to rank."""
     if mode == "vector":
         return _VECTOR_SQL
@@ -215,8 +211,7 @@ fused AS (
     GROUP BY id
 )
 SELECT {_SELECT_HIT},
-       f.rrf + %(heading)s::float8 * {_HEADING_SHARE}
-         + LEAST(GREATEST(c.boost, -{BOOST_BOUND}), {BOOST_BOUND}) AS score,
+       f.rrf + %(heading)s::float8 * {_HEADING_SHARE} AS score,
        1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts
 FROM fused f
 JOIN chunks c ON c.id = f.id
@@ -225,19 +220,10 @@ ORDER BY score DESC, c.id"""
 
 def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The HNSW scan's rows in the layout of the other modes, scored as their fusion would score a single
-    list: 1 / (RRF_K + rank by distance) plus the bounded boost. The iterative scan (relaxed_order) may return
-    rows slightly out of order, so they are ranked again here; without boosts that rank is already the order."""
-    ranked = sorted(rows, key=lambda r: (r[9], r[0]))
-    out = []
-    boosted = False
-    for rank, row in enumerate(ranked, start=1):
-        boost = float(row[8])
-        boosted = boosted or boost != 0.0
-        score = 1.0 / (RRF_K + rank) + min(max(boost, -BOOST_BOUND), BOOST_BOUND)
-        out.append((*row[:8], score, 1.0 - float(row[9]), False))
-    if boosted:
-        out.sort(key=lambda r: (-r[8], r[0]))
-    return out
+    list: 1 / (RRF_K + rank by distance). The iterative scan (relaxed_order) may return rows slightly out of
+    order, so they are ranked again here."""
+    ranked = sorted(rows, key=lambda r: (r[8], r[0]))
+    return [(*row[:8], 1.0 / (RRF_K + rank), 1.0 - float(row[8]), False) for rank, row in enumerate(ranked, start=1)]
 
 
 def _feedback_index(settings: Settings) -> FeedbackIndex:

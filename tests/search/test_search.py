@@ -1,4 +1,4 @@
-"""Hybrid search on a real PostgreSQL+pgvector: each mode, the permission filter, boosts and duplicates."""
+"""Hybrid search on a real PostgreSQL+pgvector: each mode, the permission filter and duplicates."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.search import BOOST_BOUND, NEAR_DUPLICATE_COSINE, RRF_K, SearchError, hybrid_search, search_scored
+from lore.search import NEAR_DUPLICATE_COSINE, RRF_K, SearchError, hybrid_search, search_scored
 from lore.types import Asker
 from tests.search.conftest import CANARY, PRIVATE_CHANNEL
 
@@ -65,17 +65,6 @@ def test_feedback_term_is_zero_without_votes(db: Settings, kb: dict[str, int]) -
     without = search_scored(db, "VPN from home", k=5, use_feedback=False)
     assert with_feedback and all(s.feedback == 0.0 for s in with_feedback)
     assert [(s.hit.chunk_id, s.hit.score) for s in with_feedback] == [(s.hit.chunk_id, s.hit.score) for s in without]
-
-
-def test_chunk_boost_moves_a_score_by_a_bounded_amount(db: Settings, kb: dict[str, int]) -> None:
-    before = {h.chunk_id: h.score for h in hybrid_search(db, "laptop holidays manager", k=10, mode="vector")}
-    with raw_connection(db) as conn:
-        conn.execute("UPDATE chunks SET boost = 1000 WHERE heading = 'Laptop'")
-    after = {h.chunk_id: h.score for h in hybrid_search(db, "laptop holidays manager", k=10, mode="vector")}
-    with raw_connection(db) as conn:
-        row = conn.execute("SELECT id FROM chunks WHERE heading = 'Laptop'").fetchone()
-    assert row is not None
-    assert after[row[0]] - before[row[0]] == pytest.approx(BOOST_BOUND, abs=1e-6)
 
 
 def test_identical_passages_are_collapsed(db: Settings, kb: dict[str, int]) -> None:
