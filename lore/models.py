@@ -99,8 +99,6 @@ class Chunk(Base):
     # Copied from the document too, so a vector search reads each hit from its index scan row alone.
     uri: Mapped[str] = mapped_column(Text, nullable=False)
     title: Mapped[str] = mapped_column(Text, nullable=False)
-    # Query-independent adjustment from feedback (bounded by lore.feedback).
-    boost: Mapped[float] = mapped_column(Float, nullable=False, server_default=sql("0"))
 
     __table_args__ = (
         UniqueConstraint("document_id", "ord"),
