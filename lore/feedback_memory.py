@@ -25,8 +25,8 @@ document by more than that bound.
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
-are compared with the query: usually a handful, where comparing all of them was a product over the whole
-matrix on every search (memory-bound: 0.35 ms for 4,252 questions here, and growing with the feedback).
+are compared with the query: usually a handful, where comparing all of them would be a memory-bound product
+over the whole matrix on every search, growing with the feedback.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class FeedbackIndex:
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     row = conn.execute(_VERSION).fetchone()
                     version = int(row[0]) if row else 0
-                    # Binary: as real[] every float became a Python object (223 ms for 1,664 answers, now 25 ms).
+                    # Binary: as real[], every float would become a Python object (ten times slower to load).
                     # A connection with Lore's vector loaders (the search connection) hands over arrays; one
                     # without them, pgvector's binary form, which _load decodes all at once.
                     rows = conn.cursor(binary=True).execute(_LOAD).fetchall()
@@ -238,7 +238,7 @@ class FeedbackIndex:
         else:
             matrix = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         # The evidence grouped by document, as plain lists: a search reads a few dozen entries, for which Python
-        # beats numpy's per-call overhead (measured in the search loop: 207 vs 330 us per search).
+        # beats numpy's per-call overhead.
         evidence: dict[int, tuple[list[int], list[float]]] = {}
         for row, (_, _, documents, weights) in enumerate(rows):
             for document, weight in zip(documents, weights, strict=True):
@@ -310,9 +310,9 @@ class _Memory(NamedTuple):
 @functools.cache
 def _single_threaded_blas() -> None:
     """Run numpy's BLAS on one thread in a process that searches. A matrix-vector product this small gains
-    nothing from BLAS threads, and their spinning after each call took the cores from PostgreSQL (measured:
-    6.6 ms of CPU per 4.7 ms search). Limiting it per call re-resolves the libraries each time (~0.5 ms), so it
-    is set once; nothing in a searching process needs BLAS threads (torch keeps its own pool)."""
+    nothing from BLAS threads, and their spinning after each call takes the cores from PostgreSQL. Limiting it
+    per call re-resolves the libraries each time, so it is set once; nothing in a searching process needs BLAS
+    threads (the embedder runs on ONNX Runtime's own pool)."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
