@@ -31,14 +31,23 @@ from lore.logs import kv
 log = logging.getLogger(__name__)
 
 HNSW_INDEX = "ix_chunks_embedding_hnsw"
-# The indexes a bulk load drops and rebuilds (building each once is far cheaper than updating it per row),
-# written exactly as lore/models.py declares them (Alembic compares them).
-BULK_INDEXES = {
-    HNSW_INDEX: f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)"
-    " WITH (m = 16, ef_construction = 64)",
-    "ix_chunks_tsv": "CREATE INDEX IF NOT EXISTS ix_chunks_tsv ON chunks USING gin (tsv)",
-    "ix_chunks_acl": "CREATE INDEX IF NOT EXISTS ix_chunks_acl ON chunks USING gin (acl)",
-}
+
+
+def _bulk_indexes() -> dict[str, str]:
+    """The indexes a bulk load drops and rebuilds (building each once is far cheaper than updating it per row),
+    compiled from their one definition in lore/models.py."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
+    from lore.models import Base
+
+    wanted = (HNSW_INDEX, "ix_chunks_tsv", "ix_chunks_acl")
+    indexes = {str(ix.name): ix for ix in Base.metadata.tables["chunks"].indexes}
+    dialect = postgresql.dialect()
+    return {name: str(CreateIndex(indexes[name], if_not_exists=True).compile(dialect=dialect)) for name in wanted}
+
+
+BULK_INDEXES = _bulk_indexes()
 BULK_MIN_ROWS = 2000
 _BULK_LOCK_KEY = 0x4C4F5245  # "LORE": one bulk load at a time
 COPY_CHUNKS = (
