@@ -48,6 +48,7 @@ from lore.config import Settings
 from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
+from lore.logs import kv
 from lore.models import PUBLIC
 from lore.types import SEARCH_MODES, Asker, Hit
 
@@ -272,7 +273,7 @@ def _corpus_words(settings: Settings) -> CorpusWords:
         _discard(settings)  # the search itself reconnects (or reports the database unreachable)
         return _NO_WORDS
     except psycopg.Error as exc:  # statistics this role may not read: every word counts, as before
-        log.warning("event=frequent_words_unavailable error=%s", type(exc).__name__)
+        log.warning(kv("frequent_words_unavailable", error=type(exc).__name__))
         row = None
     words = _NO_WORDS
     if row is not None and row[0] is not None:
@@ -615,7 +616,7 @@ def _embeddings(settings: Settings, ids: list[int]) -> dict[int, np.ndarray]:
         rows = _connection(settings).cursor(binary=True).execute(sql, (ids,), prepare=True).fetchall()
     except psycopg.OperationalError as exc:
         _discard(settings)
-        log.warning("event=near_duplicate_check_failed error=%s", type(exc).__name__)
+        log.warning(kv("near_duplicate_check_failed", error=type(exc).__name__))
         return {}
     out = {}
     for chunk_id, vector in rows:

@@ -84,5 +84,5 @@ def test_statistics_that_cannot_be_read_leave_every_word_counting(
     monkeypatch.setattr(lore.search, "_FREQUENT_SQL", "SELECT * FROM no_such_statistics")
     got = _fulltext(db, "widget zeppelin")
     assert set(widgets["widget"]) & set(got)
-    assert "event=frequent_words_unavailable" in caplog.text
+    assert "frequent_words_unavailable error=" in caplog.text
     assert _fulltext(db, "widget zeppelin")  # the search connection is still usable
