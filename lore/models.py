@@ -90,6 +90,8 @@ class Chunk(Base):
     # sha256 of the text: identical text is embedded once and its vector reused.
     text_hash: Mapped[str] = mapped_column(Text, nullable=False)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    # The next embedder's vectors while a switch re-embeds (lore.embedder_registry); NULL otherwise.
+    embedding_next: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed("to_tsvector('english'::regconfig, heading || ' ' || text)", persisted=True),
@@ -134,6 +136,8 @@ class Answer(Base):
     private: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
     question: Mapped[str] = mapped_column(Text, nullable=False)
     question_embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
+    # The next embedder's vector of the question while a switch re-embeds (lore.embedder_registry).
+    question_embedding_next: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     answer: Mapped[str] = mapped_column(Text, nullable=False)
     model: Mapped[str] = mapped_column(Text, nullable=False)
     # The exact messages the model saw (system prompt, fenced context, history, question).
@@ -274,6 +278,45 @@ class Critique(Base):
     __table_args__ = (UniqueConstraint("answer_id", "user_id"),)
 
 
+class EmbedderModel(Base):
+    """A fine-tuned copy of the offline embedder (`lore finetune embedder`): its directory under LORE_HOME and
+    how it fared on held-out questions against the model it would replace."""
+
+    __tablename__ = "embedder_models"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Relative to LORE_HOME (a moved home keeps working).
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    base: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="trained")
+    pairs: Mapped[int] = mapped_column(Integer, nullable=False, server_default=sql("0"))
+    before_mrr: Mapped[float | None] = mapped_column(Float)
+    after_mrr: Mapped[float | None] = mapped_column(Float)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status IN ('trained', 'rejected', 'active', 'retired')", name="status"),)
+
+
+class EmbedderState(Base):
+    """One row: which embedder the stored vectors come from (NULL: the bundled all-MiniLM-L6-v2), a version
+    bumped by every switch (every process's query embedder follows it), and the switch in progress, if any."""
+
+    __tablename__ = "embedder_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    active: Mapped[str | None] = mapped_column(Text, ForeignKey("embedder_models.name"))
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=sql("0"))
+    # The model whose vectors the shadow columns (chunks.embedding_next, ...) hold, while a switch fills them.
+    shadow: Mapped[str | None] = mapped_column(Text)
+    # Set for the last seconds of a switch: processes wait for the flip instead of embedding with the old model.
+    switching_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
 class EvalRun(Base):
     """A run of the console's Eval page: a question set (kept, to run again) evaluated in every search mode."""
 
@@ -347,7 +390,9 @@ class SyncCursor(Base):
 
 
 class ChannelSetting(Base):
-    """Per-channel switches: live indexing of new messages, opting out of feedback collection."""
+    """Per-channel switches: live indexing of new messages, opting out of feedback collection, where Lore answers
+    (`/lore config`: mention, off, auto), the uri prefixes its answers there may draw on, and who is asked when
+    Lore cannot help."""
 
     __tablename__ = "channel_settings"
 
