@@ -35,6 +35,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from harness.bench_env import percentile  # noqa: E402
+
 SHARED_KB = Path("/work/kb/pydocs")
 ANSWERS, VOTES = 100_000, 50_000
 PAGE_BOUND_MS, TOKEN_BOUND_MS = 300.0, 150.0
@@ -118,11 +121,6 @@ def _copy_rows(settings: Any) -> dict[str, int]:
         first = conn.execute("SELECT min(id) FROM answers").fetchone()[0]
         document = docs[0][0] if docs else 0
     return {"answer": int(first), "document": int(document)}
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def _start_console(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -278,10 +276,10 @@ def main() -> None:
 def report_pages(took: dict[str, list[float]], rounds: int) -> bool:
     print(f"\n{ANSWERS:,} answers, {VOTES:,} votes; {rounds} fetches a page, round-robin, after 3 warm-up rounds")
     print("| page | p50 ms | p95 ms | p95 / anchor p95 |\n|---|---:|---:|---:|")
-    anchor = _percentile(took["/healthz (anchor)"], 0.95)
+    anchor = percentile(took["/healthz (anchor)"], 0.95)
     failed = []
     for name, values in took.items():
-        p95 = _percentile(values, 0.95)
+        p95 = percentile(values, 0.95)
         print(f"| {name} | {statistics.median(values):.1f} | {p95:.1f} | {p95 / anchor:.1f} |")
         if p95 >= PAGE_BOUND_MS and name != COLD:
             failed.append(name)
@@ -290,7 +288,7 @@ def report_pages(took: dict[str, list[float]], rounds: int) -> bool:
 
 
 def report_first_token(gaps: list[float]) -> bool:
-    token_p95 = _percentile(gaps, 0.95)
+    token_p95 = percentile(gaps, 0.95)
     print(f"\nfirst token after the model's first word, {len(gaps)} streamed answers (model: one word / 50 ms):")
     print(
         f"p50 {statistics.median(gaps):.1f} ms, p95 {token_p95:.1f} ms, max {max(gaps):.1f} ms (bound {TOKEN_BOUND_MS})"

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.bench_env import isolate  # noqa: E402
 
 
 def quoted_text(answer: str) -> str:
@@ -48,9 +51,7 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print each question's new answer")
     args = parser.parse_args()
     home = args.home.resolve() if args.home else Path(tempfile.mkdtemp(prefix="lore-bench-extract-"))
-    for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
-        del os.environ[name]
-    os.environ.update({"LORE_HOME": str(home), "HF_HUB_OFFLINE": "1", "LORE_LOG_LEVEL": "WARNING"})
+    isolate(home, LORE_LOG_LEVEL="WARNING")
 
     from ingest.pipeline import ingest_sources
     from lore.agent import _retrieve, search_only_text

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.bench_env import isolate  # noqa: E402
 from harness.local_server import free_port  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789abcdef"
@@ -105,8 +106,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="lore-bench-feedback-"))
     port = free_port()
-    for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
-        del os.environ[name]
+    isolate(home)
     os.environ.update(
         {
             "LORE_HOME": str(home),

@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
 import random
 import re
 import shutil
@@ -46,6 +45,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from harness.bench_env import isolate  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
@@ -371,9 +372,7 @@ def quick_pages(questions: list[Question]) -> list[Path]:
 
 @contextlib.contextmanager
 def environment(home: Path) -> Iterator[None]:
-    for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
-        del os.environ[name]
-    os.environ.update({"LORE_HOME": str(home), "HF_HUB_OFFLINE": "1", "LORE_LOG_LEVEL": "WARNING"})
+    isolate(home, LORE_LOG_LEVEL="WARNING")
     yield
 
 

@@ -32,6 +32,10 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness.bench_env import percentile  # noqa: E402
+
 SHARED_KB = Path("/work/kb/pydocs")
 DEFAULT_QUESTIONS = [REPO / "bench" / "eval_python_docs_everyday.jsonl", REPO / "bench" / "eval_python_docs.jsonl"]
 USER = "U0BENCH"
@@ -52,11 +56,6 @@ def _home(given: Path | None) -> Path:
 
 def _questions(files: list[Path]) -> list[str]:
     return [json.loads(line)["query"] for path in files for line in path.read_text().splitlines() if line.strip()]
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 async def _measure(home: Path, questions: list[str], rounds: int) -> dict[str, list[float]]:
@@ -116,7 +115,7 @@ def main() -> None:
     print(f"{len(questions)} questions x {args.rounds} rounds, k={K}, hybrid, knowledge base at {home}")
     print("| search | calls | p50 ms | p90 ms |\n|---|---:|---:|---:|")
     for name, values in took.items():
-        print(f"| {name} | {len(values)} | {statistics.median(values):.2f} | {_percentile(values, 0.9):.2f} |")
+        print(f"| {name} | {len(values)} | {statistics.median(values):.2f} | {percentile(values, 0.9):.2f} |")
     ratio = statistics.median(mcp) / statistics.median(anchor)
     verdict = "PASS" if ratio <= BOUND else "FAIL"
     print(f"\nMCP stdio p50 - in-process p50 = {statistics.median(mcp) - statistics.median(anchor):.2f} ms")

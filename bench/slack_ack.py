@@ -26,11 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-HOME = Path(tempfile.mkdtemp(prefix="lore-bench-ack-"))
-for _name in list(os.environ):
-    if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":
-        del os.environ[_name]
-os.environ.update({"LORE_HOME": str(HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+from harness.bench_env import isolate, percentile  # noqa: E402
+
+HOME = isolate(Path(tempfile.mkdtemp(prefix="lore-bench-ack-")))
 
 import httpx  # noqa: E402
 
@@ -44,11 +42,6 @@ from lore.config import get_settings  # noqa: E402
 
 SECRET = "bench-signing-secret"
 SLACK_TIMEOUT_S = 3.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def fire(

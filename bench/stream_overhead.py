@@ -27,11 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-HOME = Path(tempfile.mkdtemp(prefix="lore-bench-stream-"))
-for _name in list(os.environ):
-    if _name.startswith(("SLACK_", "OPENAI_", "LORE_")) or _name == "DATABASE_URL":
-        del os.environ[_name]
-os.environ.update({"LORE_HOME": str(HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+from harness.bench_env import isolate, percentile  # noqa: E402
+
+HOME = isolate(Path(tempfile.mkdtemp(prefix="lore-bench-stream-")))
 
 import httpx  # noqa: E402
 
@@ -45,11 +43,6 @@ from lore.config import get_settings  # noqa: E402
 SECRET = "bench-signing-secret"
 GOAL_MS = 150.0
 REPLY = "The deploy freeze runs from December 20 to January 3 [1]; hotfixes need a VP's approval and a rollback plan."
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class FirstWords:

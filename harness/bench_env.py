@@ -1,0 +1,21 @@
+"""What every benchmark script starts with: a process environment of its own, and percentiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def isolate(home: Path, **extra: str) -> Path:
+    """Drop the caller's Slack, OpenAI and Lore settings and point LORE_HOME at `home` (offline: no model hub),
+    so that a benchmark measures Lore's defaults and never the operator's deployment."""
+    for name in [n for n in os.environ if n.startswith(("SLACK_", "OPENAI_", "LORE_")) or n == "DATABASE_URL"]:
+        del os.environ[name]
+    os.environ.update({"LORE_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra})
+    return home
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
