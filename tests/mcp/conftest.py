@@ -18,7 +18,21 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from harness.kb import add_document
+from harness.canary_kb import (  # noqa: F401 - the MCP tests import the canary world from here
+    CANARIES,
+    MEMBER,
+    OTHER_CANARY,
+    OTHER_PRIVATE,
+    OUTSIDER,
+    PUBLIC_URI,
+    QUESTION,
+    QUESTION_TWO,
+    SECRET_CANARY,
+    SECRET_CHANNEL,
+    build_canary_kb,
+    leaked,
+    private_uri,
+)
 from harness.openai_server import FakeOpenAI
 from harness.procs import LORE, clean_env, serve_http
 from harness.slack_api import FakeSlack
@@ -28,46 +42,11 @@ from tests.fakes.fixtures import fake_openai  # noqa: F401 - the fixture `served
 REPO = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "mcp-tests-signing-secret-0123456789"
 
-SECRET_CHANNEL = "G0SECRET"  # a private channel
-OTHER_PRIVATE = "C0PRIVTWO"  # another private channel: members of one do not see the other
-CANARIES = {
-    SECRET_CHANNEL: ("CANARY-NIGHTJAR-5521", "The launch codename of Project Nightjar is CANARY-NIGHTJAR-5521."),
-    OTHER_PRIVATE: ("CANARY-PAYROLL-0937", "The payroll vault passphrase for Project Nightjar is CANARY-PAYROLL-0937."),
-}
-SECRET_CANARY = CANARIES[SECRET_CHANNEL][0]
-OTHER_CANARY = CANARIES[OTHER_PRIVATE][0]
-QUESTION = "What is the launch codename of Project Nightjar?"
-QUESTION_TWO = "What is the payroll vault passphrase for Project Nightjar?"
-PUBLIC_URI = "https://wiki.example.com/nightjar"
-MEMBER, OUTSIDER = "U0MEMBER", "U0OUTSIDER"
-
-
-def private_uri(channel: str) -> str:
-    return f"slack://{channel}/p1"
-
-
-def leaked(text: str) -> list[str]:
-    return [canary for canary, _ in CANARIES.values() if canary in text]
-
 
 @pytest.fixture
 def kb(db: Settings, fake_slack: FakeSlack) -> Settings:
     """The canary knowledge base, and a Slack where MEMBER is in SECRET_CHANNEL and OUTSIDER in no private one."""
-    for channel, (_canary, text) in CANARIES.items():
-        add_document(
-            db, uri=private_uri(channel), title=f"{channel} notes", sections=[("Nightjar", text)], acl=[channel]
-        )
-    add_document(
-        db,
-        uri=PUBLIC_URI,
-        title="Project Nightjar",
-        sections=[
-            ("Nightjar", "Project Nightjar is the new mobile app; its public name will be announced in March."),
-            ("Nightjar > Team", "The Nightjar team sits on the third floor and meets on Tuesdays."),
-        ],
-    )
-    fake_slack.private_channels.update(CANARIES)
-    fake_slack.memberships.update({OUTSIDER: ["C0GENERAL"], MEMBER: ["C0GENERAL", SECRET_CHANNEL]})
+    build_canary_kb(db, fake_slack)
     return db
 
 

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.kb import add_document
+from harness.canary_kb import (
+    CANARIES,
+    OTHER_PRIVATE,
+    PUBLIC_SECTIONS,
+    QUESTION,
+    QUESTION_TWO,
+    SECRET_CHANNEL,
+    build_canary_kb,
+    leaked,
+)
 from harness.polling import wait_until
 from harness.slack_api import BOT_USER_ID, FakeSlack
 from harness.slack_signing import app_mention, message
@@ -23,42 +32,15 @@ from lore.cli import main
 from lore.config import Settings
 from tests.bot.conftest import RunningBot, settle
 
-SECRET_CHANNEL = "G0SECRET"  # a private channel
-OTHER_PRIVATE = "C0PRIVTWO"  # another private channel (its own canary: members of one do not see the other)
-CANARIES = {
-    SECRET_CHANNEL: ("CANARY-NIGHTJAR-5521", "The launch codename of Project Nightjar is CANARY-NIGHTJAR-5521."),
-    OTHER_PRIVATE: ("CANARY-PAYROLL-0937", "The payroll vault passphrase for Project Nightjar is CANARY-PAYROLL-0937."),
-}
-QUESTION = "What is the launch codename of Project Nightjar?"
-QUESTION_TWO = "What is the payroll vault passphrase for Project Nightjar?"
-
-
-def _knowledge_base(settings: Settings) -> None:
-    for channel, (_canary, text) in CANARIES.items():
-        uri, title = f"slack://{channel}/p1", f"{channel} notes"
-        add_document(settings, uri=uri, title=title, sections=[("Nightjar", text)], acl=[channel])
-    add_document(
-        settings,
-        uri="https://wiki.example.com/nightjar",
-        title="Project Nightjar",
-        sections=[("Nightjar", "Project Nightjar is the new mobile app; its public name will be announced in March.")],
-    )
-
 
 def _posted(fake: FakeSlack) -> str:
     """Everything the bot sent to Slack (every parameter of every call), as one string."""
     return json.dumps([(c.method, c.params) for c in fake.calls], default=str)
 
 
-def _leaked(text: str) -> list[str]:
-    return [canary for canary, _ in CANARIES.values() if canary in text]
-
-
 @pytest.fixture
 def kb_bot(start_bot: Callable[..., RunningBot], bot_settings: Settings, fake_slack: FakeSlack) -> RunningBot:
-    _knowledge_base(bot_settings)
-    fake_slack.private_channels.update(CANARIES)
-    fake_slack.memberships.update({"U0OUTSIDER": ["C0GENERAL"], "U0MEMBER": ["C0GENERAL", SECRET_CHANNEL]})
+    build_canary_kb(bot_settings, fake_slack, public_sections=PUBLIC_SECTIONS[:1])
     return start_bot(bot_settings, answer_question)
 
 
@@ -102,7 +84,7 @@ def test_no_canary_reaches_anyone_outside_the_private_channels(kb_bot: RunningBo
     _answers_posted(fake_slack, expected)
     settle(1.0)
     posted = _posted(fake_slack)
-    assert _leaked(posted) == []
+    assert leaked(posted) == []
     # They were answered (from the public page), not refused: the check above saw real answers.
     answers = [c["text"] for c in fake_slack.calls_to("chat.postMessage") if "Nightjar" in str(c.get("blocks"))]
     assert len(answers) >= 5 and "mobile app" in posted
@@ -135,7 +117,7 @@ def _cli(*args: str) -> Any:
 
 
 def test_cli_search_and_ask_show_a_channels_documents_only_with_that_channel(db: Settings) -> None:
-    _knowledge_base(db)
+    build_canary_kb(db, public_sections=PUBLIC_SECTIONS[:1])
     secret_canary, other_canary = CANARIES[SECRET_CHANNEL][0], CANARIES[OTHER_PRIVATE][0]
     outside = [
         _cli("search", QUESTION, "--json"),
@@ -144,7 +126,7 @@ def test_cli_search_and_ask_show_a_channels_documents_only_with_that_channel(db:
         _cli("ask", QUESTION, "--json"),
         _cli("ask", QUESTION_TWO, "--json", "--channel", "C0GENERAL"),
     ]
-    assert _leaked(json.dumps(outside)) == []
+    assert leaked(json.dumps(outside)) == []
     assert "mobile app" in json.dumps(outside)
     inside = [_cli("search", QUESTION, "--json", "--channel", SECRET_CHANNEL),
               _cli("ask", QUESTION, "--json", "--channel", SECRET_CHANNEL)]  # fmt: skip

@@ -14,7 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.kb import add_document
+from harness.canary_kb import (  # noqa: F401 - the console tests import the canary world from here
+    CANARIES,
+    MEMBER,
+    OTHER_PRIVATE,
+    OUTSIDER,
+    PUBLIC_URI,
+    QUESTION,
+    SECRET_CHANNEL,
+    build_canary_kb,
+    private_uri,
+)
 from harness.local_server import free_port
 from harness.openai_server import FakeOpenAI
 from harness.polling import wait_until
@@ -24,15 +34,7 @@ from lore.config import Settings
 from tests.fakes.fixtures import fake_openai  # noqa: F401 - the fixtures below use it
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET_CHANNEL = "G0SECRET"
-OTHER_PRIVATE = "C0PRIVTWO"
-CANARIES = {
-    SECRET_CHANNEL: ("CANARY-NIGHTJAR-5521", "The launch codename of Project Nightjar is CANARY-NIGHTJAR-5521."),
-    OTHER_PRIVATE: ("CANARY-PAYROLL-0937", "The payroll vault passphrase for Project Nightjar is CANARY-PAYROLL-0937."),
-}
-QUESTION = "What is the launch codename of Project Nightjar?"
-PUBLIC_URI = "https://wiki.example.com/nightjar"
-MEMBER, OUTSIDER, ADMIN = "U0MEMBER", "U0OUTSIDER", "U0ADMIN"
+ADMIN = "U0ADMIN"
 CLIENT_ID, CLIENT_SECRET = "1234.5678", "console-tests-client-secret"
 # A file dropped into one console conversation: answers there may use it, nowhere else.
 ATTACHED_CODE = "BUDGET-7781"
@@ -46,29 +48,9 @@ def leaked(text: str) -> list[str]:
     return found + [f"title of {c}" for c in CANARIES if f"{c} notes" in text]
 
 
-def private_uri(channel: str) -> str:
-    return f"slack://{channel}/p1"
-
-
 @pytest.fixture
 def kb(db: Settings, fake_slack: FakeSlack) -> Settings:
-    for channel, (_canary, text) in CANARIES.items():
-        add_document(
-            db, uri=private_uri(channel), title=f"{channel} notes", sections=[("Nightjar", text)], acl=[channel]
-        )
-    add_document(
-        db,
-        uri=PUBLIC_URI,
-        title="Project Nightjar",
-        sections=[
-            ("Nightjar", "Project Nightjar is the new mobile app; its public name will be announced in March."),
-            ("Nightjar > Team", "The Nightjar team sits on the third floor and meets on Tuesdays."),
-        ],
-    )
-    fake_slack.private_channels.update(CANARIES)
-    fake_slack.memberships.update(
-        {OUTSIDER: ["C0GENERAL"], MEMBER: ["C0GENERAL", SECRET_CHANNEL], ADMIN: ["C0GENERAL"]}
-    )
+    build_canary_kb(db, fake_slack, more_members={ADMIN: ["C0GENERAL"]})
     return db
 
 
