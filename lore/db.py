@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -27,9 +27,11 @@ from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
-from sqlalchemy import Engine, create_engine, event, text
 
 from lore.config import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded by the code that makes an engine: a search or a CLI start needs none
+    from sqlalchemy import Engine
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,8 @@ def _register_vector(dbapi_conn: Any, _record: Any) -> None:
 
 def get_engine(settings: Settings) -> Engine:
     """One pooled engine per database URL and process (re-created after fork)."""
+    from sqlalchemy import create_engine, event
+
     url = sqlalchemy_url(settings)
     key = f"{os.getpid()}|{url}"
     with _lock:
@@ -374,5 +378,7 @@ def dispose_engines() -> None:
 
 
 def table_counts(settings: Settings, tables: list[str]) -> dict[str, int]:
+    from sqlalchemy import text
+
     with get_engine(settings).connect() as conn:
         return {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()) for t in tables}

@@ -28,7 +28,7 @@ import numpy as np
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.eval import EvalRow
-from lore.models import PUBLIC
+from lore.types import PUBLIC
 
 # Shares held out for evaluation: of the documents (all their pseudo-questions), of the feedback questions.
 DOCUMENT_HOLDOUT = 0.2

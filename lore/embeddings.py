@@ -19,7 +19,7 @@ import numpy as np
 
 from lore.config import Settings, get_settings
 from lore.logs import kv
-from lore.models import EMBEDDING_DIM
+from lore.types import EMBEDDING_DIM
 
 if TYPE_CHECKING:
     from lore.onnx_embedder import OnnxModel

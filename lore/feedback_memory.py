@@ -43,7 +43,7 @@ import psycopg
 
 from lore.config import Settings
 from lore.db import decode_vectors
-from lore.models import EMBEDDING_DIM
+from lore.types import EMBEDDING_DIM
 
 # Nearest past questions (with evidence about the candidates) that count: a flood of similar questions
 # cannot outvote the closest ones.

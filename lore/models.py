@@ -32,12 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# The dimension of the default offline embedder (all-MiniLM-L6-v2). A different embedder must match it:
-# lore.embeddings refuses to write vectors of another size.
-EMBEDDING_DIM = 384
-
-# The ACL entry that makes a document visible everywhere.
-PUBLIC = "public"
+# Defined with the value types so that search loads no ORM; re-exported here, where the tables use them.
+from lore.types import EMBEDDING_DIM as EMBEDDING_DIM
+from lore.types import PUBLIC as PUBLIC
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

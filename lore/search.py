@@ -49,8 +49,7 @@ from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
 from lore.feedback_memory import FeedbackIndex, feedback_index
 from lore.logs import kv
-from lore.models import PUBLIC
-from lore.types import SEARCH_MODES, Asker, Hit
+from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 
 log = logging.getLogger(__name__)
 

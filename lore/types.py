@@ -9,6 +9,11 @@ from typing import Any, NamedTuple
 # Defined here, beside the value types, so that the CLI can offer them as choices without importing search or
 # the exporters.
 SEARCH_MODES = ("vector", "fulltext", "hybrid")
+# The dimension of the default offline embedder (all-MiniLM-L6-v2). A different embedder must match it:
+# lore.embeddings refuses to write vectors of another size.
+EMBEDDING_DIM = 384
+# The ACL entry that makes a document visible everywhere.
+PUBLIC = "public"
 # "eval": retrieval eval cases ({"query", "relevant"} rows for `lore eval retrieval`) from corrections that link
 # to their sources, such as a person's answer marked in an "Ask a human" thread.
 EXPORT_FORMATS = ("trl-sft", "trl-dpo", "trl-kto", "openai-sft", "openai-dpo", "eval")
