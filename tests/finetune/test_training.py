@@ -67,7 +67,7 @@ def test_activation_refuses_a_model_that_is_worse_on_held_out_questions(
 
     def broken_training(pairs: list[Any], corpus: Any, out_dir: Path, options: Options) -> dict[str, Any]:
         perturbed_model(out_dir, scale=3.0)  # weights drowned in noise: retrieval falls apart
-        return {"steps": 0}
+        return {"steps": 0, "seconds": 0.0}
 
     def no_switch(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise AssertionError("a worse model must never be switched to")

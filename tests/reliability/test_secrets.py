@@ -67,7 +67,7 @@ def test_no_secret_in_any_process_output_or_export(
         assert sender.event(app_mention(f"<@{BOT_USER_ID}> when is the on-call handover?", ts="1695000000.000100"))
         body = json.dumps(event_envelope(app_mention("forged", ts="1695000001.000100"))).encode()
         assert sender.post_raw(body, "application/json", secret="guessed").status_code == 401
-        procs.wait_until(lambda: "lore_vote_up" in json.dumps([c.params for c in fake_slack.calls]), timeout=90,
+        procs.wait_until(lambda: "feedback_buttons" in json.dumps([c.params for c in fake_slack.calls]), timeout=90,
                          what="the first answer")  # fmt: skip
         fake_openai.fail(500, times=2)
         sender.event(app_mention(f"<@{BOT_USER_ID}> How do I deploy to production?", ts="1695000002.000100"))
