@@ -27,13 +27,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.bench_env import isolate, percentile  # noqa: E402
+from harness.bench_env import isolate, migrated_with_freeze_page, percentile  # noqa: E402
 
 HOME = isolate(Path(tempfile.mkdtemp(prefix="lore-bench-stream-")))
 
 import httpx  # noqa: E402
 
-from harness.kb import add_document  # noqa: E402
 from harness.local_server import free_port  # noqa: E402
 from harness.openai_server import FakeOpenAI  # noqa: E402
 from harness.slack_api import BOT_USER_ID, FakeSlack  # noqa: E402
@@ -127,15 +126,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    from lore.migrations import upgrade_database
-
-    upgrade_database(settings)
-    add_document(
-        settings,
-        uri="https://handbook.example.com/freeze",
-        title="Deploy freeze",
-        sections=[("Deploy freeze", "The deploy freeze runs from December 20 to January 3; hotfixes need a VP.")],
-    )
+    migrated_with_freeze_page(settings)
     port = free_port()
     overhead: list[float] = []
     end_to_end: list[float] = []

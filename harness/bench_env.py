@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # isolate() runs before anything of Lore's is imported
+    from lore.config import Settings
 
 
 def isolate(home: Path, **extra: str) -> Path:
@@ -19,3 +23,17 @@ def percentile(values: list[float], share: float) -> float:
     """The value below which `share` of the values lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def migrated_with_freeze_page(settings: Settings) -> None:
+    """Migrate the benchmark's database and give it the one page the Slack benchmarks' questions are about."""
+    from harness.kb import add_document
+    from lore.migrations import upgrade_database
+
+    upgrade_database(settings)
+    add_document(
+        settings,
+        uri="https://handbook.example.com/freeze",
+        title="Deploy freeze",
+        sections=[("Deploy freeze", "The deploy freeze runs from December 20 to January 3; hotfixes need a VP.")],
+    )
