@@ -1,7 +1,7 @@
 """Files shared in a Slack thread, read for that thread's answers only: downloaded with the bot token from Slack's
-file host alone, parsed by the ingest parsers, offered to the agent as extra sources cited by file name, and never
-stored (each answer reads the thread's files again, so a deleted file or message, or one past the retention
-period, is simply no longer there). What cannot be read gets one line naming the file."""
+file host alone, parsed by the ingest parsers, offered to the agent as extra sources cited by file name (and page,
+for a PDF), and never stored (each answer reads the thread's files again, so a deleted file or message, or one past
+the retention period, is simply no longer there). What cannot be read gets one line naming the file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,11 +32,19 @@ _CODE = {"python", "javascript", "typescript", "go", "java", "ruby", "shell", "c
 _CODE |= {"py", "js", "ts", "sh", "rb", "rs", "yml", "toml", "kotlin", "swift", "php", "csharp", "scala"}
 
 
+class Passage(NamedTuple):
+    """A piece of a thread's file, as a source: a PDF's passages are per page, each page a source of its own."""
+
+    uri: str  # slack-file:F0123, or slack-file:F0123#page=3 (a PDF viewer's own way to name a page)
+    label: str  # what its citation shows: the file name, and for a PDF the page ("report.pdf, p. 3")
+    text: str
+
+
 @dataclass
 class ThreadFiles:
     """What the thread's files give an answer: passages (extra sources) and one line per file that could not."""
 
-    passages: list[tuple[str, str, str]]  # (uri, file name, text)
+    passages: list[Passage]
     notes: list[str]
 
 
@@ -131,13 +139,15 @@ def read_thread_files(settings: Settings, token: str, entries: list[tuple[float,
                 result.notes.append(f"{name}: not read, {why}.")
                 continue
             assert parse is not None
-            text, error = _download_and_parse(settings, http, token, f, name, parse, min(per_file, budget))
+            pages, error = _download_and_parse(settings, http, token, f, name, parse, min(per_file, budget))
             if error is not None:
                 result.notes.append(f"{name}: not read, {error}.")
                 continue
-            budget -= len(text.encode())
+            budget -= sum(len(text.encode()) for _, text in pages)
             uri = f"slack-file:{f.get('id') or name}"
-            result.passages += [(uri, name, piece) for piece in _passages(text)]
+            for page, text in pages:
+                source = (f"{uri}#page={page}", f"{name}, p. {page}") if page else (uri, name)
+                result.passages += [Passage(*source, piece) for piece in _passages(text)]
     return result
 
 
@@ -149,31 +159,36 @@ def _download_and_parse(
     name: str,
     parse: Callable[..., Any],
     limit: int,
-) -> tuple[str, str | None]:
+) -> tuple[list[tuple[int, str]], str | None]:
+    """The file's text as (page, text) sections (page 0: a format without pages), or why it cannot be read."""
     from ingest.document import RawDocument
 
     url = str(f.get("url_private_download") or f.get("url_private") or "")
     if not allowed_url(settings, url):
         log.warning(kv("thread_file_refused", file=f.get("id"), host=urlsplit(url).hostname))
-        return "", "it is not on Slack's file host, so the bot token was not sent there"
+        return [], "it is not on Slack's file host, so the bot token was not sent there"
     try:
         with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
             if response.status_code != 200:
-                return "", f"the download failed (HTTP {response.status_code})"
+                return [], f"the download failed (HTTP {response.status_code})"
             data = bytearray()
             for piece in response.iter_bytes():
                 data += piece
                 if len(data) > limit:
-                    return "", f"it is larger than the {limit / 1048576:.0f} MB limit"
+                    return [], f"it is larger than the {limit / 1048576:.0f} MB limit"
     except httpx.HTTPError as exc:
-        return "", f"the download failed ({type(exc).__name__})"
+        return [], f"the download failed ({type(exc).__name__})"
     try:
         parsed = parse(RawDocument(uri=name, source=name, source_kind="slack", data=bytes(data), parse=parse))
     except Exception as exc:  # the parsers' SourceError, and whatever a corrupt file makes a library raise
         log.info(kv("thread_file_unparsable", file=f.get("id"), error=f"{type(exc).__name__}: {exc}"))
-        return "", "it is corrupt, password-protected or empty"
-    text = "\n\n".join(b.text for b in parsed.blocks if b.text.strip())
-    return (text, None) if text.strip() else ("", "it has no readable text")
+        return [], "it is corrupt, password-protected or empty"
+    pages: dict[int, list[str]] = {}
+    for block in parsed.blocks:
+        if block.text.strip():
+            pages.setdefault(block.page, []).append(block.text)
+    sections = [(page, "\n\n".join(texts)) for page, texts in pages.items()]
+    return (sections, None) if sections else ([], "it has no readable text")
 
 
 def _passages(text: str) -> list[str]:
@@ -191,12 +206,12 @@ def best_passages(settings: Settings, question: str, files: ThreadFiles) -> list
     if not files.passages:
         return []
     embedder = get_embedder(settings)
-    vectors = embedder.embed([question] + [text for _, _, text in files.passages])
+    vectors = embedder.embed([question] + [passage.text for passage in files.passages])
     scores = vectors[1:] @ vectors[0]
     order = np.argsort(-scores)[:PASSAGES_PER_ANSWER]
     hits = []
     for rank, i in enumerate(order):
-        uri, name, text = files.passages[int(i)]
-        hit = Hit(chunk_id=-(rank + 1), document_id=-1, uri=uri, title=name, heading=name, text=text, score=1.0)
+        uri, label, text = files.passages[int(i)]
+        hit = Hit(chunk_id=-(rank + 1), document_id=-1, uri=uri, title=label, heading=label, text=text, score=1.0)
         hits.append(ScoredHit(hit=hit, similarity=float(scores[int(i)]), fulltext=False, feedback=0.0))
     return hits

@@ -26,6 +26,8 @@ class Block:
     kind: BlockKind
     text: str
     level: int = 0
+    # The page it is on, from 1, in formats that have pages (PDF): what a citation of the passage names.
+    page: int = 0
 
 
 @dataclass

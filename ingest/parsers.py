@@ -316,8 +316,8 @@ def parse_pdf(raw: RawDocument) -> Parsed:
         for number, page in enumerate(reader.pages, start=1):
             text = (page.extract_text() or "").strip()
             if text:
-                blocks.append(Block("heading", f"Page {number}", 2))
-                blocks.append(Block("text", text))
+                blocks.append(Block("heading", f"Page {number}", 2, page=number))
+                blocks.append(Block("text", text, page=number))
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except SourceError:
         raise

@@ -1,6 +1,6 @@
 """Files in the conversation, over real signed HTTP: the thread's files are downloaded with the bot token from
-Slack's file host only, parsed by the ingest parsers and cited by file name in that thread's answers alone, never
-stored; each file that cannot be read gets one line naming it, and the answer uses the rest."""
+Slack's file host only, parsed by the ingest parsers and cited by file name (and page, for a PDF) in that thread's
+answers alone, never stored; each file that cannot be read gets one line naming it, and the answer uses the rest."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from harness.slack_api import BOT_USER_ID, FakeSlack
 from harness.slack_signing import app_mention, message
 from lore.db import raw_connection
 from tests.bot.conftest import RunningBot, ScriptedAnswerer
+from tests.ingest.helpers import make_pdf
 
 ROLLOUT = b"# Rollout\n\nThe rollout window for the payments service is Tuesday 14:00 to 16:00 UTC, never Fridays.\n"
 
@@ -36,12 +37,12 @@ def slack_file(fake: FakeSlack, file_id: str, name: str, *, filetype: str, mimet
     }
 
 
-def _finished_answer(fake: FakeSlack) -> dict[str, Any] | None:
-    """The answer message as it finally stands (posted or updated with its feedback buttons)."""
+def _finished_answer(fake: FakeSlack) -> dict[str, Any]:
+    """The answer message as it finally stands (posted or updated with its feedback buttons); empty until then."""
     for call in fake.calls_to("chat.postMessage") + fake.calls_to("chat.update"):
         if any(b.get("type") == "context_actions" for b in call.get("blocks") or []):
             return call
-    return None
+    return {}
 
 
 def test_files_with_a_question_are_sources_of_that_thread_only(
@@ -128,3 +129,28 @@ def test_files_earlier_in_the_thread_are_read_until_deleted_or_past_retention(
     wait_until(lambda: len(answerer.calls) == 3, timeout=30)
     assert answerer.calls[2]["extra_sources"] == []
     assert fake_slack.calls_to("files.download") and len(fake_slack.calls_to("files.download")) == 1
+
+
+def test_a_pdf_is_cited_by_file_name_and_the_page_the_answer_is_on(
+    bot: RunningBot, fake_slack: FakeSlack, answerer: ScriptedAnswerer
+) -> None:
+    report = make_pdf(
+        ["Quarterly report.", "Revenue grew twelve percent in the third quarter."],
+        ["Operations.", "The rollout window for the payments service is Tuesday 14:00 to 16:00 UTC."],
+        ["People.", "Two engineers joined the platform team in September."],
+    )
+    pdf = slack_file(fake_slack, "F0PDF", "report.pdf", filetype="pdf", mimetype="application/pdf", size=len(report))
+    fake_slack.files[pdf["url_private_download"][pdf["url_private_download"].index("/files-pri/") :]] = report
+    root = _ts()
+    bot.sender.event(app_mention(f"<@{BOT_USER_ID}> when is the rollout window?", ts=root) | {"files": [pdf]})
+    wait_until(lambda: len(answerer.calls) == 1, timeout=30)
+    # Each page is a source of its own, labelled with its page; the closest one (page 2) comes first, as [1].
+    sources = answerer.calls[0]["extra_sources"]
+    assert (sources[0].hit.uri, sources[0].hit.title) == ("slack-file:F0PDF#page=2", "report.pdf, p. 2")
+    assert "Tuesday 14:00" in sources[0].hit.text and "Revenue" not in sources[0].hit.text
+    assert {s.hit.title for s in sources} == {"report.pdf, p. 1", "report.pdf, p. 2", "report.pdf, p. 3"}
+    final = wait_until(lambda: _finished_answer(fake_slack), timeout=30)
+    citations = next(b for b in final["blocks"] if b["type"] == "context")["elements"]
+    assert [c["text"] for c in citations if "report.pdf" in c["text"]] == [
+        "[1] report.pdf, p. 2 (`slack-file:F0PDF#page=2`)"
+    ]

@@ -28,28 +28,31 @@ all words.</p><form action="" method="get"><input type="text" name="q"/></form>
 <div id="search-results"></div></div></body></html>"""
 
 
-def make_pdf(lines: list[str], *, password: str | None = None) -> bytes:
-    """A one-page PDF whose text layer holds `lines` (Helvetica), optionally encrypted."""
+def make_pdf(*pages: list[str], password: str | None = None) -> bytes:
+    """A PDF with one page per list of lines, whose text layer holds those lines (Helvetica), optionally encrypted."""
     writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
     )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
-    ops = ["BT /F1 12 Tf 72 720 Td 14 TL"]
-    for line in lines:
-        escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        ops.append(f"({escaped}) Tj T*")
-    ops.append("ET")
-    stream = DecodedStreamObject()
-    stream.set_data(" ".join(ops).encode("latin-1"))
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    for lines in pages:
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        ops = ["BT /F1 12 Tf 72 720 Td 14 TL"]
+        for line in lines:
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"({escaped}) Tj T*")
+        ops.append("ET")
+        stream = DecodedStreamObject()
+        stream.set_data(" ".join(ops).encode("latin-1"))
+        page[NameObject("/Contents")] = writer._add_object(stream)
     if password is not None:
         writer.encrypt(password)
     buffer = io.BytesIO()

@@ -28,6 +28,12 @@ def test_pdf_pages_become_sections() -> None:
     assert "Hotels up to 180 EUR per night." in chunks[0].text
 
 
+def test_pdf_blocks_know_their_page() -> None:
+    parsed = _parse("policy.pdf", make_pdf(["Travel policy"], ["Hotels up to 180 EUR per night."]))
+    assert [(b.kind, b.page) for b in parsed.blocks] == [("heading", 1), ("text", 1), ("heading", 2), ("text", 2)]
+    assert "Hotels" in parsed.blocks[3].text
+
+
 def test_docx_headings_and_tables() -> None:
     document = docx.Document()
     document.add_heading("Office Guide", level=1)
