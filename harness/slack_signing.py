@@ -62,26 +62,31 @@ class SlackSender:
         return self.post_raw(json.dumps(envelope).encode(), "application/json", **kwargs)
 
     def command(self, command: str, text: str, **fields: Any) -> httpx.Response:
-        form = {
-            "token": "legacy-unused",
-            "team_id": TEAM_ID,
-            "team_domain": "test",
-            "channel_id": "C0GENERAL",
-            "channel_name": "general",
-            "user_id": "U0ASKER",
-            "user_name": "asker",
-            "command": command,
-            "text": text,
-            "api_app_id": API_APP_ID,
-            "response_url": "https://hooks.slack.com/commands/T0TEAM/1/abc",
-            "trigger_id": "1.2.abc",
-            **fields,
-        }
+        form = slash_command(command, text, **fields)
         return self.post_raw(urlencode(form).encode(), "application/x-www-form-urlencoded")
 
     def interaction(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post_raw(body, "application/x-www-form-urlencoded", **kwargs)
+
+
+def slash_command(command: str, text: str, **fields: Any) -> dict[str, Any]:
+    """A slash command's fields, as Slack posts them form-encoded over HTTP (and as the payload in Socket Mode)."""
+    return {
+        "token": "legacy-unused",
+        "team_id": TEAM_ID,
+        "team_domain": "test",
+        "channel_id": "C0GENERAL",
+        "channel_name": "general",
+        "user_id": "U0ASKER",
+        "user_name": "asker",
+        "command": command,
+        "text": text,
+        "api_app_id": API_APP_ID,
+        "response_url": "https://hooks.slack.com/commands/T0TEAM/1/abc",
+        "trigger_id": "1.2.abc",
+        **fields,
+    }
 
 
 def event_envelope(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:

@@ -15,13 +15,16 @@ from tests.bot.conftest import RunningBot, final_message, settle
 from tests.bot.test_feedback import _reaction, _votes
 
 
-def press(bot: RunningBot, answer_id: int, ts: str, kind: str, *, user: str = "U0ASKER") -> None:
+def feedback_press(answer_id: int, ts: str, kind: str, *, user: str, response_url: str) -> dict[str, Any]:
     """A block_actions payload for a feedback_buttons press (the button's value, as Slack sends it back)."""
-    payload = block_action(
-        "lore_feedback", f"{kind}:{answer_id}", message_ts=ts, user=user, response_url=bot.response_url
-    )
+    payload = block_action("lore_feedback", f"{kind}:{answer_id}", message_ts=ts, user=user, response_url=response_url)
     action: dict[str, Any] = payload["actions"][0]
     action.update({"type": "feedback_buttons", "text": {"type": "plain_text", "text": "Good answer"}})
+    return payload
+
+
+def press(bot: RunningBot, answer_id: int, ts: str, kind: str, *, user: str = "U0ASKER") -> None:
+    payload = feedback_press(answer_id, ts, kind, user=user, response_url=bot.response_url)
     assert bot.sender.interaction(payload).status_code == 200
 
 
