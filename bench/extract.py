@@ -55,12 +55,12 @@ def main() -> None:
 
     from ingest.pipeline import ingest_sources
     from lore.agent import _retrieve, search_only_text
-    from lore.agent_tools import SourceBook
     from lore.config import get_settings
     from lore.db import stop_embedded
     from lore.migrations import upgrade_database
     from lore.prompts import search_only_answer
     from lore.search import embed_query
+    from lore.sources import SourceBook
     from lore.types import Asker
 
     settings = get_settings()

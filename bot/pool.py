@@ -130,13 +130,16 @@ def _fixed_mmap_threshold() -> None:
 
 
 def _warm_up(settings: Settings) -> None:
-    """Load the embedder before taking jobs, so that a fresh worker's first answer does not pay for it (seconds)."""
+    """Load the embedder (and, with a chat model configured, the LangChain answer paths) before taking jobs, so
+    that a fresh worker's first answer does not pay for them: the search-only path never imports LangChain."""
     from lore.embeddings import get_embedder
 
     try:
         get_embedder(settings).embed(["warm-up"])
     except Exception:  # a remote embedder that is down: answers report it, one at a time
         log.exception(kv("answer_process_warm_up_failed"))
+    if settings.effective_chat_model is not None:
+        import lore.generate  # noqa: F401  (imported for its cost, paid here rather than by the first answer)
 
 
 @dataclass(eq=False)

@@ -108,3 +108,17 @@ class Answer:
 
 # Receives answer text as it is generated (Slack streaming, terminal chat).
 TokenSink = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """What one answer path produced, before it is recorded as an answers row."""
+
+    text: str
+    model: str
+    messages: list[dict[str, Any]]
+    generated: bool = True
+    knows: bool = True
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

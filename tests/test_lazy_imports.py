@@ -80,10 +80,12 @@ def test_status_and_feedback_stats_load_neither_the_embedder_nor_the_agent_stack
 @pytest.mark.parametrize(
     "command", [("search", "how do I roll back a deploy?", "--json"), ("ask", "how do I roll back a deploy?", "--json")]
 )
-def test_search_and_search_only_ask_embed_without_torch(handbook: Settings, command: tuple[str, ...]) -> None:
+def test_search_and_search_only_ask_load_no_torch_nor_langchain(handbook: Settings, command: tuple[str, ...]) -> None:
     modules = imported_by(*command)
     assert "onnxruntime" in modules and "lore.onnx_embedder" in modules  # the query was embedded, on ONNX Runtime
     assert among(modules, TORCH_STACK) == []
+    # Without a chat model, answering is search-only: LangChain (over a second to import) is never loaded.
+    assert among(modules, ("langchain", "langsmith", "openai")) == []
 
 
 def _mapped_libraries(pid: int) -> str:

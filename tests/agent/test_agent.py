@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from lore.agent import AnswerNotFound, answer_question, attach_slack_message, choose_path
+from lore.agent import AnswerNotFound, answer_question, attach_slack_message
 from lore.config import Settings
 from lore.db import raw_connection
+from lore.generate import choose_path
 from lore.prompts import DONT_KNOW
 from lore.types import Asker, Turn
 from tests.agent.conftest import ScriptedChat, ToolScriptedChat, script, usage
