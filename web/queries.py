@@ -170,11 +170,11 @@ def document(settings: Settings, document_id: int, *, asker: Asker) -> dict[str,
         if row is None:
             return None
         chunks = conn.execute(
-            "SELECT id, ord, heading, text, boost FROM chunks WHERE document_id = %s ORDER BY ord", (document_id,)
+            "SELECT id, ord, heading, text FROM chunks WHERE document_id = %s ORDER BY ord", (document_id,)
         ).fetchall()
     return {
         "id": int(row[0]), "uri": row[1], "title": row[2], "kind": row[3], "root": row[4], "updated_at": _iso(row[5]),
-        "chunks": [{"chunk_id": int(c[0]), "ord": c[1], "heading": c[2], "text": c[3], "boost": c[4]} for c in chunks],
+        "chunks": [{"chunk_id": int(c[0]), "ord": c[1], "heading": c[2], "text": c[3]} for c in chunks],
     }  # fmt: skip
 
 

@@ -239,6 +239,8 @@ def test_critiques_and_document_removal(console: Console, kb: Settings) -> None:
     export = pages.get("/console/feedback/export", params={"format": "openai-sft"})
     assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
     assert pages.get("/console/feedback/export", params={"format": "pickle"}).status_code == 404
+    shown = pages.get(f"/console/knowledge/documents/{document_id}")  # the document with its passages
+    assert shown.status_code == 200 and "Nightjar" in shown.text, shown.text[:500]
     outsider = console.bearer(create_token(kb, user_id=OUTSIDER).token)
     assert outsider.post(f"/api/v1/documents/{document_id}/delete").status_code == 403
     removed = console.bearer().post(f"/api/v1/documents/{document_id}/delete")
