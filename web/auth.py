@@ -5,6 +5,11 @@ console key (LORE_CONSOLE_SECRET, else a random key kept under LORE_HOME, so rep
 CSRF token of a session is an HMAC of its nonce: pages carry it, every POST made with the cookie must send it back
 (header X-CSRF-Token or form field csrf_token). Bearer calls need no CSRF token: a browser never adds that header
 on its own.
+
+Signing in has a CSRF token of its own, before any session exists (login CSRF: another site must not sign a
+visitor in as someone else, whose answers and uploads the visitor would then make): the sign-in page sets a random
+nonce in a SameSite=Strict cookie and carries the nonce's HMAC in its form; a sign-in POST must bring both, and
+one a browser marks as coming from another site (Sec-Fetch-Site) is refused whatever it carries.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from lore.logs import kv
 log = logging.getLogger(__name__)
 
 COOKIE = "lore_session"
+SIGNIN_COOKIE = "lore_signin"
+# Sec-Fetch-Site values of a request another site made the browser send (a subdomain is "same-site").
+FOREIGN_SITES = ("cross-site", "same-site")
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 LOCAL_USER = "local"
@@ -101,6 +109,10 @@ class Keyring:
     def csrf_for(self, nonce: str) -> str:
         return hmac.new(self.key, f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()[:40]
 
+    def signin_csrf(self, nonce: str) -> str:
+        """The sign-in form's token for the pre-session nonce in the browser's SIGNIN_COOKIE."""
+        return hmac.new(self.key, f"signin:{nonce}".encode(), hashlib.sha256).hexdigest()[:40]
+
     def read_session(self, cookie: str) -> Principal:
         payload, _, signature = cookie.partition(".")
         if not payload or not hmac.compare_digest(signature.encode("ascii", "replace"), self._sign(payload).encode()):
@@ -168,3 +180,16 @@ def check_csrf(principal: Principal, request: Request, form: Any = None) -> None
     sent = request.headers.get(CSRF_HEADER) or (str(form.get(CSRF_FIELD) or "") if form is not None else "")
     if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), principal.csrf.encode()):
         raise AuthError("missing or wrong CSRF token: reload the page", 403)
+
+
+def check_signin_csrf(keyring: Keyring, request: Request, form: Any) -> None:
+    """A sign-in POST must come from this site's own sign-in page: the browser does not call it cross-site, and it
+    brings the form token that matches its pre-session cookie. AuthError (403) otherwise."""
+    site = request.headers.get("sec-fetch-site") or ""
+    if site in FOREIGN_SITES:
+        raise AuthError(f"sign-in refused: the request came from another site ({site}); sign in from this page", 403)
+    nonce = request.cookies.get(SIGNIN_COOKIE) or ""
+    sent = str(form.get(CSRF_FIELD) or "")
+    expected = keyring.signin_csrf(nonce).encode() if nonce else b""
+    if not expected or not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected):
+        raise AuthError("sign-in refused: missing or wrong sign-in token; reload this page and sign in again", 403)

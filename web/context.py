@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.templating import Jinja2Templates
 from lore.access import dm_asker
 from lore.config import Settings
 from lore.types import Asker
-from web.auth import AuthError, Keyring, Principal
+from web.auth import SIGNIN_COOKIE, AuthError, Keyring, Principal
 
 HERE = Path(__file__).resolve().parent
 SURFACE = "web"
@@ -34,6 +35,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+SIGNIN_TEMPLATE = "signin.html"
+SIGNIN_NONCE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 
 
 class Console:
@@ -64,10 +68,26 @@ class Console:
     def render(
         self, request: Request, template: str, principal: Principal | None, status: int = 200, **ctx: Any
     ) -> Response:
+        nonce = ""
+        if template == SIGNIN_TEMPLATE:  # its form posts a sign-in: give it the pre-session CSRF token (web.auth)
+            nonce = request.cookies.get(SIGNIN_COOKIE) or ""
+            if not SIGNIN_NONCE.fullmatch(nonce):
+                nonce = secrets.token_urlsafe(24)
+            ctx["signin_csrf"] = self.keyring.signin_csrf(nonce)
         response = self.templates.TemplateResponse(
             request, template, {"me": principal, "settings": self.settings, **ctx}, status_code=status
         )
         response.headers.update(SECURITY_HEADERS)
+        if nonce:
+            response.set_cookie(
+                SIGNIN_COOKIE,
+                nonce,
+                max_age=86400,
+                path="/console",
+                secure=request.url.scheme == "https",
+                httponly=True,
+                samesite="strict",
+            )
         return response
 
 

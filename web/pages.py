@@ -20,7 +20,7 @@ from lore.logs import kv
 from lore.search import SearchError, search_scored
 from lore.types import EXPORT_FORMATS, SEARCH_MODES
 from web import charts, queries, stats
-from web.auth import COOKIE, AuthError, Principal, check_csrf
+from web.auth import COOKIE, AuthError, Principal, check_csrf, check_signin_csrf
 from web.context import SECURITY_HEADERS, Console
 
 log = logging.getLogger(__name__)
@@ -71,22 +71,37 @@ class Pages:
         self.settings = console.settings
 
     async def index(self, request: Request) -> Response:
-        """/console/: `?token=T` signs T's user in; otherwise on to Ask (which asks to sign in if needed)."""
+        """/console/: `?token=T` signs T's user in; otherwise on to Ask (which asks to sign in if needed).
+
+        Only an address the person opened themselves (typed, pasted, opened by `lore console`: Sec-Fetch-Site
+        none) or one this console linked to signs in at once. A link on another site, or a browser that does not
+        say, gets a button to press instead: a page elsewhere must not sign its visitor in as the token's user."""
         token = request.query_params.get("token")
         if token is None:
             return RedirectResponse("/console/ask", status_code=303)
         try:
             me = await run_in_threadpool(self.console.keyring.sign_in_token, token)
         except AuthError as exc:
-            return self.console.render(request, "signin.html", None, status=401, reason=str(exc))
+            return self.console.render(request, "signin.html", None, status=exc.status, reason=str(exc))
+        site = request.headers.get("sec-fetch-site") or ""
+        if site not in ("none", "same-origin"):
+            log.info(kv("console_sign_in_confirm", user=me.user_id, fetch_site=site or "-"))
+            return self.console.render(request, "signin.html", None, confirm=me.user_id, token=token)
         return sign_in(self.console, request, me)
 
     async def signin_form(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=5)
         try:
+            check_signin_csrf(self.console.keyring, request, form)
+        except AuthError as exc:
+            log.warning(
+                kv("console_sign_in_refused", reason="csrf", fetch_site=request.headers.get("sec-fetch-site") or "-")
+            )
+            return self.console.render(request, "signin.html", None, status=exc.status, reason=str(exc))
+        try:
             me = await run_in_threadpool(self.console.keyring.sign_in_token, str(form.get("token") or ""))
         except AuthError as exc:
-            return self.console.render(request, "signin.html", None, status=401, reason=str(exc))
+            return self.console.render(request, "signin.html", None, status=exc.status, reason=str(exc))
         return sign_in(self.console, request, me)
 
     async def signout(self, request: Request) -> Response:

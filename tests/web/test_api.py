@@ -28,7 +28,7 @@ from tests.web.conftest import (
     Console,
     leaked,
 )
-from web.auth import COOKIE, Keyring
+from web.auth import COOKIE, SIGNIN_COOKIE, Keyring
 
 SECRET_CANARY = CANARIES[SECRET_CHANNEL][0]
 
@@ -40,10 +40,15 @@ def count(settings: Settings, table: str) -> int:
     return int(row[0])
 
 
+# What a browser sends for an address the person typed, pasted, or had `lore console` open: a sign-in link signs in
+# at once only then (web.pages.index).
+TYPED = {"Sec-Fetch-Site": "none"}
+
+
 def session(console: Console, token: str | None = None) -> tuple[httpx.Client, str]:
     """A client signed in through /console/?token=…, and the CSRF token its pages carry."""
     client = console.client()
-    response = client.get("/console/", params={"token": token or console.token})
+    response = client.get("/console/", params={"token": token or console.token}, headers=TYPED)
     assert response.status_code == 303, response.text
     assert "token" not in response.headers["location"]
     page = client.get("/console/ask")
@@ -103,7 +108,7 @@ def test_expired_session_and_signature_checked(console: Console, kb: Settings) -
 
 def test_sign_in_sets_a_safe_cookie_and_drops_the_token(console: Console) -> None:
     client = console.client()
-    response = client.get("/console/", params={"token": console.token})
+    response = client.get("/console/", params={"token": console.token}, headers=TYPED)
     assert response.status_code == 303 and response.headers["location"] == "/console/ask"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # plain http on localhost
@@ -111,6 +116,79 @@ def test_sign_in_sets_a_safe_cookie_and_drops_the_token(console: Console) -> Non
     page = client.get("/console/ask")
     assert page.status_code == 200 and 'data-user="local"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def sets_session(response: httpx.Response) -> bool:
+    return any(h.startswith(COOKIE + "=") for h in response.headers.get_list("set-cookie"))
+
+
+def signin_form_token(client: httpx.Client) -> str:
+    """The sign-in page's form token (and, in `client`, the pre-session cookie it goes with)."""
+    page = client.get("/console/signin")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and found and SIGNIN_COOKIE in client.cookies, page.text[:500]
+    return found.group(1)
+
+
+def test_the_sign_in_form_refuses_a_post_it_did_not_serve(console: Console, kb: Settings) -> None:
+    """Login CSRF: a page on another site that posts its author's token to the sign-in form signs nobody in."""
+    attackers = create_token(kb, user_id=OUTSIDER).token
+    victim = console.client()
+    attacker = console.client()
+    attacker_form = signin_form_token(attacker)  # a valid form token, but for the attacker's own browser
+    forged = [
+        victim.post("/console/signin", data={"token": attackers}),  # no form token, no pre-session cookie
+        victim.post("/console/signin", data={"token": attackers, "csrf_token": attacker_form}),  # not this browser's
+    ]
+    form = signin_form_token(victim)  # the victim has the sign-in page open: a cookie of their own
+    forged += [
+        victim.post("/console/signin", data={"token": attackers, "csrf_token": attacker_form}),
+        victim.post("/console/signin", data={"token": attackers, "csrf_token": "0" * 40}),
+        victim.post("/console/signin", data={"token": attackers}),
+        # Even with the right pair, what the browser marks as sent from another site (or a sibling subdomain).
+        victim.post(
+            "/console/signin", data={"token": attackers, "csrf_token": form}, headers={"Sec-Fetch-Site": "cross-site"}
+        ),
+        victim.post(
+            "/console/signin", data={"token": attackers, "csrf_token": form}, headers={"Sec-Fetch-Site": "same-site"}
+        ),
+    ]
+    assert [r.status_code for r in forged] == [403] * len(forged), [r.text[:300] for r in forged]
+    assert not any(sets_session(r) for r in forged)
+    assert all("sign-in refused" in r.text for r in forged)
+    assert victim.get("/console/ask").status_code == 401  # still signed out
+    assert console.service.output().count("console_sign_in_refused reason=csrf") >= len(forged)
+    # The form the console served, posted from its own page, signs in.
+    mine = victim.post(
+        "/console/signin", data={"token": console.token, "csrf_token": form}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert mine.status_code == 303 and sets_session(mine)
+    assert 'data-user="local"' in victim.get("/console/ask").text
+
+
+def test_a_sign_in_link_from_elsewhere_asks_before_signing_in(console: Console, kb: Settings) -> None:
+    """/console/?token=T opened from another site's link (or by a browser that does not say where from) shows
+    whose token it is and a button, and signs nobody in until it is pressed."""
+    attackers = create_token(kb, user_id=OUTSIDER).token
+    for site in ("cross-site", "same-site", None):
+        victim = console.client()
+        page = victim.get("/console/", params={"token": attackers}, headers={"Sec-Fetch-Site": site} if site else {})
+        assert page.status_code == 200 and not sets_session(page), page.text[:500]
+        assert f'id="signin-as">{OUTSIDER}<' in page.text
+        assert victim.get("/console/ask").status_code == 401
+    pressed = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert pressed
+    signed = victim.post(
+        "/console/signin",
+        data={"token": attackers, "csrf_token": pressed.group(1)},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert signed.status_code == 303 and sets_session(signed)
+    assert f'data-user="{OUTSIDER}"' in victim.get("/console/ask").text
+    # Typed, pasted or opened by `lore console` (none), or linked from the console itself: at once, as before.
+    for site in ("none", "same-origin"):
+        direct = console.client().get("/console/", params={"token": console.token}, headers={"Sec-Fetch-Site": site})
+        assert direct.status_code == 303 and sets_session(direct)
 
 
 def test_post_with_the_session_needs_the_csrf_token(console: Console, kb: Settings) -> None:

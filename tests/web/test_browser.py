@@ -260,3 +260,36 @@ def test_bad_sign_ins_in_a_browser(live: Console, browser: Any) -> None:
     response = page.goto(f"{live.url}/console/feedback")
     assert response is not None and response.status == 401 and "invalid session" in page.inner_text("#signin-reason")
     context.close()
+
+
+def test_another_site_cannot_sign_a_visitor_in_as_someone_else(live: Console, browser: Any, kb: Settings) -> None:
+    """Login CSRF, as the browser itself would do it: a page elsewhere posts its author's token to the sign-in form
+    (refused), or links to /console/?token= with it (a page that says whose token it is, and a button)."""
+    from lore.tokens import create_token
+    from tests.web.conftest import OUTSIDER
+
+    attackers = create_token(kb, user_id=OUTSIDER).token
+    evil = "http://evil.example/"
+    html = f"""<form id="f" method="post" action="{live.url}/console/signin">
+      <input name="token" value="{attackers}"></form>
+      <a id="link" href="{live.url}/console/?token={attackers}">a link</a>
+      <script>if (location.hash === "#post") document.getElementById("f").submit();</script>"""
+    context = browser.new_context(viewport={"width": 1280, "height": 700})
+    context.route(evil, lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+    page = context.new_page()
+    with page.expect_navigation(url=f"{live.url}/console/signin") as posted:
+        page.goto(evil + "#post")
+    response = posted.value
+    assert response is not None and response.status == 403
+    assert "sign-in refused" in page.inner_text("#signin-reason")
+    assert not [c for c in context.cookies() if c["name"] == "lore_session"]
+
+    page.goto(evil)
+    with page.expect_navigation():
+        page.click("#link")
+    assert page.inner_text("#signin-as") == OUTSIDER  # whose token, before anything happens
+    page.wait_for_url(f"{live.url}/console/signin")  # and the token left the address bar
+    assert not [c for c in context.cookies() if c["name"] == "lore_session"]
+    page.goto(f"{live.url}/console/ask")
+    assert page.is_visible("#signin")  # still signed out
+    context.close()

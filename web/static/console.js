@@ -353,7 +353,16 @@ async function setupHealth() {
   }
 }
 
+// -- sign-in ---------------------------------------------------------------------------------------------
+
+// The confirmation asked of a sign-in link that came from elsewhere: its token leaves the address bar (the form
+// carries it), as after a direct sign-in.
+function setupSigninConfirm() {
+  if (document.getElementById("signin-confirm")) history.replaceState(null, "", "/console/signin");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupSigninConfirm();
   setupAsk();
   setupAttachments();
   setupKnowledge();
