@@ -16,7 +16,7 @@ from bot.metrics import record_answer, record_error
 from bot.render import answer_blocks, notification_text, tail_blocks, text_blocks
 from bot.state import BotState
 from lore.logs import kv
-from lore.types import Answer, Asker, Turn
+from lore.types import Answer, Asker, ImagePart, Turn
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ def answer_in_thread(
     parent_id: int | None = None,
     generation: dict[str, Any] | None = None,
     extra_sources: list[Any] | None = None,
+    images: list[ImagePart] | None = None,
 ) -> Answer | None:
     """Answer `question` in the thread; on any failure post a short apology with a reference id."""
     started = time.monotonic()
@@ -241,6 +242,8 @@ def answer_in_thread(
         extra["generation"] = generation
     if extra_sources:
         extra["extra_sources"] = extra_sources
+    if images:
+        extra["images"] = images
     try:
         poster.begin()
         answer = state.answerer(

@@ -14,7 +14,7 @@ from bot.metrics import record_error
 from bot.render import comparison_blocks
 from bot.state import BotState
 from lore.logs import kv
-from lore.types import Asker, Turn
+from lore.types import Asker, ImagePart, Turn
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,12 @@ def perform(state: BotState, client: WebClient, job: AnswerJob) -> None:
     if job.auto and not confident(state, job.question, asker):
         log.info(kv("auto_answer_skipped", channel=job.channel_id, ts=job.thread_ts))
         return  # auto mode stays silent rather than guess
-    extra_sources = thread_sources(state, client, job)
+    extra_sources, images = thread_sources(state, client, job)
     answer = answer_in_thread(
         state,
         client,
         extra_sources=extra_sources,
+        images=images,
         question=job.question,
         asker=asker,
         channel_id=job.channel_id,
@@ -101,11 +102,12 @@ def confident(state: BotState, question: str, asker: Asker) -> bool:
     return best is not None and best >= state.settings.auto_answer_min_similarity
 
 
-def thread_sources(state: BotState, client: WebClient, job: AnswerJob) -> list[Any]:
-    """The passages of the thread's files closest to the question; a line in the thread for each file that
-    could not be read. Never fatal: the answer then uses what could be read, and the knowledge base."""
+def thread_sources(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[Any], list[ImagePart]]:
+    """The passages of the thread's files closest to the question, and its images for a model that can see them;
+    a line in the thread for each file that could not be read. Never fatal: the answer then uses what could be
+    read, and the knowledge base."""
     if not job.files and not job.history_before_ts:
-        return []
+        return [], []
     token = state.settings.slack_bot_token
     try:
         entries = thread_files.thread_file_entries(
@@ -116,15 +118,15 @@ def thread_sources(state: BotState, client: WebClient, job: AnswerJob) -> list[A
             in_thread=job.history_before_ts is not None,
         )
         if not entries or token is None:
-            return []
+            return [], []
         found = thread_files.read_thread_files(state.settings, token.get_secret_value(), entries)
         if found.notes:
             client.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text="\n".join(found.notes))
-        return thread_files.best_passages(state.settings, job.question, found)
+        return thread_files.best_passages(state.settings, job.question, found), found.images
     except Exception:
         record_error("thread_files")
         log.exception(kv("thread_files_failed", channel=job.channel_id, thread_ts=job.thread_ts))
-        return []
+        return [], []
 
 
 def _context(state: BotState, client: WebClient, job: AnswerJob) -> tuple[list[Turn], Asker]:

@@ -21,7 +21,7 @@ from bot.worker_client import WorkerClient
 from lore.access import read_memberships
 from lore.config import Settings
 from lore.logs import kv
-from lore.types import Answer, Asker, Turn
+from lore.types import Answer, Asker, ImagePart, Turn
 
 if TYPE_CHECKING:
     from bot.pool import AnswerProcesses
@@ -48,6 +48,7 @@ class Answerer(Protocol):
         generation: dict[str, Any] | None = None,
         parent_id: int | None = None,
         extra_sources: Sequence[Any] = (),
+        images: Sequence[ImagePart] = (),
     ) -> Answer: ...
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -19,14 +19,20 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from lore.config import Settings
+from lore.llm import supports_vision
 from lore.logs import kv
-from lore.types import Hit
+from lore.types import Hit, ImagePart
 
 log = logging.getLogger(__name__)
 
 SLACK_FILE_HOST = "files.slack.com"
 PASSAGE_CHARS = 1200
 PASSAGES_PER_ANSWER = 6
+# The image formats OpenAI-compatible vision models take, by the bytes they begin with: a file is sent as the type
+# its bytes show, and one that is no such image is refused here rather than failing the whole answer at the model.
+VISION_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif"}
+_IMAGE_MAGIC |= {b"GIF89a": "image/gif"}
 _ARCHIVES = {"zip", "gzip", "gz", "tar", "tgz", "7z", "rar", "bz2", "xz"}
 _CODE = {"python", "javascript", "typescript", "go", "java", "ruby", "shell", "c", "cpp", "rust", "sql", "yaml", "json"}
 _CODE |= {"py", "js", "ts", "sh", "rb", "rs", "yml", "toml", "kotlin", "swift", "php", "csharp", "scala"}
@@ -46,6 +52,8 @@ class ThreadFiles:
 
     passages: list[Passage]
     notes: list[str]
+    # Images for a model that can see them (LORE_VISION); otherwise each image gets a note instead.
+    images: list[ImagePart] = field(default_factory=list)
 
 
 def allowed_url(settings: Settings, url: str) -> bool:
@@ -78,11 +86,13 @@ def _parser(file: dict[str, Any]) -> Callable[..., Any] | None:
     return parsers.parse_code if kind in _CODE else None
 
 
-def _unreadable_kind(file: dict[str, Any]) -> str | None:
+def _unreadable_kind(file: dict[str, Any], *, vision: bool) -> str | None:
     mimetype = str(file.get("mimetype") or "")
     kind = str(file.get("filetype") or "").lower()
-    if mimetype.startswith("image/"):
+    if mimetype.startswith("image/") and not vision:
         return "it is an image, and Lore cannot read images"
+    if mimetype.startswith("image/") and mimetype not in VISION_TYPES:
+        return "Lore reads PNG, JPEG, GIF and WebP images only"
     if mimetype.startswith(("audio/", "video/")):
         return "it is audio or video, and Lore cannot listen to recordings"
     if kind in _ARCHIVES or mimetype in ("application/zip", "application/x-zip-compressed"):
@@ -119,6 +129,7 @@ def read_thread_files(settings: Settings, token: str, entries: list[tuple[float,
     oldest = time.time() - settings.slack_file_retention_hours * 3600
     budget = int(settings.slack_thread_files_max_mb * 1024 * 1024)
     per_file = int(settings.slack_file_max_mb * 1024 * 1024)
+    vision = supports_vision(settings)
     used = 0
     with httpx.Client(timeout=30.0, follow_redirects=False) as http:
         for shared, f in entries:
@@ -129,17 +140,28 @@ def read_thread_files(settings: Settings, token: str, entries: list[tuple[float,
                 result.notes.append(f"{name}: not read, this thread already has {used} files (the limit).")
                 continue
             used += 1
-            why = _unreadable_kind(f)
+            why = _unreadable_kind(f, vision=vision)
+            image = str(f.get("mimetype") or "") in VISION_TYPES
             parse = _parser(f)
-            if why is None and parse is None:
+            if why is None and parse is None and not image:
                 why = "Lore cannot read this kind of file"
-            if why is None and int(f.get("size") or 0) > min(per_file, budget):
-                why = f"it is larger than the {min(per_file, budget) / 1048576:.0f} MB limit"
+            limit = min(per_file, budget, int(settings.vision_max_mb * 1024 * 1024) if image else budget)
+            if why is None and int(f.get("size") or 0) > limit:
+                why = f"it is larger than the {limit / 1048576:.0f} MB limit"
             if why is not None:
                 result.notes.append(f"{name}: not read, {why}.")
                 continue
+            if image:
+                data, error = _download(settings, http, token, f, limit)
+                media_type = image_type(data) if error is None else None
+                if media_type is None:
+                    result.notes.append(f"{name}: not read, {error or 'it is not a PNG, JPEG, GIF or WebP image'}.")
+                    continue
+                budget -= len(data)
+                result.images.append(ImagePart(name=name, media_type=media_type, data=data))
+                continue
             assert parse is not None
-            pages, error = _download_and_parse(settings, http, token, f, name, parse, min(per_file, budget))
+            pages, error = _download_and_parse(settings, http, token, f, name, parse, limit)
             if error is not None:
                 result.notes.append(f"{name}: not read, {error}.")
                 continue
@@ -163,23 +185,11 @@ def _download_and_parse(
     """The file's text as (page, text) sections (page 0: a format without pages), or why it cannot be read."""
     from ingest.document import RawDocument
 
-    url = str(f.get("url_private_download") or f.get("url_private") or "")
-    if not allowed_url(settings, url):
-        log.warning(kv("thread_file_refused", file=f.get("id"), host=urlsplit(url).hostname))
-        return [], "it is not on Slack's file host, so the bot token was not sent there"
+    data, error = _download(settings, http, token, f, limit)
+    if error is not None:
+        return [], error
     try:
-        with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
-            if response.status_code != 200:
-                return [], f"the download failed (HTTP {response.status_code})"
-            data = bytearray()
-            for piece in response.iter_bytes():
-                data += piece
-                if len(data) > limit:
-                    return [], f"it is larger than the {limit / 1048576:.0f} MB limit"
-    except httpx.HTTPError as exc:
-        return [], f"the download failed ({type(exc).__name__})"
-    try:
-        parsed = parse(RawDocument(uri=name, source=name, source_kind="slack", data=bytes(data), parse=parse))
+        parsed = parse(RawDocument(uri=name, source=name, source_kind="slack", data=data, parse=parse))
     except Exception as exc:  # the parsers' SourceError, and whatever a corrupt file makes a library raise
         log.info(kv("thread_file_unparsable", file=f.get("id"), error=f"{type(exc).__name__}: {exc}"))
         return [], "it is corrupt, password-protected or empty"
@@ -189,6 +199,35 @@ def _download_and_parse(
             pages.setdefault(block.page, []).append(block.text)
     sections = [(page, "\n\n".join(texts)) for page, texts in pages.items()]
     return (sections, None) if sections else ([], "it has no readable text")
+
+
+def image_type(data: bytes) -> str | None:
+    """The vision media type the bytes are, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
+
+
+def _download(
+    settings: Settings, http: httpx.Client, token: str, f: dict[str, Any], limit: int
+) -> tuple[bytes, str | None]:
+    """The file's bytes, fetched with the bot token from Slack's file host only, or why not."""
+    url = str(f.get("url_private_download") or f.get("url_private") or "")
+    if not allowed_url(settings, url):
+        log.warning(kv("thread_file_refused", file=f.get("id"), host=urlsplit(url).hostname))
+        return b"", "it is not on Slack's file host, so the bot token was not sent there"
+    try:
+        with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
+            if response.status_code != 200:
+                return b"", f"the download failed (HTTP {response.status_code})"
+            data = bytearray()
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > limit:
+                    return b"", f"it is larger than the {limit / 1048576:.0f} MB limit"
+    except httpx.HTTPError as exc:
+        return b"", f"the download failed ({type(exc).__name__})"
+    return bytes(data), None
 
 
 def _passages(text: str) -> list[str]:

@@ -27,7 +27,7 @@ from lore.llm import describe_model, get_chat_model
 from lore.logs import kv
 from lore.search import ScoredHit, embed_query, search_scored
 from lore.sources import SourceBook, relevant
-from lore.types import Answer, Asker, Outcome, TokenSink, Turn
+from lore.types import Answer, Asker, ImagePart, Outcome, TokenSink, Turn
 
 if TYPE_CHECKING:  # the model paths (lore.generate) import LangChain only once a model is configured
     from langchain_core.language_models import BaseChatModel
@@ -53,11 +53,13 @@ def answer_question(
     parent_id: int | None = None,
     thread_reader: Callable[[], list[Turn]] | None = None,
     extra_sources: Sequence[ScoredHit] = (),
+    images: Sequence[ImagePart] = (),
 ) -> Answer:
     """Answer `question` for `asker` from the knowledge base; the answer is recorded and returned with its id.
 
     `extra_sources` are passages from outside the knowledge base (files shared in the Slack thread), offered
-    first and cited like any source."""
+    first and cited like any source; `images` (shared in the thread too) go to the model with the question, for
+    callers that know it can see them (lore.llm.supports_vision)."""
     started = time.perf_counter()
     asker = asker or Asker()
     generation = dict(generation or {})
@@ -67,8 +69,9 @@ def answer_question(
     hits = [*extra_sources, *_retrieve(settings, question, asker=asker, history=history, k=k, qvec=qvec)]
     model = chat_model if chat_model is not None else get_chat_model(settings, **_model_overrides(generation))
     book = SourceBook()
+    images = tuple(images) if model is not None else ()  # a search-only answer has no one to show them to
 
-    if not hits:
+    if not hits and not images:
         outcome = Outcome(
             prompts.DONT_KNOW,
             describe_model(model, settings) if model is not None else SEARCH_ONLY_MODEL,
@@ -98,8 +101,11 @@ def answer_question(
             k=k,
             on_token=on_token,
             thread_reader=thread_reader,
+            images=images,
         )
         generation.setdefault("path", path)
+        if images:  # the answers row keeps their names; their bytes stay out of it
+            generation["images"] = [image.name for image in images]
         if best_of > 1:
             generation["best_of"] = best_of
 

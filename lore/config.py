@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     embeddings: str = Field(default="local", validation_alias="LORE_EMBEDDINGS")
 
     agent_mode: str = Field(default="auto", validation_alias="LORE_AGENT")
+    # Images shared in a Slack thread go to the chat model when it can see them: `auto` decides by the model's name
+    # (lore.llm.supports_vision), `on` sends them to any configured model, `off` never; and the largest image sent.
+    vision: str = Field(default="auto", validation_alias="LORE_VISION")
+    vision_max_mb: float = Field(default=5.0, gt=0, validation_alias="LORE_VISION_MAX_MB")
     best_of: int = Field(default=1, ge=1, le=8, validation_alias="LORE_BEST_OF")
     llm_timeout_s: float = Field(default=60.0, gt=0, validation_alias="LORE_LLM_TIMEOUT")
     # Completion tokens an answer may use: a few paragraphs with citations, never an endless loop.
@@ -115,6 +119,13 @@ class Settings(BaseSettings):
     def _check_agent_mode(cls, value: str) -> str:
         if value not in {"auto", "tools", "chain"}:
             raise ValueError("LORE_AGENT must be one of auto, tools, chain")
+        return value
+
+    @field_validator("vision")
+    @classmethod
+    def _check_vision(cls, value: str) -> str:
+        if value not in {"auto", "on", "off"}:
+            raise ValueError("LORE_VISION must be one of auto, on, off")
         return value
 
     @field_validator("redis_url")

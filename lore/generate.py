@@ -6,6 +6,7 @@ search-only path (`lore ask` without a model, a cold answer process) must not pa
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from lore.llm import LLMError, RepetitionGuard, describe_model, supports_tools, 
 from lore.logs import kv
 from lore.search import ScoredHit
 from lore.sources import SourceBook
-from lore.types import Asker, Outcome, TokenSink, Turn
+from lore.types import Asker, ImagePart, Outcome, TokenSink, Turn
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def generate(
     k: int,
     on_token: TokenSink | None,
     thread_reader: Callable[[], list[Turn]] | None,
+    images: Sequence[ImagePart] = (),
 ) -> Outcome:
     """One answer, or the best of `best_of` candidates chosen by the reward model."""
     initial = book.add(hits)
@@ -57,9 +59,11 @@ def generate(
         if path == "tools":
             return _run_agent(
                 settings, question, model=model, asker=asker, history=history, sources=initial, book=book, k=k,
-                on_token=sink, thread_reader=thread_reader,
+                on_token=sink, thread_reader=thread_reader, images=images,
             )  # fmt: skip
-        return _run_chain(settings, question, model=model, history=history, sources=initial, on_token=sink)
+        return _run_chain(
+            settings, question, model=model, history=history, sources=initial, on_token=sink, images=images
+        )
 
     if best_of <= 1:
         return once(on_token)
@@ -92,6 +96,17 @@ def _knows(text: str) -> bool:
     return not text.strip().lower().lstrip("_*\"' ").startswith(("i don't know", "i do not know", "i don\u2019t know"))
 
 
+def _human(text: str, images: Sequence[ImagePart]) -> HumanMessage:
+    """The question's message: its text, then each image as an OpenAI-format image content part (a data URL)."""
+    if not images:
+        return HumanMessage(content=text)
+    parts: list[str | dict[str, Any]] = [{"type": "text", "text": text + prompts.images_note([i.name for i in images])}]
+    for image in images:
+        url = f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return HumanMessage(content=parts)
+
+
 def _run_chain(
     settings: Settings,
     question: str,
@@ -100,11 +115,12 @@ def _run_chain(
     history: Sequence[Turn],
     sources: list[prompts.Source],
     on_token: TokenSink | None,
+    images: Sequence[ImagePart] = (),
 ) -> Outcome:
     messages: list[BaseMessage] = [
         SystemMessage(content=prompts.SYSTEM_PROMPT),
         *history_messages(history),
-        HumanMessage(content=prompts.chain_question(question, sources)),
+        _human(prompts.chain_question(question, sources), images),
     ]
     try:
         if on_token is None:
@@ -174,6 +190,7 @@ def _run_agent(
     k: int,
     on_token: TokenSink | None,
     thread_reader: Callable[[], list[Turn]] | None,
+    images: Sequence[ImagePart] = (),
 ) -> Outcome:
     from langchain.agents import create_agent
 
@@ -182,7 +199,7 @@ def _run_agent(
     agent: Any = create_agent(model, tools, system_prompt=prompts.AGENT_SYSTEM_PROMPT)
     inputs: list[BaseMessage] = [
         *history_messages(history),
-        HumanMessage(content=prompts.agent_question(question, sources)),
+        _human(prompts.agent_question(question, sources), images),
     ]
     config: dict[str, Any] = {"recursion_limit": AGENT_RECURSION_LIMIT}
     try:

@@ -26,6 +26,13 @@ _TOOL_CAPABLE = re.compile(
 )
 # Too small to follow a tool protocol whatever the server says.
 _TOO_SMALL = re.compile(r"(smollm|tinyllama|\b(135|360|500)m\b|-(135|360|500)m|0\.5b|qwen2?\.?5?-0\.5b)", re.IGNORECASE)
+# Families that read images: OpenAI's multimodal models (not o1-mini or o3-mini), and vision models served by
+# OpenAI-compatible servers (LLaVA, Qwen-VL, Llama 3.2 Vision, Pixtral, Gemma 3).
+_VISION_CAPABLE = re.compile(
+    r"(gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-4-vision|gpt-5|^o1(-\d|$)|^o3(-\d|-pro|$)|^o4|claude-3|claude-(opus|sonnet|"
+    r"haiku)|gemini|llava|pixtral|[-_.]vl\b|vision|gemma-?3|minicpm-v|moondream)",
+    re.IGNORECASE,
+)
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 # Sampling penalties for models behind a local server: strong enough to break a loop, mild enough for prose.
 LOCAL_FREQUENCY_PENALTY = 0.3
@@ -98,6 +105,16 @@ def supports_tools(settings: Settings, model: BaseChatModel) -> bool:
     from langchain_core.language_models import BaseChatModel
 
     return type(model).bind_tools is not BaseChatModel.bind_tools
+
+
+def supports_vision(settings: Settings) -> bool:
+    """Whether images shared in a thread are sent to the configured chat model (LORE_VISION), rather than answered
+    with a line saying Lore cannot read them. Decided from the settings alone: the bot decides before any model
+    is made whether to download an image at all."""
+    name = settings.effective_chat_model
+    if name is None or settings.vision == "off":
+        return False
+    return settings.vision == "on" or bool(_VISION_CAPABLE.search(name))
 
 
 def _model_label(model: BaseChatModel) -> str | None:

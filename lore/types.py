@@ -110,6 +110,15 @@ class Answer:
 TokenSink = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class ImagePart:
+    """An image shared with a question (a file in the Slack thread), for a chat model that can see images."""
+
+    name: str
+    media_type: str  # image/png, image/jpeg, image/gif or image/webp, as its bytes show
+    data: bytes = field(repr=False)
+
+
 @dataclass
 class Outcome:
     """What one answer path produced, before it is recorded as an answers row."""

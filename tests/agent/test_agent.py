@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ from lore.config import Settings
 from lore.db import raw_connection
 from lore.generate import choose_path
 from lore.prompts import DONT_KNOW
-from lore.types import Asker, Turn
+from lore.types import Asker, ImagePart, Turn
 from tests.agent.conftest import ScriptedChat, ToolScriptedChat, script, usage
 from tests.search.conftest import CANARY
 
@@ -246,3 +247,37 @@ def test_auto_mode_picks_the_path_by_model(settings: Settings) -> None:
     assert choose_path(settings, tools) == "tools"
     assert choose_path(settings.model_copy(update={"agent_mode": "chain"}), tools) == "chain"
     assert choose_path(settings.model_copy(update={"agent_mode": "tools"}), plain) == "tools"
+
+
+DIAGRAM = ImagePart(name="diagram.png", media_type="image/png", data=b"\x89PNG\r\n\x1a\n-a-diagram-")
+DIAGRAM_URL = "data:image/png;base64," + base64.b64encode(DIAGRAM.data).decode()
+
+
+@pytest.mark.parametrize("path", ["chain", "tools"])
+def test_images_go_to_the_model_with_the_question(db: Settings, kb: dict[str, int], path: str) -> None:
+    model = ToolScriptedChat(messages=script("The diagram shows make rollback [1]."))
+    settings = db.model_copy(update={"agent_mode": path})
+    answer = answer_question(settings, "How do I roll back a failed deploy?", chat_model=model, images=[DIAGRAM])
+    human = [m for m in model.seen[0] if isinstance(m, HumanMessage)][-1]
+    assert isinstance(human.content, list)
+    text, image = human.content
+    assert isinstance(text, dict) and "roll back a failed deploy" in text["text"] and "diagram.png" in text["text"]
+    assert image == {"type": "image_url", "image_url": {"url": DIAGRAM_URL}}
+    # The answers row names the image; its bytes stay out of the recorded prompt.
+    row = _row(db, answer.answer_id or 0)
+    assert row["generation"]["images"] == ["diagram.png"] and row["generation"]["path"] == path
+    assert "base64" not in str(row["prompt"]) and "diagram.png" in str(row["prompt"])
+
+
+def test_without_images_the_question_is_plain_text(db: Settings, kb: dict[str, int]) -> None:
+    model = ScriptedChat(messages=script("Use make rollback [1]."))
+    answer_question(db, "How do I roll back a failed deploy?", chat_model=model)
+    assert isinstance(model.seen[0][-1].content, str)
+
+
+def test_an_image_reaches_the_model_even_when_the_knowledge_base_has_nothing(db: Settings) -> None:
+    model = ScriptedChat(messages=script("The screenshot shows error ERR_4711."))
+    answer = answer_question(db, "What does this error mean?", chat_model=model, images=[DIAGRAM])
+    assert answer.knows and model.seen and answer.text == "The screenshot shows error ERR_4711."
+    # Without a model (search-only) there is no one to show it to: nothing found is still "I don't know".
+    assert answer_question(db, "What does this error mean?", images=[DIAGRAM]).text == DONT_KNOW

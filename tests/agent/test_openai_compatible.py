@@ -8,7 +8,8 @@ from harness.openai_server import FakeOpenAI, Reply
 from lore.agent import answer_question
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.llm import LLMError, get_chat_model, supports_tools
+from lore.llm import LLMError, get_chat_model, supports_tools, supports_vision
+from lore.types import ImagePart
 
 QUESTION = "How do I roll back a failed deploy?"
 
@@ -99,3 +100,30 @@ def test_auto_mode_by_model_and_server(settings: Settings) -> None:
     assert supports_tools(local, model_for(local, "qwen2.5-7b-instruct"))  # type: ignore[arg-type]
     assert supports_tools(hosted, model_for(hosted, "gpt-4o-mini"))  # type: ignore[arg-type]
     assert not supports_tools(hosted, model_for(hosted, "SmolLM2-360M-Instruct"))  # type: ignore[arg-type]
+
+
+def test_vision_by_model_name_unless_set(settings: Settings) -> None:
+    def vision(name: str | None, mode: str = "auto") -> bool:
+        return supports_vision(settings.model_copy(update={"chat_model": name, "vision": mode}))
+
+    for name in ["gpt-4o-mini", "gpt-4.1", "gpt-5-nano", "o4-mini", "llava:13b", "qwen2.5-vl-7b-instruct"]:
+        assert vision(name), name
+    for name in ["gpt-3.5-turbo", "gpt-4", "o3-mini", "o1-mini", "qwen2.5-7b-instruct", "smollm2", "local-model"]:
+        assert not vision(name), name
+    assert vision("local-model", "on") and not vision("gpt-4o", "off")
+    search_only = {"chat_model": None, "openai_api_key": None, "openai_base_url": None, "vision": "on"}
+    assert not supports_vision(settings.model_copy(update=search_only))  # no model: nothing to show images to
+
+
+def test_images_reach_an_openai_compatible_server_as_image_parts(
+    db: Settings, kb: dict[str, int], fake_openai: FakeOpenAI
+) -> None:
+    settings = _configured(db, fake_openai, chat_model="llava-1.6-mistral-7b")
+    assert supports_vision(settings)
+    fake_openai.reply("The diagram shows make rollback [1].")
+    image = ImagePart(name="diagram.png", media_type="image/png", data=b"\x89PNG\r\n\x1a\n-pixels-")
+    answer_question(settings, QUESTION, images=[image], on_token=lambda _: None)
+    (request,) = fake_openai.completions
+    text, part = request.messages[-1]["content"]
+    assert text["type"] == "text" and QUESTION in text["text"]
+    assert part == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgotcGl4ZWxzLQ=="}}

@@ -59,7 +59,8 @@ class ScriptedModel(ScriptedChat):
 @dataclass
 class ScriptedAnswerer:
     """lore.agent.answer_question with a scripted chat model: retrieval, the prompt, streaming, citations and the
-    answers row are Lore's own; only the model's reply is scripted (`reply(question)`). Every call is recorded."""
+    answers row are Lore's own; only the model's reply is scripted (`reply(question)`). Every call is recorded, and
+    each call's model (`models`) keeps the messages it was sent (`seen`)."""
 
     settings: Settings
     reply: Callable[[str], str] = lambda question: f"Deploys go out with **make deploy** [1]. ({question})"
@@ -67,6 +68,7 @@ class ScriptedAnswerer:
     delay_s: float = 0.0
     token_delay_s: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
+    models: list[ScriptedModel] = field(default_factory=list)
 
     _seeding: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -97,6 +99,7 @@ class ScriptedAnswerer:
                 "generation": generation,
                 "parent_id": parent_id,
                 "extra_sources": list(extra.get("extra_sources") or ()),
+                "images": list(extra.get("images") or ()),
             }
         )
         self._seed(settings)
@@ -106,6 +109,7 @@ class ScriptedAnswerer:
             token_delay_s=self.token_delay_s,
             fail_with=self.fail_with,
         )
+        self.models.append(model)
         return answer_question(
             settings,
             question,

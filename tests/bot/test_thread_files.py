@@ -1,15 +1,21 @@
 """Files in the conversation, over real signed HTTP: the thread's files are downloaded with the bot token from
 Slack's file host only, parsed by the ingest parsers and cited by file name (and page, for a PDF) in that thread's
-answers alone, never stored; each file that cannot be read gets one line naming it, and the answer uses the rest."""
+answers alone, never stored; images go to a model that can see them (LORE_VISION); each file that cannot be read
+gets one line naming it, and the answer uses the rest."""
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 from harness.polling import wait_until
 from harness.slack_api import BOT_USER_ID, FakeSlack
 from harness.slack_signing import app_mention, message
+from lore.config import Settings
 from lore.db import raw_connection
 from tests.bot.conftest import RunningBot, ScriptedAnswerer
 from tests.ingest.helpers import make_pdf
@@ -154,3 +160,79 @@ def test_a_pdf_is_cited_by_file_name_and_the_page_the_answer_is_on(
     assert [c["text"] for c in citations if "report.pdf" in c["text"]] == [
         "[1] report.pdf, p. 2 (`slack-file:F0PDF#page=2`)"
     ]
+
+
+def tiny_png() -> bytes:
+    """A real one-pixel PNG, built by hand (signature, IHDR, IDAT, IEND): no imaging library needed."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _share_images(fake: FakeSlack) -> list[dict[str, Any]]:
+    """A real PNG, one over the 5 MB image limit, and a "PNG" whose bytes are no image."""
+    png, not_png = tiny_png(), b"<html>an error page, not an image</html>"
+    files = [
+        slack_file(fake, "F0IMG", "diagram.png", filetype="png", mimetype="image/png", size=len(png)),
+        slack_file(fake, "F0HUGE", "poster.png", filetype="png", mimetype="image/png", size=6 * 2**20),
+        slack_file(fake, "F0FAKE", "fake.png", filetype="png", mimetype="image/png", size=len(not_png)),
+    ]
+    for f, data in [(files[0], png), (files[2], not_png)]:
+        fake.files[f["url_private_download"][f["url_private_download"].index("/files-pri/") :]] = data
+    return files
+
+
+def _human_parts(answerer: ScriptedAnswerer) -> list[Any]:
+    """The content of the human message of the answer's (first) model call, as content parts."""
+    wait_until(lambda: answerer.models and answerer.models[0].seen, timeout=30)
+    content = [m for m in answerer.models[0].seen[0] if m.type == "human"][-1].content
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def test_an_image_goes_to_a_model_that_can_see_it(
+    start_bot: Callable[..., RunningBot], bot_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    # gpt-4o reads images (LORE_VISION=auto decides by the model's name); the chain path, as the scripted model
+    # binds no tools.
+    settings = bot_settings.model_copy(update={"chat_model": "gpt-4o", "agent_mode": "chain"})
+    answerer = ScriptedAnswerer(settings)
+    running = start_bot(settings, answerer)
+    files = _share_images(fake_slack)
+    root = _ts()
+    running.sender.event(app_mention(f"<@{BOT_USER_ID}> what does this diagram show?", ts=root) | {"files": files})
+    parts = _human_parts(answerer)
+    image = f"data:image/png;base64,{base64.b64encode(tiny_png()).decode()}"
+    assert {"type": "image_url", "image_url": {"url": image}} in parts
+    assert any(p["type"] == "text" and "what does this diagram show?" in p["text"] for p in parts)
+    assert [p["type"] for p in parts].count("image_url") == 1
+    notes = fake_slack.wait_for("chat.postMessage")[0]["text"].splitlines()
+    assert notes == [
+        "poster.png: not read, it is larger than the 5 MB limit.",
+        "fake.png: not read, it is not a PNG, JPEG, GIF or WebP image.",
+    ]
+    downloads = fake_slack.calls_to("files.download")
+    assert sorted(d["path"].rsplit("/", 1)[1] for d in downloads) == ["diagram.png", "fake.png"]
+    wait_until(lambda: _finished_answer(fake_slack), timeout=30)
+
+
+def test_an_image_gets_one_line_when_vision_is_off(
+    start_bot: Callable[..., RunningBot], bot_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    settings = bot_settings.model_copy(update={"chat_model": "gpt-4o", "agent_mode": "chain", "vision": "off"})
+    answerer = ScriptedAnswerer(settings)
+    running = start_bot(settings, answerer)
+    files = _share_images(fake_slack)[:1]
+    running.sender.event(app_mention(f"<@{BOT_USER_ID}> what does this diagram show?", ts=_ts()) | {"files": files})
+    parts = _human_parts(answerer)
+    assert "image_url" not in [p["type"] for p in parts] and answerer.calls[0]["images"] == []
+    notes = fake_slack.wait_for("chat.postMessage")[0]["text"]
+    assert notes == "diagram.png: not read, it is an image, and Lore cannot read images."
+    assert fake_slack.calls_to("files.download") == []
