@@ -56,11 +56,12 @@ class FakeSlack(LocalServer):
     # channel -> user ids in it (conversations.members)
     channel_members: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Sign in with Slack: the user who approves at openid/connect/authorize (None: the user cancels), and the codes
-    # and tokens handed out for it.
+    # Sign in with Slack: the user who approves at openid/connect/authorize (None: the user cancels) and their
+    # workspace, and the codes (with the nonce of the authorize request) and tokens handed out for it.
     oidc_user: str | None = None
-    oidc_codes: dict[str, str] = field(default_factory=dict)
-    oidc_tokens: dict[str, str] = field(default_factory=dict)
+    oidc_team: str = TEAM_ID
+    oidc_codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (user, team, nonce)
+    oidc_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (user, team)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -244,12 +245,14 @@ class FakeSlack(LocalServer):
             user = str(p.get("user", ""))
             return {"ok": True, "user": self.users.get(user, {"id": user, "name": user.lower(), "is_bot": False})}
         if method == "openid.connect.token":
-            user = self.oidc_codes.pop(str(p.get("code", "")), None)
-            if user is None or not p.get("client_secret"):
+            grant = self.oidc_codes.pop(str(p.get("code", "")), None)
+            if grant is None or not p.get("client_secret"):
                 return {"ok": False, "error": "invalid_code"}
+            user, team, nonce = grant
             token = f"xoxp-oidc-{next(self._ts)}"
-            self.oidc_tokens[token] = user
-            return {"ok": True, "access_token": token, "token_type": "Bearer", "id_token": "unsigned"}
+            self.oidc_tokens[token] = (user, team)
+            id_token = self.id_token(user=user, team=team, nonce=nonce, audience=str(p.get("client_id", "")))
+            return {"ok": True, "access_token": token, "token_type": "Bearer", "id_token": id_token}
         if method == "openid.connect.userInfo":
             return self._user_info(p)
         if method == "chat.getPermalink":
@@ -286,7 +289,7 @@ class FakeSlack(LocalServer):
             back = {"error": "access_denied", "state": query.get("state", "")}
         else:
             code = f"code-{next(self._ts)}"
-            self.oidc_codes[code] = self.oidc_user
+            self.oidc_codes[code] = (self.oidc_user, self.oidc_team, query.get("nonce", ""))
             back = {"code": code, "state": query.get("state", "")}
         request.send_response(302)
         request.send_header("Location", query.get("redirect_uri", "/") + "?" + urlencode(back))
@@ -294,10 +297,27 @@ class FakeSlack(LocalServer):
         request.end_headers()
 
     def _user_info(self, p: dict[str, Any]) -> dict[str, Any]:
-        user = self.oidc_tokens.get(str(p.get("token") or ""))
-        if user is None:
+        found = self.oidc_tokens.get(str(p.get("token") or ""))
+        if found is None:
             return {"ok": False, "error": "invalid_auth"}
-        return {"ok": True, "sub": user, "https://slack.com/user_id": user, "https://slack.com/team_id": TEAM_ID}
+        user, team = found
+        return {"ok": True, "sub": user, "https://slack.com/user_id": user, "https://slack.com/team_id": team}
+
+    def id_token(self, *, user: str, team: str, nonce: str, audience: str) -> str:
+        """An id token shaped as Slack's (a JWT with its claims; the signature is a stand-in, which Lore, taking
+        the token straight from the token endpoint over TLS, does not check)."""
+        import base64
+        import time
+
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        claims = {
+            "iss": self.url.removesuffix("/api/"), "sub": user, "aud": audience, "exp": now + 3600, "iat": now,
+            "auth_time": now, "nonce": nonce, "https://slack.com/user_id": user, "https://slack.com/team_id": team,
+        }  # fmt: skip
+        return f"{part({'typ': 'JWT', 'alg': 'RS256', 'kid': 'fake'})}.{part(claims)}.c2lnbmF0dXJl"
 
     @staticmethod
     def _page(items: list[Any], p: dict[str, Any], key: str) -> dict[str, Any]:

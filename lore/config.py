@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Sign in with Slack (OpenID Connect) for the web console.
     slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    # The workspace(s) whose members may sign in (team ids, comma-separated); unset: the bot token's (auth.test).
+    slack_team_id: str = Field(default="", validation_alias="SLACK_TEAM_ID")
     # Web console: the key that signs session cookies (unset: a random one kept under LORE_HOME), and how long a
     # sign-in lasts.
     console_secret: SecretStr | None = Field(default=None, validation_alias="LORE_CONSOLE_SECRET")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -355,6 +356,73 @@ def test_sign_in_with_slack(console: Console, kb: Settings, fake_slack) -> None:
     fake_slack.oidc_user = None  # the user cancels at Slack
     cancelled = console.client(follow_redirects=True).get("/console/auth/slack")
     assert cancelled.status_code == 401 and "Sign in to Lore" in cancelled.text
+
+
+def slack_approves(client: httpx.Client) -> tuple[str, str]:
+    """Start Sign in with Slack in `client` and let the fake Slack approve it: (code, state) of the callback."""
+    start = client.get("/console/auth/slack")
+    assert start.status_code == 303, start.text[:300]
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    assert back.status_code == 302
+    query = parse_qs(urlsplit(back.headers["location"]).query)
+    return query["code"][0], query["state"][0]
+
+
+def test_sign_in_with_slack_checks_the_workspace_the_nonce_and_the_state(
+    console: Console,
+    kb: Settings,
+    fake_slack,  # type: ignore[no-untyped-def]
+    fake_openai: FakeOpenAI,
+    tmp_path,
+) -> None:
+    from harness.slack_api import TEAM_ID
+    from tests.web.conftest import console_env, start_console
+
+    # A Slack user of another workspace: refused (403) with a page that says why, and no session.
+    fake_slack.oidc_user, fake_slack.oidc_team = MEMBER, "T0ELSEWHERE"
+    client = console.client(follow_redirects=True)
+    refused = client.get("/console/auth/slack")
+    assert refused.status_code == 403 and "T0ELSEWHERE" in refused.text and "another one" in refused.text
+    assert COOKIE not in client.cookies and client.get("/console/ask").status_code == 401
+    assert "slack_sign_in_refused status=403" in console.service.output()
+    assert fake_slack.calls_to("auth.test")  # the workspace is the bot token's (no SLACK_TEAM_ID here)
+    fake_slack.oidc_team = TEAM_ID
+    assert 'data-user="U0MEMBER"' in console.client(follow_redirects=True).get("/console/auth/slack").text
+    # A code Slack issued for another sign-in (its nonce) does not finish this one, even with this one's state.
+    first, second = console.client(), console.client()
+    code, _ = slack_approves(first)
+    _, state = slack_approves(second)
+    injected = second.get("/console/auth/slack/callback", params={"code": code, "state": state})
+    assert injected.status_code == 401 and "nonce" in injected.text and not sets_session(injected)
+    # A state cookie the console did not sign (planted by someone else) is not one.
+    for planted in ("made-up", "made-up.nonce.0000"):
+        code, _ = slack_approves(console.client())
+        victim = console.client(cookies={"lore_oidc_state": planted})
+        forged = victim.get("/console/auth/slack/callback", params={"code": code, "state": "made-up"})
+        assert forged.status_code == 401 and not sets_session(forged)
+
+    # SLACK_TEAM_ID names the workspace (several, comma-separated); Slack is asked for no other.
+    env = console_env(fake_slack, fake_openai, SLACK_TEAM_ID="T0ELSEWHERE")
+    other = start_console(env, tmp_path / "team.log")
+    try:
+        fake_slack.oidc_team = TEAM_ID
+        client = other.client(follow_redirects=True)
+        assert client.get("/console/auth/slack").status_code == 403 and COOKIE not in client.cookies
+        authorize = fake_slack.calls_to("openid.connect.authorize")[-1]
+        assert authorize["team"] == "T0ELSEWHERE"
+        fake_slack.oidc_team = "T0ELSEWHERE"
+        assert 'data-user="U0MEMBER"' in other.client(follow_redirects=True).get("/console/auth/slack").text
+    finally:
+        other.service.stop()
+    # Neither SLACK_TEAM_ID nor a bot token: nobody can say which workspace is this one, so nobody signs in so.
+    env = console_env(fake_slack, fake_openai)
+    del env["SLACK_BOT_TOKEN"]
+    unknown = start_console(env, tmp_path / "unknown.log")
+    try:
+        page = unknown.client(follow_redirects=True).get("/console/auth/slack")
+        assert page.status_code == 403 and "SLACK_TEAM_ID" in page.text
+    finally:
+        unknown.service.stop()
 
 
 @pytest.mark.parametrize("limit_mb", ["0.01"])
