@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -153,7 +154,10 @@ class Answer(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "message_ts"),
         Index(None, "parent_id"),
-        Index(None, "created_at"),
+        # The Feedback page counts a day's answers and its latency percentiles from this index alone, and finds
+        # the channel of each vote's answer from the next.
+        Index(None, "created_at", postgresql_include=["latency_ms", "id"]),
+        Index(None, "id", postgresql_include=["channel_id", "surface"]),
         Index(
             "ix_answers_question_embedding_hnsw",
             "question_embedding",
@@ -180,8 +184,9 @@ class Vote(Base):
     __table_args__ = (
         UniqueConstraint("answer_id", "user_id"),
         CheckConstraint("value IN (-1, 1)", name="value"),
-        # The console's Feedback page: votes by when they were cast, and the downvotes alone.
-        Index(None, "updated_at"),
+        # The console's Feedback page: votes by when they were cast (counted from the index alone), and the
+        # downvotes alone.
+        Index(None, "updated_at", postgresql_include=["value", "id", "answer_id"]),
         Index("ix_votes_down", "answer_id", postgresql_where=sql("value < 0")),
     )
 
@@ -242,6 +247,25 @@ class FeedbackEvidence(Base):
         BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     w: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class FeedbackDay(Base):
+    """The console Feedback page's figures for one closed UTC day (web/stats.py), kept while the day's stamp
+    (what they were computed from) still holds, so a page view reads a month of these instead of its answers."""
+
+    __tablename__ = "feedback_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # The day's answers (count, largest id) and votes by when last cast (count, sum of values, largest id).
+    stamp: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False)
+    answers: Mapped[int] = mapped_column(Integer, nullable=False)
+    latency_p50: Mapped[float | None] = mapped_column(Float)
+    latency_p95: Mapped[float | None] = mapped_column(Float)
+    up: Mapped[int] = mapped_column(Integer, nullable=False)
+    down: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Votes by the channel of their answer: {"C123": [up, down], "(web)": [up, down]}.
+    channels: Mapped[dict[str, list[int]]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'"))
+    computed_at: Mapped[datetime] = _created()
 
 
 class Comparison(Base):

@@ -1,51 +1,68 @@
 """The Feedback page's numbers: answers, votes, latency and the feedback memory's effect, by day and by channel.
 
-The month's closed days are computed once and kept while nothing in them changed (rows only ever leave a closed
-day), so a page view reads today's rows and a few small aggregates, however many answers there are
-(bench/console.py: 100,000 answers, 50,000 votes). The page is for
-admins, who may not be in every channel: what a private conversation said (question, answer, sources, critiques)
-is left out, its counts are not.
+Each day before today is computed once and kept in `feedback_days` (shared by every process, kept across restarts)
+with a stamp of the rows it was computed from; a page view checks the month's stamps (two index-only scans of the
+answers' and votes' time indexes), recomputes only the days whose stamp moved and today, and reads the rest, so it
+costs a few small aggregates however many answers there are (bench/console.py: 100,000 answers, 50,000 votes).
+The page is for admins, who may not be in every channel: what a private conversation said (question, answer,
+sources, critiques) is left out, its counts are not.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 
 from lore.config import Settings
-from lore.db import database_url, raw_connection
+from lore.db import raw_connection
 
-# Days are UTC days. An answer's day is when it was given; a vote's day is when it was last cast or changed.
-_ANSWER_DAYS = """
-SELECT (created_at AT TIME ZONE 'UTC')::date::text AS day, count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
-FROM answers WHERE created_at >= %(start)s AND created_at < %(end)s
-GROUP BY 1 ORDER BY 1
+# Days are UTC days (24 hours, whatever the session's time zone). An answer's day is when it was given; a vote's
+# day is when it was last cast or changed.
+#
+# A day's stamp: its answers (count, largest id) and its votes (count, sum of values, largest id). Rows mostly
+# leave a closed day (an answer deleted, a vote withdrawn or changed, which moves it to today); any row that
+# leaves, arrives or flips moves one of these, and then the day is computed again. The votes' count and sum also
+# give the day's up and down votes (values are +1 and -1).
+_STAMPS = """
+SELECT s, a.n, a.last, v.n, v.total, v.last
+FROM unnest(%(starts)s::timestamptz[]) AS s,
+LATERAL (SELECT count(*) AS n, coalesce(max(id), 0) AS last FROM answers
+         WHERE created_at >= s AND created_at < s + interval '24 hours') AS a,
+LATERAL (SELECT count(*) AS n, coalesce(sum(value), 0) AS total, coalesce(max(id), 0) AS last FROM votes
+         WHERE updated_at >= s AND updated_at < s + interval '24 hours') AS v
 """
-_VOTE_DAYS = """
-SELECT (updated_at AT TIME ZONE 'UTC')::date::text, count(*) FILTER (WHERE value > 0), count(*) FILTER (WHERE value < 0)
-FROM votes WHERE updated_at >= %(start)s AND updated_at < %(end)s
-GROUP BY 1 ORDER BY 1
+_LATENCY = """
+SELECT s, l.p[1], l.p[2]
+FROM unnest(%(starts)s::timestamptz[]) AS s,
+LATERAL (SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms) AS p FROM answers
+         WHERE created_at >= s AND created_at < s + interval '24 hours') AS l
 """
-_VOTE_CHANNELS = """
-SELECT coalesce(a.channel_id, '(' || a.surface || ')'), count(*) FILTER (WHERE v.value > 0),
-       count(*) FILTER (WHERE v.value < 0)
-FROM votes v JOIN answers a ON a.id = v.answer_id
-WHERE v.updated_at >= %(start)s AND v.updated_at < %(end)s
-GROUP BY 1
+# Votes by the channel of their answer, looked up from an index that carries it (ix_answers_id): the cost follows
+# the days' votes, not the whole answers table.
+_CHANNELS = """
+SELECT s, c.channel, c.up, c.down
+FROM unnest(%(starts)s::timestamptz[]) AS s,
+LATERAL (SELECT coalesce(a.channel_id, '(' || a.surface || ')') AS channel,
+                count(*) FILTER (WHERE v.value > 0) AS up, count(*) FILTER (WHERE v.value < 0) AS down
+         FROM votes v JOIN answers a ON a.id = v.answer_id
+         WHERE v.updated_at >= s AND v.updated_at < s + interval '24 hours'
+         GROUP BY 1) AS c
 """
-# What the closed days' figures depend on: rows only leave those days (deleted answers, votes withdrawn or
-# changed, which moves them to today), so their counts and largest ids say whether a cached copy still holds.
-_CLOSED_STAMP = """
-SELECT (SELECT count(*) FROM answers WHERE created_at >= %(start)s AND created_at < %(end)s),
-       (SELECT count(*) FROM votes WHERE updated_at >= %(start)s AND updated_at < %(end)s),
-       (SELECT coalesce(max(id), 0) FROM votes WHERE updated_at >= %(start)s AND updated_at < %(end)s)
+_STORED = """
+SELECT day, stamp, answers, latency_p50, latency_p95, up, down, channels FROM feedback_days
+WHERE day >= %(first)s AND day < %(today)s
+"""
+_STORE = """
+INSERT INTO feedback_days (day, stamp, answers, latency_p50, latency_p95, up, down, channels, computed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (day) DO UPDATE SET stamp = excluded.stamp, answers = excluded.answers,
+    latency_p50 = excluded.latency_p50, latency_p95 = excluded.latency_p95, up = excluded.up, down = excluded.down,
+    channels = excluded.channels, computed_at = excluded.computed_at
 """
 # The answers with the most downvotes (a partial index holds the downvotes), then their upvotes.
 _WORST = """
@@ -81,42 +98,61 @@ FROM votes
 
 
 @dataclass
-class _Window:
-    """Per-day answers and latency, per-day votes and votes by channel, for one span of days."""
+class _Day:
+    """One UTC day's figures."""
 
-    answer_days: list[tuple[str, int, float | None, float | None]]
-    vote_days: list[tuple[str, int, int]]
-    channels: dict[str, tuple[int, int]]
-
-
-_closed: dict[tuple[str, str], tuple[tuple[Any, ...], _Window]] = {}
-_closed_lock = threading.Lock()
-
-
-def _window(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> _Window:
-    span = {"start": start, "end": end}
-    return _Window(
-        answer_days=[(d, int(n), p50, p95) for d, n, p50, p95 in conn.execute(_ANSWER_DAYS, span)],
-        vote_days=[(d, int(u), int(n)) for d, u, n in conn.execute(_VOTE_DAYS, span)],
-        channels={c: (int(u), int(n)) for c, u, n in conn.execute(_VOTE_CHANNELS, span)},
-    )
+    day: date
+    stamp: list[int]
+    answers: int
+    p50: float | None = None
+    p95: float | None = None
+    up: int = 0
+    down: int = 0
+    channels: dict[str, list[int]] = field(default_factory=dict)
 
 
-def _closed_days(settings: Settings, conn: psycopg.Connection[Any], start: datetime, today: datetime) -> _Window:
-    """The days before today, computed once and kept while their stamp holds: a page view pays for today's rows,
-    not for the whole month's."""
-    key = (database_url(settings), start.isoformat())
-    stamp = tuple(conn.execute(_CLOSED_STAMP, {"start": start, "end": today}).fetchone() or ())
-    with _closed_lock:
-        hit = _closed.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    window = _window(conn, start, today)
-    with _closed_lock:
-        if len(_closed) > 64:
-            _closed.clear()
-        _closed[key] = (stamp, window)
-    return window
+def _stamps(conn: psycopg.Connection[Any], starts: list[datetime]) -> dict[date, list[int]]:
+    rows = conn.execute(_STAMPS, {"starts": starts}).fetchall()
+    return {s.astimezone(UTC).date(): [int(x) for x in rest] for s, *rest in rows}
+
+
+def _compute(conn: psycopg.Connection[Any], starts: list[datetime], stamps: dict[date, list[int]]) -> list[_Day]:
+    """The figures of these days (their stamps already read): latency percentiles and votes by channel, from the
+    days' rows alone."""
+    days: dict[date, _Day] = {}
+    for s in starts:
+        stamp = stamps[s.date()]
+        answers, _, votes, total, _ = stamp
+        days[s.date()] = _Day(s.date(), stamp, answers, up=(votes + total) // 2, down=(votes - total) // 2)
+    for s, p50, p95 in conn.execute(_LATENCY, {"starts": starts}):
+        found = days[s.astimezone(UTC).date()]
+        found.p50, found.p95 = p50, p95
+    for s, channel, up, down in conn.execute(_CHANNELS, {"starts": starts}):
+        days[s.astimezone(UTC).date()].channels[str(channel)] = [int(up), int(down)]
+    return list(days.values())
+
+
+def _month(conn: psycopg.Connection[Any], start: datetime, today: datetime) -> list[_Day]:
+    """Every day from `start` to today: the closed ones from feedback_days while their stamps hold (the others
+    computed again and stored), today's computed."""
+    starts = [start + timedelta(days=k) for k in range((today - start).days + 1)]
+    stamps = _stamps(conn, starts)
+    stored = {
+        day: _Day(day, list(stamp), n, p50, p95, up, down, dict(channels))
+        for day, stamp, n, p50, p95, up, down, channels in conn.execute(
+            _STORED, {"first": start.date(), "today": today.date()}
+        )
+    }
+    stale = [s for s in starts[:-1] if (kept := stored.get(s.date())) is None or kept.stamp != stamps[s.date()]]
+    fresh = {d.day: d for d in _compute(conn, [*stale, today], stamps)}
+    if stale:
+        kept_now = [fresh[s.date()] for s in stale]  # in day order, as every writer: no deadlock between two views
+        with conn.cursor() as cur:
+            cur.executemany(
+                _STORE,
+                [(d.day, d.stamp, d.answers, d.p50, d.p95, d.up, d.down, json.dumps(d.channels)) for d in kept_now],
+            )
+    return [fresh.get(s.date()) or stored[s.date()] for s in starts]
 
 
 def _rate(up: int, down: int) -> float | None:
@@ -130,20 +166,19 @@ def feedback_page(settings: Settings, *, acl: list[str], days: int = 30, limit: 
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=days - 1)
     with raw_connection(settings) as conn:
-        conn.execute("SET LOCAL work_mem = '32MB'")  # the percentiles sort a month of latencies in memory
-        closed = _closed_days(settings, conn, start, today)
-        live = _window(conn, today, datetime.max.replace(tzinfo=UTC))
+        month = _month(conn, start, today)
         worst = conn.execute(_WORST, params).fetchall()
         raised = conn.execute(_MEMORY.format(order="DESC", sign=">"), params).fetchall()
         lowered = conn.execute(_MEMORY.format(order="ASC", sign="<"), params).fetchall()
         pairs = conn.execute(_PAIRS, params).fetchall()
         up, down, comparisons, critiques = conn.execute(_TOTALS).fetchone() or (0,) * 4
-    per_day = closed.answer_days + live.answer_days
-    votes_day = {d: (u, n) for d, u, n in closed.vote_days + live.vote_days}
-    channels = dict(closed.channels)
-    for channel, (u, n) in live.channels.items():
-        before = channels.get(channel, (0, 0))
-        channels[channel] = (before[0] + u, before[1] + n)
+    per_day = [(d.day.isoformat(), d.answers, d.p50, d.p95) for d in month if d.answers]
+    votes_day = {d.day.isoformat(): (d.up, d.down) for d in month if d.up or d.down}
+    channels: dict[str, tuple[int, int]] = {}
+    for d in month:
+        for channel, (u, n) in d.channels.items():
+            before = channels.get(channel, (0, 0))
+            channels[channel] = (before[0] + u, before[1] + n)
     by_channel = sorted(channels.items(), key=lambda item: -(item[1][0] + item[1][1]))[:12]
     answers = sum(n for _, n, _, _ in per_day)
     days_list = [d for d, *_ in per_day]
