@@ -35,7 +35,6 @@ import json
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -46,10 +45,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.bench_env import isolate  # noqa: E402
+from harness.bench_env import copy_home, isolate  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
+FRESH_QUESTIONS = ROOT / "bench" / "fresh_questions.jsonl"
+FRESH_REPHRASINGS = ROOT / "bench" / "fresh_rephrasings.jsonl"
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -72,19 +73,22 @@ class Question:
     rephrasings: tuple[str, ...]
 
 
-def load_questions() -> list[Question]:
+def load_questions(split: str) -> list[Question]:
+    """The questions of a split: tune or report (bench/learning_*.jsonl), all (both: the set parameters are chosen
+    on), or fresh (bench/fresh_*.jsonl: written blind after the parameters were chosen, for the final report)."""
+    questions, rephrased = (FRESH_QUESTIONS, FRESH_REPHRASINGS) if split == "fresh" else (QUESTIONS, REPHRASINGS)
     rephrasings: dict[str, list[str]] = {}
-    for line in REPHRASINGS.read_text().splitlines():
+    for line in rephrased.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             rephrasings.setdefault(row["of"], []).append(row["query"])
     out = []
-    for line in QUESTIONS.read_text().splitlines():
+    for line in questions.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            out.append(
-                Question(row["id"], row["split"], row["query"], tuple(row["relevant"]), tuple(rephrasings[row["id"]]))
-            )
+            if split in ("all", row["split"]):
+                relevant = tuple(row["relevant"])
+                out.append(Question(row["id"], row["split"], row["query"], relevant, tuple(rephrasings[row["id"]])))
     return out
 
 
@@ -346,11 +350,8 @@ def prepare_home(args: argparse.Namespace) -> tuple[Path, bool]:
         return args.home.resolve(), False
     home = Path(tempfile.mkdtemp(prefix="lore-bench-learning-"))
     if args.kb:
-        if not (args.kb / "pgdata").exists():
-            raise SystemExit(f"{args.kb} is not a LORE_HOME with a knowledge base (no pgdata)")
         shutil.rmtree(home)
-        subprocess.run(["cp", "-a", str(args.kb), str(home)], check=True)
-        (home / "pgdata" / "postmaster.pid").unlink(missing_ok=True)
+        copy_home(args.kb, home)
     return home, True
 
 
@@ -391,7 +392,7 @@ def main() -> None:
     parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
     parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
     parser.add_argument("--quick", action="store_true", help="ingest only the gold pages and their neighbours")
-    parser.add_argument("--split", choices=("tune", "report"), default="tune")
+    parser.add_argument("--split", choices=("tune", "report", "all", "fresh"), default="tune")
     parser.add_argument("--users", default=",".join(USER_MODELS), help="user models, comma-separated")
     parser.add_argument("--attribution", default="search-only,llm", help="search-only, llm, or both")
     parser.add_argument(
@@ -400,9 +401,9 @@ def main() -> None:
     parser.add_argument("--memory", type=Path, help="another lore/feedback_memory.py to run with (a baseline)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    if args.sweep and args.split != "tune":
-        raise SystemExit("sweep only on the tune split: the report split is evaluated once")
-    questions = [q for q in load_questions() if q.split == args.split]
+    if args.sweep and args.split not in ("tune", "all"):
+        raise SystemExit("sweep only on the tune questions (tune, or all of bench/learning_*): the others report")
+    questions = load_questions(args.split)
     home, throwaway = prepare_home(args)
     with environment(home):
         try:
@@ -484,7 +485,10 @@ def sweep(settings: Any, split: Split, uris: list[str], grid: str) -> list[dict[
 
     rows = []
     default_share = memory.NEGATIVE_SHARE
-    print("sweep: threshold weight negative-share -> per user model: d voted MRR / d untouched MRR (votes only)")
+    print(
+        "sweep: threshold weight negative-share -> per user model: d voted MRR / d untouched MRR after votes,"
+        " + which better, + corrections"
+    )
     for cell in grid.split(","):
         threshold, weight, share = (float(x) for x in cell.split(":"))
         memory.NEGATIVE_SHARE = share
@@ -492,9 +496,13 @@ def sweep(settings: Any, split: Split, uris: list[str], grid: str) -> list[dict[
         cells = []
         for user_model in ("strict", "lenient", "hostile"):
             got = scenario(tuned, split, user_model=user_model, chat_model=None, uris=uris)
-            v, u = got["votes"]["voted"], got["votes"]["untouched"]
             rows.append({"threshold": threshold, "weight": weight, "share": share, "users": user_model, **got})
-            cells.append(f"{user_model} {v['d_mrr']:+.3f}/{u['d_mrr']:+.3f}")
+            stages = [got[name] for name in ("votes", "comparisons", "corrected")]
+            cells.append(
+                user_model
+                + " "
+                + " ".join(f"{g['voted']['d_mrr']:+.3f}/{g['untouched']['d_mrr']:+.3f}" for g in stages)
+            )
         print(f"  {threshold:.2f} {weight:.3f} {share:.2f} -> " + "  ".join(cells), flush=True)
     memory.NEGATIVE_SHARE = default_share
     return rows

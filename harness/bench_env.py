@@ -37,3 +37,17 @@ def migrated_with_freeze_page(settings: Settings) -> None:
         title="Deploy freeze",
         sections=[("Deploy freeze", "The deploy freeze runs from December 20 to January 3; hotfixes need a VP.")],
     )
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A copy of the LORE_HOME `source` (a knowledge base) at `target`, startable while the source's own server
+    runs: the copied server's pid and socket lock files are dropped, so its PostgreSQL starts afresh."""
+    import subprocess
+
+    if not (source / "pgdata").exists():
+        raise SystemExit(f"{source} is not a LORE_HOME with a knowledge base (no pgdata)")
+    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+    pgdata = target / "pgdata"
+    for stale in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*")]:
+        stale.unlink(missing_ok=True)
+    return target

@@ -16,12 +16,15 @@ those documents. What each kind of feedback is evidence of (refresh_evidence):
   the source the rejected one led with, unless the chosen one relied on it too: COMPARISON_SCORE per pair, more
   than a vote. A correction naming a page is the clearest signal: CORRECTION_SCORE for that page.
 
-At query time each near question's evidence is weighted by sim_w, which ramps from 0 at the threshold to 1 at an
-identical question (no cliff). Per document, evidence for it and against it are summed apart: any evidence for
-a page from a near question vetoes the evidence against it (a page that upvoted answers to similar questions
-relied on is not demoted), and what is left against a page is capped at NEGATIVE_SHARE of the bound (👎 demotes
-weakly). Both are squashed with tanh and scaled by `settings.feedback_weight`, so no amount of feedback moves a
-document by more than that bound.
+At query time a near question's evidence about a document holds with the chance that the query asks the same
+thing, which ramps from 0 at the threshold to 1 at an identical question (no cliff), times the evidence's
+strength (tanh of GAIN times its score): strong evidence is surer, but it reaches no further than a vote does,
+so a correction for one question does not spill onto every question that merely resembles it. Several near
+questions combine as independent chances (1 - prod(1 - chance)). Per document, evidence for it and against it
+are combined apart: any evidence for a page from a near question vetoes the evidence against it (a page that
+upvoted answers to similar questions relied on is not demoted), and what is left against a page moves it by at
+most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are scaled by `settings.feedback_weight`, so no amount
+of feedback moves a document by more than that bound.
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
@@ -58,7 +61,8 @@ CORRECTION_SCORE = 0.8
 # A "which is better?" choice, per pair of answers: n choosers score n / (n + 1) of this (one: 0.5, more than
 # two unanimous votes), for the chosen answer's main sources and against the rejected answer's lead.
 COMPARISON_SCORE = 1.0
-# Gain before tanh: one lone vote on an identical question moves a chunk by ~half the bound.
+# Gain before tanh: one lone vote on an identical question moves a document by ~half the bound, three agreeing
+# votes by ~0.85 of it, a correction by ~0.98.
 GAIN = 3.0
 # Evidence against a page moves it down by at most this share of the bound (a 👎 says the answer failed, not
 # which of its sources was wrong): enough to let a page just below overtake it, not to bury it.
@@ -283,19 +287,25 @@ class FeedbackIndex:
         if len(near) > NEIGHBORS:
             nearest = sorted(near, key=near.__getitem__, reverse=True)[:NEIGHBORS]
             near = {row: near[row] for row in nearest}
-        support: dict[int, float] = {}  # evidence for each document, and against it, summed apart
-        against: dict[int, float] = {}
+        # Each near question's evidence about a document holds for this query with the chance that the query asks
+        # the same thing, which ramps from 0 at the threshold to 1 at an identical question; the strength of the
+        # evidence (tanh) cannot stretch that reach, so a correction lifts its page as far as a vote does, only
+        # surer. Several near questions combine as independent chances (1 - prod(1 - p * strength)). Evidence
+        # for a document and against it are combined apart.
+        doubt_for: dict[int, float] = {}
+        doubt_against: dict[int, float] = {}
         for row, weight, document in zip(rows, weights, owners, strict=True):
             sim = near.get(row)
             if sim is not None:
-                sums = support if weight > 0 else against
-                sums[document] = sums.get(document, 0.0) + (sim - threshold) / (1 - threshold) * weight
+                doubts = doubt_for if weight > 0 else doubt_against
+                chance = (sim - threshold) / (1 - threshold) * math.tanh(GAIN * abs(weight))
+                doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
         bound = float(settings.feedback_weight)
         # Any support from a near question vetoes the evidence against a document.
-        moves = {d: bound * math.tanh(GAIN * s) for d, s in support.items()}
-        for d, s in against.items():
+        moves = {d: bound * (1.0 - doubt) for d, doubt in doubt_for.items()}
+        for d, doubt in doubt_against.items():
             if d not in moves:
-                moves[d] = NEGATIVE_SHARE * bound * math.tanh(GAIN * s)
+                moves[d] = -NEGATIVE_SHARE * bound * (1.0 - doubt)
         docs = sorted(moves)
         return docs, [moves[d] for d in docs]
 

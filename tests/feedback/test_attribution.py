@@ -238,3 +238,21 @@ def test_migration_0006_recomputes_old_evidence_under_these_rules(migrated: Sett
     assert set(got) == {(down, "kb://wrong"), (up, "kb://right")}
     assert got[(down, "kb://wrong")] == pytest.approx(-score) and got[(up, "kb://right")] == pytest.approx(score)
     assert held == {down, up}
+
+
+def test_a_correction_is_surer_than_a_vote_but_reaches_no_further(db: Settings) -> None:
+    """Strength and reach are apart: on the question itself a correction lifts its page more than one 👍 lifts the
+    top source, but on a merely similar question it lifts it by no more than its chance of asking the same thing
+    (the similarity ramp) times the bound, whatever its score."""
+    kb = _kb(db)
+    voted = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0]])
+    _vote(db, voted, 1)
+    corrected = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["optparse"][0]])
+    record_critique(db, answer_id=corrected, user_id="U0", critique="old module", correction="See kb://getopt")
+    same, similar = _moves(db, QUESTION), _moves(db, SIMILAR)
+    assert same["kb://getopt"] > same["kb://argparse"] > 0
+    q, s = embed(db, [QUESTION, SIMILAR])
+    threshold = db.feedback_threshold
+    chance = (float(q @ s) - threshold) / (1 - threshold)
+    assert 0 < chance < 1
+    assert 0 < similar["kb://getopt"] <= chance * db.feedback_weight + 1e-12

@@ -80,9 +80,10 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     db: Settings, documents: list[int] | None
 ) -> None:
     """The computation against the definition, on random questions and evidence: for the given documents (None:
-    all), the nearest NEIGHBORS past questions with evidence about them that reach the threshold each add
-    similarity weight x evidence to those documents, evidence for and against summed apart; any evidence for a
-    document vetoes the evidence against it, and what is left against it moves it by at most NEGATIVE_SHARE."""
+    all), the nearest NEIGHBORS past questions with evidence about them that reach the threshold each hold with a
+    chance (similarity ramp x tanh(GAIN x evidence)), combined as independent chances (1 - prod(1 - chance)), for
+    and against apart; any evidence for a document vetoes the evidence against it, and what is left against it
+    moves it by at most NEGATIVE_SHARE."""
     import math
 
     import numpy as np
@@ -106,23 +107,21 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     sims = {i: float(np.dot(np.asarray(rows[i][1], dtype=np.float32), query)) for i in about}
     nearest = sorted(about, key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
     assert len(about) > feedback_memory.NEIGHBORS, "the data must make the nearest-questions cut matter"
-    support: dict[int, float] = {}
+    gain, share = feedback_memory.GAIN, feedback_memory.NEGATIVE_SHARE
+    support: dict[int, float] = {}  # the chance that no near question's evidence holds, per document
     against: dict[int, float] = {}
     for i in nearest:
         if sims[i] < threshold:
             continue
         for doc, w in zip(rows[i][2], rows[i][3], strict=True):
             if doc in wanted:
-                sums = support if w > 0 else against
-                sums[doc] = sums.get(doc, 0.0) + (sims[i] - threshold) / (1 - threshold) * w
+                doubts = support if w > 0 else against
+                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w))
+                doubts[doc] = doubts.get(doc, 1.0) * (1 - chance)
     assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
     assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"
     assert got_docs == sorted(set(support) | set(against))
-    gain, share = feedback_memory.GAIN, feedback_memory.NEGATIVE_SHARE
-    expected = [
-        bound * math.tanh(gain * support[d]) if d in support else share * bound * math.tanh(gain * against[d])
-        for d in got_docs
-    ]
+    expected = [bound * (1 - support[d]) if d in support else -share * bound * (1 - against[d]) for d in got_docs]
     assert np.allclose(got_adj, expected, atol=1e-6)
 
 
