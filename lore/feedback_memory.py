@@ -19,12 +19,16 @@ those documents. What each kind of feedback is evidence of (refresh_evidence):
 At query time a near question's evidence about a document holds with the chance that the query asks the same
 thing, which ramps from 0 at the threshold to 1 at an identical question (no cliff), times the evidence's
 strength (tanh of GAIN times its score): strong evidence is surer, but it reaches no further than a vote does,
-so a correction for one question does not spill onto every question that merely resembles it. Several near
-questions combine as independent chances (1 - prod(1 - chance)). Per document, evidence for it and against it
-are combined apart: any evidence for a page from a near question vetoes the evidence against it (a page that
-upvoted answers to similar questions relied on is not demoted), and what is left against a page moves it by at
-most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are scaled by `settings.feedback_weight`, so no amount
-of feedback moves a document by more than that bound.
+so a correction for one question does not spill onto every question that merely resembles it. Resembling is not
+enough either: feedback only reorders what the query itself finds plausible. Search hands over each candidate
+document's best cosine to the query; a document moves fully when it matches as well as the best candidate, and
+not at all MATCH_MARGIN below it. A question about dates resembles an upvoted one about command-line options
+(both "parse ... in a script"), but matches the argparse page far less than the datetime page, so that vote
+cannot lift argparse for it. Several near questions combine as independent chances (1 - prod(1 - chance)).
+Per document, evidence for it and against it are combined apart: any evidence for a page from a near question
+vetoes the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and
+what is left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are
+scaled by `settings.feedback_weight`, so no amount of feedback moves a document by more than that bound.
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
@@ -38,7 +42,7 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -67,6 +71,9 @@ GAIN = 3.0
 # Evidence against a page moves it down by at most this share of the bound (a 👎 says the answer failed, not
 # which of its sources was wrong): enough to let a page just below overtake it, not to bury it.
 NEGATIVE_SHARE = 0.25
+# Feedback reorders what the query itself finds plausible: a document moves fully when the query matches it (its
+# best chunk's cosine) as well as its best candidate, and not at all MATCH_MARGIN or more below that.
+MATCH_MARGIN = 0.15
 
 # What each voted, compared or corrected answer says about documents, precomputed when its feedback changes
 # (refresh_evidence) so that a search only sums a few rows (the rules: the module docstring). An answer's `lead`
@@ -258,20 +265,23 @@ class FeedbackIndex:
         return len(self._memory.matrix)
 
     def adjustments(
-        self, settings: Settings, qvec: np.ndarray, documents: Iterable[int] | None = None
+        self, settings: Settings, qvec: np.ndarray, documents: Iterable[int] | Mapping[int, float] | None = None
     ) -> tuple[list[int], list[float]]:
         """(document ids, score adjustments) of `documents` (None: every document with evidence) for a query
-        embedding; empty when no past question with evidence about them is near."""
+        embedding; empty when no past question with evidence about them is near. Given as a mapping, `documents`
+        holds each document's best cosine to the query (search has it), and evidence about a document holds only
+        as far as the query itself finds it nearly as relevant as its best candidate (MATCH_MARGIN)."""
         memory = self._memory
         if not len(memory.matrix):
             return [], []
         wanted = memory.evidence.keys() if documents is None else documents
+        plausible = _plausibility(documents) if isinstance(documents, Mapping) else {}
         rows: list[int] = []  # per evidence entry: the question's row, its weight, its document
         weights: list[float] = []
         owners: list[int] = []
         for document in set(wanted):
             entry = memory.evidence.get(document)
-            if entry is not None:
+            if entry is not None and plausible.get(document, 1.0) > 0:
                 rows += entry[0]
                 weights += entry[1]
                 owners += [document] * len(entry[0])
@@ -287,19 +297,14 @@ class FeedbackIndex:
         if len(near) > NEIGHBORS:
             nearest = sorted(near, key=near.__getitem__, reverse=True)[:NEIGHBORS]
             near = {row: near[row] for row in nearest}
-        # Each near question's evidence about a document holds for this query with the chance that the query asks
-        # the same thing, which ramps from 0 at the threshold to 1 at an identical question; the strength of the
-        # evidence (tanh) cannot stretch that reach, so a correction lifts its page as far as a vote does, only
-        # surer. Several near questions combine as independent chances (1 - prod(1 - p * strength)). Evidence
-        # for a document and against it are combined apart.
-        doubt_for: dict[int, float] = {}
+        doubt_for: dict[int, float] = {}  # per document, the chance that none of the evidence about it holds
         doubt_against: dict[int, float] = {}
         for row, weight, document in zip(rows, weights, owners, strict=True):
             sim = near.get(row)
             if sim is not None:
-                doubts = doubt_for if weight > 0 else doubt_against
                 chance = (sim - threshold) / (1 - threshold) * math.tanh(GAIN * abs(weight))
-                doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
+                doubts = doubt_for if weight > 0 else doubt_against
+                doubts[document] = doubts.get(document, 1.0) * (1.0 - chance * plausible.get(document, 1.0))
         bound = float(settings.feedback_weight)
         # Any support from a near question vetoes the evidence against a document.
         moves = {d: bound * (1.0 - doubt) for d, doubt in doubt_for.items()}
@@ -308,6 +313,15 @@ class FeedbackIndex:
                 moves[d] = -NEGATIVE_SHARE * bound * (1.0 - doubt)
         docs = sorted(moves)
         return docs, [moves[d] for d in docs]
+
+
+def _plausibility(matches: Mapping[int, float]) -> dict[int, float]:
+    """Per document, how far feedback may move it for this query: 1 for the documents the query matches best (their
+    best chunk's cosine), falling to 0 for those MATCH_MARGIN or more below the best."""
+    if not matches:
+        return {}
+    best = max(matches.values())
+    return {d: min(1.0, max(0.0, 1.0 - (best - m) / MATCH_MARGIN)) for d, m in matches.items()}
 
 
 class _Memory(NamedTuple):

@@ -442,7 +442,7 @@ def search_scored(
         if use_feedback and rows:
             index = _feedback_index(settings)
             if index.size:
-                documents, adjustments = index.adjustments(settings, qvec, {int(row[1]) for row in rows})
+                documents, adjustments = index.adjustments(settings, qvec, _document_matches(rows))
                 if documents:
                     rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
         hits = _collapse(rows, k, lambda ids: _embeddings(settings, ids))
@@ -463,6 +463,16 @@ def _candidates(
         _discard(settings)
         rows = _run(settings, sql, params, ef_search=ef_search)
     return _vector_rows(rows) if mode == "vector" else rows
+
+
+def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
+    """Each candidate document's best cosine similarity to the query (over its candidate chunks)."""
+    best: dict[int, float] = {}
+    for row in rows:
+        document, similarity = int(row[1]), float(row[9])
+        if similarity > best.get(document, -2.0):
+            best[document] = similarity
+    return best
 
 
 def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:

@@ -256,3 +256,22 @@ def test_a_correction_is_surer_than_a_vote_but_reaches_no_further(db: Settings) 
     chance = (float(q @ s) - threshold) / (1 - threshold)
     assert 0 < chance < 1
     assert 0 < similar["kb://getopt"] <= chance * db.feedback_weight + 1e-12
+
+
+def test_a_vote_does_not_move_a_page_the_query_itself_finds_far_less_relevant(db: Settings) -> None:
+    """Feedback reorders what the query finds plausible: "parse a date string" resembles an upvoted "parse
+    command-line options" (above the threshold), but matches the argparse page far less than the date page, so
+    the vote moves nothing for it, while a rewording that matches argparse best still gets the lift."""
+    kb = _kb(db)
+    add_doc(
+        db,
+        uri="kb://dates",
+        title="Dates",
+        texts=["datetime.strptime parses a date string in a given format into a datetime object."],
+    )
+    _vote(db, add_answer(db, question=QUESTION, model="search-only", chunk_ids=[kb["argparse"][0]]), 1)
+    dates_query = "How do I parse a date string in a script?"
+    q, d = embed(db, [QUESTION, dates_query])
+    assert float(q @ d) >= db.feedback_threshold  # near enough to the voted question to be compared with it
+    assert _moves(db, dates_query).get("kb://argparse", 0.0) == 0.0
+    assert _moves(db, "How do I parse command line arguments?")["kb://argparse"] > 0

@@ -75,15 +75,21 @@ def _doc_of(settings: Settings, chunk_id: int) -> int:
         return int(conn.execute("SELECT document_id FROM chunks WHERE id = %s", (chunk_id,)).fetchone()[0])
 
 
-@pytest.mark.parametrize("documents", [None, [0, 3, 4, 11, 17, 29, 99]])
+# Each document's best cosine to the query, as search passes it: the best (0.6), some close to it (feedback holds
+# in part), some far below (feedback cannot move them).
+QUERY_MATCHES = {0: 0.58, 3: 0.52, 4: 0.6, 11: 0.38, 17: 0.2, 29: 0.55, 99: 0.6}
+
+
+@pytest.mark.parametrize("documents", [None, [0, 3, 4, 11, 17, 29, 99], QUERY_MATCHES])
 def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
-    db: Settings, documents: list[int] | None
+    db: Settings, documents: list[int] | dict[int, float] | None
 ) -> None:
     """The computation against the definition, on random questions and evidence: for the given documents (None:
     all), the nearest NEIGHBORS past questions with evidence about them that reach the threshold each hold with a
     chance (similarity ramp x tanh(GAIN x evidence)), combined as independent chances (1 - prod(1 - chance)), for
     and against apart; any evidence for a document vetoes the evidence against it, and what is left against it
-    moves it by at most NEGATIVE_SHARE."""
+    moves it by at most NEGATIVE_SHARE. Given each document's match to the query, evidence holds only as far as the
+    query finds the document nearly as relevant as its best candidate (to nothing MATCH_MARGIN below it)."""
     import math
 
     import numpy as np
@@ -108,21 +114,27 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     nearest = sorted(about, key=lambda i: -sims[i])[: feedback_memory.NEIGHBORS]
     assert len(about) > feedback_memory.NEIGHBORS, "the data must make the nearest-questions cut matter"
     gain, share = feedback_memory.GAIN, feedback_memory.NEGATIVE_SHARE
+    plausible: dict[int, float] = {}  # given the documents' matches: 1 at the best match, 0 MATCH_MARGIN below
+    if isinstance(documents, dict):
+        best = max(documents.values())
+        plausible = {d: min(1.0, max(0.0, 1 - (best - m) / feedback_memory.MATCH_MARGIN)) for d, m in documents.items()}
     support: dict[int, float] = {}  # the chance that no near question's evidence holds, per document
     against: dict[int, float] = {}
     for i in nearest:
         if sims[i] < threshold:
             continue
         for doc, w in zip(rows[i][2], rows[i][3], strict=True):
-            if doc in wanted:
+            if doc in wanted and plausible.get(doc, 1.0) > 0:
                 doubts = support if w > 0 else against
-                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w))
+                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w)) * plausible.get(doc, 1.0)
                 doubts[doc] = doubts.get(doc, 1.0) * (1 - chance)
     assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
     assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"
     assert got_docs == sorted(set(support) | set(against))
     expected = [bound * (1 - support[d]) if d in support else -share * bound * (1 - against[d]) for d in got_docs]
     assert np.allclose(got_adj, expected, atol=1e-6)
+    if isinstance(documents, dict):  # the matches changed something: without them the figures differ
+        assert index.adjustments(db, query, list(documents)) != (got_docs, got_adj)
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
@@ -144,21 +156,26 @@ def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_a
     for n, chunks in enumerate(docs):  # votes that reorder the documents
         answer = add_answer(db, question=question, chunk_ids=chunks, embedding=qvec)
         record_vote(db, answer_id=answer, user_id="U1", value=1 if n % 3 == 0 else -1, via="button")
-    got = search_scored(db, question, mode=mode, k=10, query_embedding=qvec)
+    # Every chunk (16) asked for, so that every chunk is a candidate: the documents' matches to the query, which
+    # the memory is given, are then those computed below from all of them.
+    got = search_scored(db, question, mode=mode, k=16, query_embedding=qvec)
     assert any(h.feedback > 0 for h in got) and any(h.feedback < 0 for h in got)
 
-    with psycopg.connect(database_url(db), autocommit=True) as conn:
-        docs_adj, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec)
-    adjustment = dict(zip(docs_adj, adj, strict=True))
     base = search_scored(db, question, mode=mode, k=10, query_embedding=qvec, use_feedback=False)
     assert len(base) == 10 and all(h.feedback == 0 for h in base)
     everything = search_scored(db, question, mode=mode, k=50, query_embedding=qvec, use_feedback=False)
     assert len(everything) == 16  # every chunk is a candidate: the expected ranking below is complete
+    matches: dict[int, float] = {}  # each document's best cosine to the query, as search hands it to the memory
+    for h in everything:
+        matches[h.hit.document_id] = max(matches.get(h.hit.document_id, -2.0), float(h.similarity or 0.0))
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        docs_adj, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec, matches)
+    adjustment = dict(zip(docs_adj, adj, strict=True))
     expected = sorted(
         everything, key=lambda h: (-(h.hit.score + adjustment.get(h.hit.document_id, 0.0)), h.hit.chunk_id)
-    )[:10]
+    )
     assert [h.hit.chunk_id for h in got] == [h.hit.chunk_id for h in expected]
-    assert [h.hit.chunk_id for h in got] != [h.hit.chunk_id for h in base]  # the feedback did reorder
+    assert [h.hit.chunk_id for h in got[:10]] != [h.hit.chunk_id for h in base]  # the feedback did reorder
     for hit, plain in zip(got, expected, strict=True):
         assert hit.feedback == pytest.approx(adjustment.get(hit.hit.document_id, 0.0), abs=1e-9)
         assert hit.hit.score == pytest.approx(plain.hit.score + hit.feedback, abs=2e-6)
