@@ -4,11 +4,12 @@ Knowledge base: the whole Python 3.11 HTML docs (12k+ chunks, `--kb /work/kb/pyd
 a LORE_HOME that already is a copy). `--quick` ingests only the questions' gold pages and their neighbours (a
 smaller, easier knowledge base: a smoke test, not a figure to report).
 
-Questions (written for this benchmark, never tuned on before): bench/learning_questions.jsonl (80 questions with
-gold pages, uri substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two
-everyday rephrasings per question, linked by "of"). Parameters are chosen on the tune split; figures are reported
-on the report split, run once. In each split, every other question is "voted": its rephrasings are asked; the
-others are "untouched".
+Questions (written for this benchmark): bench/learning_questions.jsonl (80 questions with gold pages, uri
+substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
+rephrasings per question, linked by "of"). Since session 9 all 80 (`--split all`) are the questions parameters are
+chosen on, and the figures to report come from bench/fresh_questions.jsonl and bench/fresh_rephrasings.jsonl
+(`--split fresh`: 60 questions, one everyday rephrasing each, written blind after the parameters were chosen and
+run once). In each split, every other question is "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -21,8 +22,8 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
    the two leads with a gold page, the three users choose it; measured again;
 4. corrections: the 👎 voters name the gold page in a correction; measured again.
 
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split tune [--sweep 0.4:0.04:0.25,0.5:0.01:0.25]
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split report
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split all [--sweep 0.4:0.04:0.25,0.5:0.01:0.25]
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh
     .venv/bin/python bench/learning.py --quick
 """
 
