@@ -24,7 +24,8 @@ enough either: feedback only reorders what the query itself finds plausible. Sea
 document's best cosine to the query; a document moves fully when it matches as well as the best candidate, and
 not at all MATCH_MARGIN below it. A question about dates resembles an upvoted one about command-line options
 (both "parse ... in a script"), but matches the argparse page far less than the datetime page, so that vote
-cannot lift argparse for it. Several near questions combine as independent chances (1 - prod(1 - chance)).
+cannot lift argparse for it. A correction naming a page is exempt: the team said that page is the answer.
+Several near questions combine as independent chances (1 - prod(1 - chance)).
 Per document, evidence for it and against it are combined apart: any evidence for a page from a near question
 vetoes the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and
 what is left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are
@@ -191,7 +192,9 @@ _BUMP = (
 _VERSION = "SELECT version FROM feedback_state WHERE id = 1"
 _LOAD = """
 SELECT f.answer_id, f.question_embedding, array_agg(e.document_id ORDER BY e.document_id),
-       array_agg(e.w ORDER BY e.document_id)
+       array_agg(e.w ORDER BY e.document_id),
+       array_agg(EXISTS (SELECT 1 FROM critiques cr JOIN documents d ON d.uri = cr.source_uri
+                         WHERE cr.answer_id = e.answer_id AND d.id = e.document_id) ORDER BY e.document_id)
 FROM feedback_answers f JOIN feedback_evidence e ON e.answer_id = f.answer_id
 GROUP BY f.answer_id
 ORDER BY f.answer_id
@@ -242,20 +245,21 @@ class FeedbackIndex:
             self.checked_at, self.stale = now, False
 
     def _load(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of (answer id, question embedding, document ids, weights), as _LOAD returns them: the embedding
-        as pgvector's binary form (bytes) or as an array of floats."""
+        """Rows of (answer id, question embedding, document ids, weights, whether a correction named each
+        document), as _LOAD returns them: the embedding as pgvector's binary form (bytes) or as floats."""
         if rows and isinstance(rows[0][1], bytes | memoryview):
             matrix = decode_vectors([bytes(r[1]) for r in rows])
         else:
             matrix = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         # The evidence grouped by document, as plain lists: a search reads a few dozen entries, for which Python
         # beats numpy's per-call overhead.
-        evidence: dict[int, tuple[list[int], list[float]]] = {}
-        for row, (_, _, documents, weights) in enumerate(rows):
-            for document, weight in zip(documents, weights, strict=True):
-                questions, ws = evidence.setdefault(int(document), ([], []))
+        evidence: dict[int, tuple[list[int], list[float], list[bool]]] = {}
+        for row, (_, _, documents, weights, named) in enumerate(rows):
+            for document, weight, by_name in zip(documents, weights, named, strict=True):
+                questions, ws, names = evidence.setdefault(int(document), ([], [], []))
                 questions.append(row)
                 ws.append(float(weight))
+                names.append(bool(by_name))
         # Swapped in at once: a search on another thread sees the old memory or the new one, never a mix.
         self._memory = _Memory(matrix, evidence)
 
@@ -276,15 +280,22 @@ class FeedbackIndex:
             return [], []
         wanted = memory.evidence.keys() if documents is None else documents
         plausible = _plausibility(documents) if isinstance(documents, Mapping) else {}
-        rows: list[int] = []  # per evidence entry: the question's row, its weight, its document
+        rows: list[int] = []  # per evidence entry: the question's row, its weight, its document, how far it holds
         weights: list[float] = []
         owners: list[int] = []
+        reach: list[float] = []
         for document in set(wanted):
             entry = memory.evidence.get(document)
-            if entry is not None and plausible.get(document, 1.0) > 0:
-                rows += entry[0]
-                weights += entry[1]
-                owners += [document] * len(entry[0])
+            if entry is None:
+                continue
+            # A correction that names the page holds whatever the query's match: the team said it is the answer.
+            for row, weight, named in zip(*entry, strict=True):
+                share = 1.0 if named else plausible.get(document, 1.0)
+                if share > 0:
+                    rows.append(row)
+                    weights.append(weight)
+                    owners.append(document)
+                    reach.append(share)
         if not rows:
             return [], []
         q = np.asarray(qvec, dtype=np.float32)
@@ -299,12 +310,12 @@ class FeedbackIndex:
             near = {row: near[row] for row in nearest}
         doubt_for: dict[int, float] = {}  # per document, the chance that none of the evidence about it holds
         doubt_against: dict[int, float] = {}
-        for row, weight, document in zip(rows, weights, owners, strict=True):
+        for row, weight, document, share in zip(rows, weights, owners, reach, strict=True):
             sim = near.get(row)
             if sim is not None:
-                chance = (sim - threshold) / (1 - threshold) * math.tanh(GAIN * abs(weight))
+                chance = (sim - threshold) / (1 - threshold) * math.tanh(GAIN * abs(weight)) * share
                 doubts = doubt_for if weight > 0 else doubt_against
-                doubts[document] = doubts.get(document, 1.0) * (1.0 - chance * plausible.get(document, 1.0))
+                doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
         bound = float(settings.feedback_weight)
         # Any support from a near question vetoes the evidence against a document.
         moves = {d: bound * (1.0 - doubt) for d, doubt in doubt_for.items()}
@@ -328,7 +339,8 @@ class _Memory(NamedTuple):
     """What a FeedbackIndex holds: the question matrix and the evidence grouped by document."""
 
     matrix: np.ndarray  # one row per past question with evidence (unit vectors)
-    evidence: dict[int, tuple[list[int], list[float]]]  # document id -> (question rows, evidence weights)
+    # document id -> (question rows, evidence weights, whether a correction named the document)
+    evidence: dict[int, tuple[list[int], list[float], list[bool]]]
 
 
 @functools.cache

@@ -89,7 +89,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     chance (similarity ramp x tanh(GAIN x evidence)), combined as independent chances (1 - prod(1 - chance)), for
     and against apart; any evidence for a document vetoes the evidence against it, and what is left against it
     moves it by at most NEGATIVE_SHARE. Given each document's match to the query, evidence holds only as far as the
-    query finds the document nearly as relevant as its best candidate (to nothing MATCH_MARGIN below it)."""
+    query finds the document nearly as relevant as its best candidate (to nothing MATCH_MARGIN below it), unless a
+    correction named the document."""
     import math
 
     import numpy as np
@@ -101,7 +102,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
         vec = centre + rng.standard_normal(384).astype(np.float32) * (0.5 if answer % 2 else 3.0)
         docs = sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
         weights = [-abs(w) if doc >= 25 else w for doc, w in zip(docs, rng.normal(0, 0.3, len(docs)), strict=True)]
-        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, weights))  # 25-29: evidence against only
+        named = [bool(w > 0.4) for w in weights]  # the strongest evidence for a page: as if a correction named it
+        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, weights, named))  # 25-29: against only
     index = feedback_memory.FeedbackIndex()
     index._load(rows)
     query = centre / np.linalg.norm(centre)
@@ -123,10 +125,11 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     for i in nearest:
         if sims[i] < threshold:
             continue
-        for doc, w in zip(rows[i][2], rows[i][3], strict=True):
-            if doc in wanted and plausible.get(doc, 1.0) > 0:
+        for doc, w, named in zip(rows[i][2], rows[i][3], rows[i][4], strict=True):
+            reach = 1.0 if named else plausible.get(doc, 1.0)
+            if doc in wanted and reach > 0:
                 doubts = support if w > 0 else against
-                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w)) * plausible.get(doc, 1.0)
+                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w)) * reach
                 doubts[doc] = doubts.get(doc, 1.0) * (1 - chance)
     assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
     assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"
@@ -135,6 +138,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     assert np.allclose(got_adj, expected, atol=1e-6)
     if isinstance(documents, dict):  # the matches changed something: without them the figures differ
         assert index.adjustments(db, query, list(documents)) != (got_docs, got_adj)
+        index._load([(*r[:4], [False] * len(r[4])) for r in rows])  # and so did the corrections' exemption
+        assert index.adjustments(db, query, documents) != (got_docs, got_adj)
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
