@@ -50,8 +50,12 @@ from harness.bench_env import copy_home, isolate  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
-FRESH_QUESTIONS = ROOT / "bench" / "fresh_questions.jsonl"
-FRESH_REPHRASINGS = ROOT / "bench" / "fresh_rephrasings.jsonl"
+# The blind sets, written after the parameters were chosen, each reported on once: fresh (session 9, before
+# NEGATIVE_SHARE 0.5) and fresh2 (session 9, after it).
+FILES = {
+    name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
+    for name in ("fresh", "fresh2")
+}
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -77,7 +81,7 @@ class Question:
 def load_questions(split: str) -> list[Question]:
     """The questions of a split: tune or report (bench/learning_*.jsonl), all (both: the set parameters are chosen
     on), or fresh (bench/fresh_*.jsonl: written blind after the parameters were chosen, for the final report)."""
-    questions, rephrased = (FRESH_QUESTIONS, FRESH_REPHRASINGS) if split == "fresh" else (QUESTIONS, REPHRASINGS)
+    questions, rephrased = FILES.get(split, (QUESTIONS, REPHRASINGS))
     rephrasings: dict[str, list[str]] = {}
     for line in rephrased.read_text().splitlines():
         if line.strip():
@@ -393,7 +397,7 @@ def main() -> None:
     parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
     parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
     parser.add_argument("--quick", action="store_true", help="ingest only the gold pages and their neighbours")
-    parser.add_argument("--split", choices=("tune", "report", "all", "fresh"), default="tune")
+    parser.add_argument("--split", choices=("tune", "report", "all", *FILES), default="tune")
     parser.add_argument("--users", default=",".join(USER_MODELS), help="user models, comma-separated")
     parser.add_argument("--attribution", default="search-only,llm", help="search-only, llm, or both")
     parser.add_argument(
