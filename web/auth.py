@@ -106,12 +106,16 @@ class Keyring:
         payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         return f"{payload}.{self._sign(payload)}"
 
+    def tag(self, purpose: str, value: str) -> str:
+        """A keyed tag of `value` for one purpose (a tag made for one never passes as another's)."""
+        return hmac.new(self.key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:40]
+
     def csrf_for(self, nonce: str) -> str:
-        return hmac.new(self.key, f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()[:40]
+        return self.tag("csrf", nonce)
 
     def signin_csrf(self, nonce: str) -> str:
         """The sign-in form's token for the pre-session nonce in the browser's SIGNIN_COOKIE."""
-        return hmac.new(self.key, f"signin:{nonce}".encode(), hashlib.sha256).hexdigest()[:40]
+        return self.tag("signin", nonce)
 
     def read_session(self, cookie: str) -> Principal:
         payload, _, signature = cookie.partition(".")

@@ -14,7 +14,6 @@ Slack's hosts come from SLACK_API_URL, so tests point the whole exchange at the 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -154,8 +153,7 @@ class SlackSignIn:
         return bool(self.settings.slack_client_id and self.settings.slack_client_secret)
 
     def _state_signature(self, state: str, nonce: str) -> str:
-        message = f"oidc:{state}.{nonce}".encode()
-        return hmac.new(self.console.keyring.key, message, hashlib.sha256).hexdigest()[:40]
+        return self.console.keyring.tag("oidc", f"{state}.{nonce}")
 
     def _read_state(self, cookie: str) -> tuple[str, str]:
         """(state, nonce) from the state cookie when it is ours (signed), else empty strings."""
