@@ -18,21 +18,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from harness.canary_kb import (  # noqa: F401 - the MCP tests import the canary world from here
-    CANARIES,
-    MEMBER,
-    OTHER_CANARY,
-    OTHER_PRIVATE,
-    OUTSIDER,
-    PUBLIC_URI,
-    QUESTION,
-    QUESTION_TWO,
-    SECRET_CANARY,
-    SECRET_CHANNEL,
-    build_canary_kb,
-    leaked,
-    private_uri,
-)
+from harness.canary_kb import CANARIES, build_canary_kb
 from harness.openai_server import FakeOpenAI
 from harness.procs import LORE, clean_env, serve_http
 from harness.slack_api import FakeSlack

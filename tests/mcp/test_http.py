@@ -12,12 +12,7 @@ import pytest
 from click.testing import CliRunner
 from mcp.shared.exceptions import MCPError
 
-from harness.slack_api import FakeSlack
-from lore.cli import main
-from lore.config import Settings
-from lore.db import raw_connection
-from lore.tokens import create_token, revoke_token
-from tests.mcp.conftest import (
+from harness.canary_kb import (
     MEMBER,
     OTHER_CANARY,
     OUTSIDER,
@@ -25,12 +20,15 @@ from tests.mcp.conftest import (
     QUESTION,
     SECRET_CANARY,
     SECRET_CHANNEL,
-    error_text,
-    http_client,
     leaked,
     private_uri,
-    structured,
 )
+from harness.slack_api import FakeSlack
+from lore.cli import main
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.tokens import create_token, revoke_token
+from tests.mcp.conftest import error_text, http_client, structured
 
 INITIALIZE = {
     "jsonrpc": "2.0",

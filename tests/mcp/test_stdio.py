@@ -12,11 +12,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from harness.slack_api import FakeSlack
-from lore.config import Settings
-from lore.db import raw_connection
-from lore.tokens import create_token, revoke_token
-from tests.mcp.conftest import (
+from harness.canary_kb import (
     MEMBER,
     OTHER_CANARY,
     OTHER_PRIVATE,
@@ -24,17 +20,16 @@ from tests.mcp.conftest import (
     PUBLIC_URI,
     QUESTION,
     QUESTION_TWO,
-    REPO,
     SECRET_CANARY,
     SECRET_CHANNEL,
-    error_text,
     leaked,
-    lore_cli,
     private_uri,
-    slack_env,
-    stdio_client,
-    structured,
 )
+from harness.slack_api import FakeSlack
+from lore.config import Settings
+from lore.db import raw_connection
+from lore.tokens import create_token, revoke_token
+from tests.mcp.conftest import REPO, error_text, lore_cli, slack_env, stdio_client, structured
 
 TOOLS = {"search", "ask", "get_document", "vote", "list_sources"}
 

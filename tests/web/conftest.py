@@ -14,17 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.canary_kb import (  # noqa: F401 - the console tests import the canary world from here
-    CANARIES,
-    MEMBER,
-    OTHER_PRIVATE,
-    OUTSIDER,
-    PUBLIC_URI,
-    QUESTION,
-    SECRET_CHANNEL,
-    build_canary_kb,
-    private_uri,
-)
+from harness.canary_kb import CANARIES, build_canary_kb
+from harness.canary_kb import leaked as canaries_in
 from harness.local_server import free_port
 from harness.openai_server import FakeOpenAI
 from harness.polling import wait_until
@@ -44,8 +35,7 @@ BUDGET_QUESTION = "What is the Nightjar budget code?"
 
 def leaked(text: str) -> list[str]:
     """The canaries (and private channels' document titles) that occur in `text`."""
-    found = [canary for canary, _ in CANARIES.values() if canary in text]
-    return found + [f"title of {c}" for c in CANARIES if f"{c} notes" in text]
+    return canaries_in(text) + [f"title of {c}" for c in CANARIES if f"{c} notes" in text]
 
 
 @pytest.fixture

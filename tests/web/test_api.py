@@ -11,24 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from harness.canary_kb import CANARIES, MEMBER, OUTSIDER, PUBLIC_URI, QUESTION, SECRET_CHANNEL
 from harness.openai_server import FakeOpenAI
 from lore.config import Settings
 from lore.db import raw_connection
 from lore.tokens import create_token
-from tests.web.conftest import (
-    ADMIN,
-    ATTACHED,
-    ATTACHED_CODE,
-    BUDGET_QUESTION,
-    CANARIES,
-    MEMBER,
-    OUTSIDER,
-    PUBLIC_URI,
-    QUESTION,
-    SECRET_CHANNEL,
-    Console,
-    leaked,
-)
+from tests.web.conftest import ADMIN, ATTACHED, ATTACHED_CODE, BUDGET_QUESTION, Console, leaked
 from web.auth import COOKIE, SIGNIN_COOKIE, Keyring
 
 SECRET_CANARY = CANARIES[SECRET_CHANNEL][0]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.canary_kb import QUESTION
 from harness.openai_server import FakeOpenAI
 from harness.slack_api import FakeSlack
 from lore.config import Settings
@@ -18,7 +19,6 @@ from tests.web.conftest import (
     ATTACHED,
     ATTACHED_CODE,
     BUDGET_QUESTION,
-    QUESTION,
     Console,
     console_env,
     echo_context,
@@ -265,8 +265,8 @@ def test_bad_sign_ins_in_a_browser(live: Console, browser: Any) -> None:
 def test_another_site_cannot_sign_a_visitor_in_as_someone_else(live: Console, browser: Any, kb: Settings) -> None:
     """Login CSRF, as the browser itself would do it: a page elsewhere posts its author's token to the sign-in form
     (refused), or links to /console/?token= with it (a page that says whose token it is, and a button)."""
+    from harness.canary_kb import OUTSIDER
     from lore.tokens import create_token
-    from tests.web.conftest import OUTSIDER
 
     attackers = create_token(kb, user_id=OUTSIDER).token
     evil = "http://evil.example/"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import httpx
 
+from harness.canary_kb import MEMBER, OUTSIDER, QUESTION
 from harness.openai_server import FakeOpenAI
 from harness.procs import serve_http
 from harness.slack_api import FakeSlack
 from lore.config import Settings
 from lore.tokens import create_token
-from tests.web.conftest import MEMBER, OUTSIDER, QUESTION, console_env, echo_context, leaked
+from tests.web.conftest import console_env, echo_context, leaked
 
 
 def test_lore_serve_http_serves_the_console_and_the_api(
