@@ -7,9 +7,10 @@ smaller, easier knowledge base: a smoke test, not a figure to report).
 Questions (written for this benchmark): bench/learning_questions.jsonl (80 questions with gold pages, uri
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Since session 9 all 80 (`--split all`) are the questions parameters are
-chosen on, and the figures to report come from bench/fresh_questions.jsonl and bench/fresh_rephrasings.jsonl
-(`--split fresh`: 60 questions, one everyday rephrasing each, written blind after the parameters were chosen and
-run once). In each split, every other question is "voted": its rephrasings are asked; the others are "untouched".
+chosen on, and the figures to report come from the blind sets bench/fresh_*.jsonl (`--split fresh`, 60
+questions) and bench/fresh2_*.jsonl (`--split fresh2`, 40), one everyday rephrasing each, written without
+looking at any search result after the parameters were chosen. In each split, every other question is "voted":
+its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -50,8 +51,8 @@ from harness.bench_env import copy_home, isolate  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
-# The blind sets, written after the parameters were chosen, each reported on once: fresh (session 9, before
-# NEGATIVE_SHARE 0.5) and fresh2 (session 9, after it).
+# The blind sets, written after the parameters were chosen, for reporting only (docs/benchmarks.md says how often
+# each has been run): fresh (60 questions) and fresh2 (40, on pages no other set uses).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in ("fresh", "fresh2")
@@ -80,7 +81,7 @@ class Question:
 
 def load_questions(split: str) -> list[Question]:
     """The questions of a split: tune or report (bench/learning_*.jsonl), all (both: the set parameters are chosen
-    on), or fresh (bench/fresh_*.jsonl: written blind after the parameters were chosen, for the final report)."""
+    on), or a blind set of FILES (written after the parameters were chosen, for reporting)."""
     questions, rephrased = FILES.get(split, (QUESTIONS, REPHRASINGS))
     rephrasings: dict[str, list[str]] = {}
     for line in rephrased.read_text().splitlines():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,8 +43,6 @@ def migrated_with_freeze_page(settings: Settings) -> None:
 def copy_home(source: Path, target: Path) -> Path:
     """A copy of the LORE_HOME `source` (a knowledge base) at `target`, startable while the source's own server
     runs: the copied server's pid and socket lock files are dropped, so its PostgreSQL starts afresh."""
-    import subprocess
-
     if not (source / "pgdata").exists():
         raise SystemExit(f"{source} is not a LORE_HOME with a knowledge base (no pgdata)")
     subprocess.run(["cp", "-a", str(source), str(target)], check=True)
