@@ -119,25 +119,26 @@ scored AS (
     FROM votes WHERE answer_id = ANY(%(ids)s) GROUP BY answer_id
 ),
 e AS (
-    SELECT s.answer_id, m.document_id, s.s AS w FROM scored s JOIN main m USING (answer_id) WHERE s.s > 0
+    SELECT s.answer_id, m.document_id, s.s AS w, false AS named
+    FROM scored s JOIN main m USING (answer_id) WHERE s.s > 0
     UNION ALL
-    SELECT s.answer_id, l.document_id, s.s FROM scored s JOIN lead l USING (answer_id)
+    SELECT s.answer_id, l.document_id, s.s, false FROM scored s JOIN lead l USING (answer_id)
     WHERE s.s < 0 AND l.document_id IS NOT NULL
     UNION ALL
-    SELECT p.chosen_id, m.document_id, %(comparison)s * p.n / (p.n + 1)
+    SELECT p.chosen_id, m.document_id, %(comparison)s * p.n / (p.n + 1), false
     FROM compared p JOIN main m ON m.answer_id = p.chosen_id
     UNION ALL
-    SELECT p.chosen_id, l.document_id, -%(comparison)s * p.n / (p.n + 1)
+    SELECT p.chosen_id, l.document_id, -%(comparison)s * p.n / (p.n + 1), false
     FROM compared p JOIN lead l ON l.answer_id = p.rejected_id
     WHERE l.document_id IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM main m WHERE m.answer_id = p.chosen_id AND m.document_id = l.document_id)
     UNION ALL
-    SELECT cr.answer_id, d.id, %(correction)s
+    SELECT cr.answer_id, d.id, %(correction)s, true
     FROM critiques cr JOIN documents d ON d.uri = cr.source_uri
     WHERE cr.answer_id = ANY(%(ids)s)
 )
-INSERT INTO feedback_evidence (answer_id, document_id, w)
-SELECT answer_id, document_id, sum(w) FROM e
+INSERT INTO feedback_evidence (answer_id, document_id, w, named)
+SELECT answer_id, document_id, sum(w), bool_or(named) FROM e
 GROUP BY answer_id, document_id
 HAVING sum(w) <> 0
 """
@@ -192,9 +193,7 @@ _BUMP = (
 _VERSION = "SELECT version FROM feedback_state WHERE id = 1"
 _LOAD = """
 SELECT f.answer_id, f.question_embedding, array_agg(e.document_id ORDER BY e.document_id),
-       array_agg(e.w ORDER BY e.document_id),
-       array_agg(EXISTS (SELECT 1 FROM critiques cr JOIN documents d ON d.uri = cr.source_uri
-                         WHERE cr.answer_id = e.answer_id AND d.id = e.document_id) ORDER BY e.document_id)
+       array_agg(e.w ORDER BY e.document_id), array_agg(e.named ORDER BY e.document_id)
 FROM feedback_answers f JOIN feedback_evidence e ON e.answer_id = f.answer_id
 GROUP BY f.answer_id
 ORDER BY f.answer_id

@@ -238,7 +238,8 @@ class FeedbackState(Base):
 class FeedbackEvidence(Base):
     """What an answer's feedback says about each document it used: the weight `w` the feedback memory adds
     (scaled by question similarity) to that document. Recomputed whenever the answer's votes or
-    corrections change, so a search only sums precomputed rows."""
+    corrections change, so a search only sums precomputed rows. `named`: a correction on the answer named the
+    document (such evidence holds whatever the query's match: lore.feedback_memory)."""
 
     __tablename__ = "feedback_evidence"
 
@@ -247,6 +248,7 @@ class FeedbackEvidence(Base):
         BigInteger, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     w: Mapped[float] = mapped_column(Float, nullable=False)
+    named: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
 
 
 class FeedbackDay(Base):

@@ -168,6 +168,13 @@ def test_a_correction_naming_a_page_is_the_strongest_signal(db: Settings) -> Non
     evidence = _evidence(db)
     assert evidence[(answer, "kb://getopt")] == pytest.approx(feedback_memory.CORRECTION_SCORE)
     assert (answer, "kb://argparse") not in evidence
+    with psycopg.connect(database_url(db)) as conn:  # the page the correction named is marked so, and only it
+        named = dict(
+            conn.execute(
+                "SELECT d.uri, e.named FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
+            ).fetchall()
+        )
+    assert named == {"kb://getopt": True, "kb://optparse": False}
     moves = _moves(db, SIMILAR)
     assert moves["kb://getopt"] > 0 > moves["kb://optparse"] and moves["kb://argparse"] == 0.0
     assert search_scored(db, SIMILAR, mode="vector", k=4)[0].hit.uri == "kb://getopt"
