@@ -16,16 +16,23 @@ those documents. What each kind of feedback is evidence of (refresh_evidence):
   the source the rejected one led with, unless the chosen one relied on it too: COMPARISON_SCORE per pair, more
   than a vote. A correction naming a page is the clearest signal: CORRECTION_SCORE for that page.
 
-At query time a near question's evidence about a document holds with the chance that the query asks the same
-thing, which ramps from 0 at the threshold to 1 at an identical question (no cliff), times the evidence's
-strength (tanh of GAIN times its score): strong evidence is surer, but it reaches no further than a vote does,
-so a correction for one question does not spill onto every question that merely resembles it. Resembling is not
-enough either: feedback only reorders what the query itself finds plausible. Search hands over each candidate
-document's best cosine to the query; a document moves fully when it matches as well as the best candidate, and
-not at all MATCH_MARGIN below it. A question about dates resembles an upvoted one about command-line options
-(both "parse ... in a script"), but matches the argparse page far less than the datetime page, so that vote
-cannot lift argparse for it. A correction naming a page is exempt: the team said that page is the answer.
-Several near questions combine as independent chances (1 - prod(1 - chance)).
+At query time a near question's evidence about a document holds with the chance that the query asks the same thing,
+which ramps from 0 at the threshold to 1 at RAMP_TOP (an identical question; no cliff), times the evidence's
+strength (tanh of GAIN times its score): strong evidence is surer, but it reaches no further than a vote does, so a
+correction for one question does not spill onto every question that merely resembles it. Resembling is not enough
+either: feedback only reorders what the query itself finds plausible. Search hands over each candidate document's
+best cosine to the query; a document moves fully when it matches as well as the best candidate, and not at all
+MATCH_MARGIN below it. A question about dates resembles an upvoted one about command-line options (both "parse ...
+in a script"), but matches the argparse page far less than the datetime page, so that vote cannot lift argparse for
+it. A correction naming a page is exempt: the team said that page is the answer. Several near questions combine as
+independent chances (1 - prod(1 - chance)). Optionally (UNSEEN_GUARD, off by default), a lift is read as a
+preference over what the voters saw: an upvoted answer says its page beat the other pages it showed, nothing about
+pages it never showed, so a lifted page may pass the query's own best UNSEEN_GUARD pages only if some answer that
+lifts it showed them (a corrected answer counts the page its correction named as shown). It stops "log the full
+error trace", upvoted for the traceback page, from lifting it over faulthandler for "a traceback when my program
+segfaults"; but on 240 benchmark questions it stopped as many right lifts (a rephrasing's answer rarely shows the
+page the original wording puts first), so it is off: docs/benchmarks.md has the figures, with those of RAMP_TOP
+below 1.
 Per document, evidence for it and against it are combined apart: any evidence for a page from a near question
 vetoes the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and
 what is left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are
@@ -75,6 +82,11 @@ NEGATIVE_SHARE = 0.25
 # Feedback reorders what the query itself finds plausible: a document moves fully when the query matches it (its
 # best chunk's cosine) as well as its best candidate, and not at all MATCH_MARGIN or more below that.
 MATCH_MARGIN = 0.15
+# The chance that a past question asks what the query asks ramps from 0 at the threshold to 1 at this cosine.
+RAMP_TOP = 1.0
+# A page lifted by near questions' feedback may not pass any of the query's best UNSEEN_GUARD documents that none
+# of those questions' answers showed (0: no guard). See FeedbackIndex.moves.
+UNSEEN_GUARD = 0
 
 # What each voted, compared or corrected answer says about documents, precomputed when its feedback changes
 # (refresh_evidence) so that a search only sums a few rows (the rules: the module docstring). An answer's `lead`
@@ -193,11 +205,20 @@ _BUMP = (
 _VERSION = "SELECT version FROM feedback_state WHERE id = 1"
 _LOAD = """
 SELECT f.answer_id, f.question_embedding, array_agg(e.document_id ORDER BY e.document_id),
-       array_agg(e.w ORDER BY e.document_id), array_agg(e.named ORDER BY e.document_id)
+       array_agg(e.w ORDER BY e.document_id), array_agg(e.named ORDER BY e.document_id), {shown}
 FROM feedback_answers f JOIN feedback_evidence e ON e.answer_id = f.answer_id
 GROUP BY f.answer_id
 ORDER BY f.answer_id
 """
+# The documents each answer showed (its sources), read only when the unseen-page guard needs them.
+_SHOWN = """(SELECT coalesce(array_agg(DISTINCT ch.document_id), '{}') FROM answers a JOIN chunks ch
+        ON ch.id = ANY(a.chunk_ids) WHERE a.id = f.answer_id)"""
+
+
+def _load_sql() -> str:
+    return _LOAD.format(shown=_SHOWN if UNSEEN_GUARD > 0 else "'{}'::bigint[]")
+
+
 # How often a searching process asks whether the feedback changed elsewhere (feedback recorded in the same
 # process is seen at once): a vote from another process moves this process's searches within this time.
 CHECK_INTERVAL_S = 1.0
@@ -238,14 +259,15 @@ class FeedbackIndex:
                     # Binary: as real[], every float would become a Python object (ten times slower to load).
                     # A connection with Lore's vector loaders (the search connection) hands over arrays; one
                     # without them, pgvector's binary form, which _load decodes all at once.
-                    rows = conn.cursor(binary=True).execute(_LOAD).fetchall()
+                    rows = conn.cursor(binary=True).execute(_load_sql()).fetchall()
                 self._load(rows)
                 self.version = version
             self.checked_at, self.stale = now, False
 
     def _load(self, rows: list[tuple[Any, ...]]) -> None:
         """Rows of (answer id, question embedding, document ids, weights, whether a correction named each
-        document), as _LOAD returns them: the embedding as pgvector's binary form (bytes) or as floats."""
+        document[, the documents its answer showed]), as _LOAD returns them: the embedding as pgvector's binary
+        form (bytes) or as floats."""
         if rows and isinstance(rows[0][1], bytes | memoryview):
             matrix = decode_vectors([bytes(r[1]) for r in rows])
         else:
@@ -253,14 +275,15 @@ class FeedbackIndex:
         # The evidence grouped by document, as plain lists: a search reads a few dozen entries, for which Python
         # beats numpy's per-call overhead.
         evidence: dict[int, tuple[list[int], list[float], list[bool]]] = {}
-        for row, (_, _, documents, weights, named) in enumerate(rows):
+        shown = [frozenset(int(d) for d in r[5]) if len(r) > 5 and r[5] is not None else frozenset() for r in rows]
+        for row, (_, _, documents, weights, named, *_) in enumerate(rows):
             for document, weight, by_name in zip(documents, weights, named, strict=True):
                 questions, ws, names = evidence.setdefault(int(document), ([], [], []))
                 questions.append(row)
                 ws.append(float(weight))
                 names.append(bool(by_name))
         # Swapped in at once: a search on another thread sees the old memory or the new one, never a mix.
-        self._memory = _Memory(matrix, evidence)
+        self._memory = _Memory(matrix, evidence, shown)
 
     @property
     def size(self) -> int:
@@ -274,15 +297,25 @@ class FeedbackIndex:
         embedding; empty when no past question with evidence about them is near. Given as a mapping, `documents`
         holds each document's best cosine to the query (search has it), and evidence about a document holds only
         as far as the query itself finds it nearly as relevant as its best candidate (MATCH_MARGIN)."""
+        moves = self.moves(settings, qvec, documents)
+        docs = sorted(moves)
+        return docs, [moves[d].amount for d in docs]
+
+    def moves(
+        self, settings: Settings, qvec: np.ndarray, documents: Iterable[int] | Mapping[int, float] | None = None
+    ) -> dict[int, Move]:
+        """Per document with near evidence, how far feedback moves it and, for a lift, what the near questions'
+        answers showed (`adjustments` is this without the latter)."""
         memory = self._memory
         if not len(memory.matrix):
-            return [], []
+            return {}
         wanted = memory.evidence.keys() if documents is None else documents
         plausible = _plausibility(documents) if isinstance(documents, Mapping) else {}
         rows: list[int] = []  # per evidence entry: the question's row, its weight, its document, how far it holds
         weights: list[float] = []
         owners: list[int] = []
         reach: list[float] = []
+        by_name: list[bool] = []
         for document in set(wanted):
             entry = memory.evidence.get(document)
             if entry is None:
@@ -295,34 +328,49 @@ class FeedbackIndex:
                     weights.append(weight)
                     owners.append(document)
                     reach.append(share)
+                    by_name.append(named)
         if not rows:
-            return [], []
+            return {}
         q = np.asarray(qvec, dtype=np.float32)
         # Gathering copies the rows; past a share of the matrix one product over all of it is cheaper.
         # On one BLAS thread: see _single_threaded_blas.
         gather = len(rows) < GATHER_SHARE * len(memory.matrix)
         sims = (memory.matrix[rows] @ q if gather else (memory.matrix @ q)[rows]).tolist()
         threshold = float(min(settings.feedback_threshold, 0.999))
+        span = max(RAMP_TOP - threshold, 1e-3)
         near = {row: sim for row, sim in zip(rows, sims, strict=True) if sim >= threshold}
         if len(near) > NEIGHBORS:
             nearest = sorted(near, key=near.__getitem__, reverse=True)[:NEIGHBORS]
             near = {row: near[row] for row in nearest}
         doubt_for: dict[int, float] = {}  # per document, the chance that none of the evidence about it holds
         doubt_against: dict[int, float] = {}
-        for row, weight, document, share in zip(rows, weights, owners, reach, strict=True):
+        shown: dict[int, set[int]] = {}  # per lifted document, what its supporters' answers showed
+        for row, weight, document, share, named in zip(rows, weights, owners, reach, by_name, strict=True):
             sim = near.get(row)
             if sim is not None:
-                chance = (sim - threshold) / (1 - threshold) * math.tanh(GAIN * abs(weight)) * share
+                chance = min(1.0, (sim - threshold) / span) * math.tanh(GAIN * abs(weight)) * share
                 doubts = doubt_for if weight > 0 else doubt_against
                 doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
+                if weight > 0:  # a corrected answer showed the page its correction named (stored with it)
+                    shown.setdefault(document, set()).update(
+                        memory.shown[row] | {document} if named else memory.shown[row]
+                    )
         bound = float(settings.feedback_weight)
         # Any support from a near question vetoes the evidence against a document.
-        moves = {d: bound * (1.0 - doubt) for d, doubt in doubt_for.items()}
+        out = {d: Move(bound * (1.0 - doubt), frozenset(shown.get(d, ()))) for d, doubt in doubt_for.items()}
         for d, doubt in doubt_against.items():
-            if d not in moves:
-                moves[d] = -NEGATIVE_SHARE * bound * (1.0 - doubt)
-        docs = sorted(moves)
-        return docs, [moves[d] for d in docs]
+            if d not in out:
+                out[d] = Move(-NEGATIVE_SHARE * bound * (1.0 - doubt), frozenset())
+        return out
+
+
+class Move(NamedTuple):
+    """How feedback moves one document for a query: `amount` is added to its score; for a lift, `shown` is the
+    documents the supporting near questions' answers showed (a corrected answer: also the page its correction
+    named)."""
+
+    amount: float
+    shown: frozenset[int]
 
 
 def _plausibility(matches: Mapping[int, float]) -> dict[int, float]:
@@ -340,6 +388,7 @@ class _Memory(NamedTuple):
     matrix: np.ndarray  # one row per past question with evidence (unit vectors)
     # document id -> (question rows, evidence weights, whether a correction named the document)
     evidence: dict[int, tuple[list[int], list[float], list[bool]]]
+    shown: list[frozenset[int]]  # per question row, the documents its answer showed (its sources)
 
 
 @functools.cache

@@ -14,15 +14,19 @@ which words are frequent (below) once every FREQUENT_TTL_S.
 - Reciprocal rank fusion (k=60) of the two ranked lists, where how much the full-text list counts follows the
   question (`FUSION`, `fusion_for`). A question that names an identifier or quotes a string (module.attr,
   snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) asks for exact words, which
-  only full text matches: its list keeps the weight 0.7. A natural-language question's words are ordinary words
-  that many passages use loosely, so its list weighs 0.1: enough to break near ties, too little to push the passages
-  found by meaning out of the top 5. Two more signals were fitted and left at zero because they did not
-  generalise from the questions they were fitted on to the held-out ones: the share of the question's words that
-  are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading path holding the question's
-  distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded adjustment: the feedback memory
-  (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this process
-  once the candidates are back. Votes act there, for similar questions only: a query-independent prior from
-  votes helps no question and costs the others (docs/benchmarks.md).
+  only full text matches: its list keeps the weight 0.7. A natural-language question's words are ordinary words that
+  many passages use loosely, so its list weighs 0.1: enough to break near ties, too little to push the passages
+  found by meaning out of the top 5. (On the Python docs a blind set favoured 0.2 for identifier questions, but on a
+  team handbook the passage with the exact words, "UDP port 51820", then lost first place to another passage of the
+  same page; the weight stays until a corpus-aware rule is measured: docs/benchmarks.md.) Two more signals were
+  fitted and left at zero because they did not generalise from the questions they were fitted on to the held-out
+  ones: the share of the question's words that are rare in the corpus (PostgreSQL's statistics), and a bonus for a
+  heading path holding the question's distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded
+  adjustment: the feedback memory (lore.feedback_memory) of similar past questions about the candidates' documents,
+  computed in this process once the candidates are back. Votes act there, for similar questions only: a
+  query-independent prior from votes helps no question and costs the others (docs/benchmarks.md). With
+  feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that no answer lifting it
+  showed (`_adjusted`; off by default).
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
@@ -37,17 +41,18 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
 
+from lore import feedback_memory
 from lore.config import Settings
 from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
-from lore.feedback_memory import FeedbackIndex, feedback_index
+from lore.feedback_memory import FeedbackIndex, Move, feedback_index
 from lore.logs import kv
 from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MODES = SEARCH_MODES
 RRF_K = 60
+# How far below a document it may not pass a lifted document stops (a hair: the order is all that matters).
+GUARD_GAP = 1e-9
 # Cosine similarity above which two retrieved chunks count as the same passage.
 NEAR_DUPLICATE_COSINE = 0.97
 # A word is frequent, and does not by itself make a passage a full-text candidate (_MATCH), when more than this
@@ -442,9 +449,9 @@ def search_scored(
         if use_feedback and rows:
             index = _feedback_index(settings)
             if index.size:
-                documents, adjustments = index.adjustments(settings, qvec, _document_matches(rows))
-                if documents:
-                    rows = _adjusted(rows, dict(zip(documents, adjustments, strict=True)))
+                moves = index.moves(settings, qvec, _document_matches(rows))
+                if moves:
+                    rows = _adjusted(rows, moves)
         hits = _collapse(rows, k, lambda ids: _embeddings(settings, ids))
         # The collapse left fewer than k although the scans may hold more: ask again for twice as many.
         if len(hits) >= k or found < params["n"] or params["n"] >= MAX_CANDIDATES:
@@ -475,14 +482,39 @@ def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
     return best
 
 
-def _adjusted(rows: list[tuple[Any, ...]], adjustments: dict[int, float]) -> list[tuple[Any, ...]]:
-    """Rows with each document's feedback adjustment added to the score (and reported), ranked again."""
+def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tuple[Any, ...]]:
+    """Rows with each document's feedback move added to the score (and reported), ranked again. A lifted document
+    does not pass any of the query's best UNSEEN_GUARD documents that the answers lifting it never showed: it
+    stops just below the first of them (feedback_memory.UNSEEN_GUARD)."""
+    ceilings = _ceilings(rows, moves) if feedback_memory.UNSEEN_GUARD > 0 else {}
     out = []
     for row in rows:
-        adj = adjustments.get(int(row[1]), 0.0)
-        out.append((*row[:8], float(row[8]) + adj, *row[9:11], adj))
+        move = moves.get(int(row[1]))
+        adj = move.amount if move is not None else 0.0
+        score = float(row[8])
+        ceiling = ceilings.get(int(row[1]))
+        if ceiling is not None and adj > 0:
+            adj = max(0.0, min(adj, ceiling - score))
+        out.append((*row[:8], score + adj, *row[9:11], adj))
     out.sort(key=lambda r: (-r[8], r[0]))
     return out
+
+
+def _ceilings(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> dict[int, float]:
+    """Per lifted document with a guard, the score it may rise to: just below the best-scored of the query's
+    best UNSEEN_GUARD documents (before feedback) above it that its supporters' answers did not show."""
+    best: dict[int, float] = {}  # document -> its best row's score, in rank order
+    for row in rows:  # rows come ranked by score
+        best.setdefault(int(row[1]), float(row[8]))
+    guarded = list(best.items())[: feedback_memory.UNSEEN_GUARD]
+    ceilings = {}
+    for document, move in moves.items():
+        if move.amount <= 0 or document not in best:
+            continue
+        above = [score for d, score in guarded if d != document and d not in move.shown and score > best[document]]
+        if above:
+            ceilings[document] = max(above) - GUARD_GAP
+    return ceilings
 
 
 def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:

@@ -4,6 +4,8 @@ downvoted answer it did not lead (lore.feedback_memory's rules, through the real
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import pytest
 
@@ -195,19 +197,25 @@ def test_the_memory_scales_with_similarity_and_stays_bounded(db: Settings) -> No
     assert 0 < adj_near[0] <= adj[0]
 
 
-def test_migration_0006_recomputes_old_evidence_under_these_rules(migrated: Settings) -> None:
-    """Evidence written by the old rules (every source of a downvoted answer at 1/rank) is rebuilt in SQL: only the
-    source the answer led with keeps the 👎, the upvoted answer credits its top source alone."""
+def _database_at(migrated: Settings, name: str, revision: str) -> tuple[str, Callable[[str], None]]:
+    """A new database `name` on the test server, migrated up to `revision`: its url, and how to upgrade it further."""
     from alembic import command
     from lore.migrations import alembic_config
 
     base = database_url(migrated)
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "attribution"')
-        conn.execute('CREATE DATABASE "attribution"')
-    url = base.replace("/lore?", "/attribution?")
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.replace("/lore?", f"/{name}?")
     config = alembic_config(Settings(DATABASE_URL=url, _env_file=None))
-    command.upgrade(config, "0005_chunks_carry_document")
+    command.upgrade(config, revision)
+    return url, lambda target: command.upgrade(config, target)
+
+
+def test_migration_0006_recomputes_old_evidence_under_these_rules(migrated: Settings) -> None:
+    """Evidence written by the old rules (every source of a downvoted answer at 1/rank) is rebuilt in SQL: only the
+    source the answer led with keeps the 👎, the upvoted answer credits its top source alone."""
+    url, upgrade = _database_at(migrated, "attribution", "0005_chunks_carry_document")
     vector = "[" + ",".join(["0.05"] * 384) + "]"
     with psycopg.connect(url) as conn:
         chunks = {}
@@ -234,7 +242,7 @@ def test_migration_0006_recomputes_old_evidence_under_these_rules(migrated: Sett
             "INSERT INTO feedback_evidence (answer_id, document_id, w)"
             " SELECT a.id, c.document_id, 0.1 FROM answers a JOIN chunks c ON c.id = ANY(a.chunk_ids)"
         )
-    command.upgrade(config, "0006_feedback_attribution")
+    upgrade("0006_feedback_attribution")
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT e.answer_id, d.uri, e.w FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
@@ -260,7 +268,7 @@ def test_a_correction_is_surer_than_a_vote_but_reaches_no_further(db: Settings) 
     assert same["kb://getopt"] > same["kb://argparse"] > 0
     q, s = embed(db, [QUESTION, SIMILAR])
     threshold = db.feedback_threshold
-    chance = (float(q @ s) - threshold) / (1 - threshold)
+    chance = min(1.0, (float(q @ s) - threshold) / (feedback_memory.RAMP_TOP - threshold))
     assert 0 < chance < 1
     assert 0 < similar["kb://getopt"] <= chance * db.feedback_weight + 1e-12
 
@@ -282,3 +290,57 @@ def test_a_vote_does_not_move_a_page_the_query_itself_finds_far_less_relevant(db
     assert float(q @ d) >= db.feedback_threshold  # near enough to the voted question to be compared with it
     assert _moves(db, dates_query).get("kb://argparse", 0.0) == 0.0
     assert _moves(db, "How do I parse command line arguments?")["kb://argparse"] > 0
+
+
+def test_with_the_guard_a_lift_does_not_pass_the_top_page_that_the_voted_answers_never_showed(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With UNSEEN_GUARD (off by default), a 👍 says its page beat what that answer showed, nothing about pages it
+    never showed: a page lifted by a near question's vote stops below the query's own top page unless some
+    supporting answer showed that page."""
+    monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", 1)
+    _kb(db)
+    ranked = [h.hit for h in search_scored(db, SIMILAR, mode="vector", k=4, use_feedback=False)]
+    top, lifted = ranked[0], ranked[1]
+    assert top.document_id != lifted.document_id
+    _vote(db, add_answer(db, question=QUESTION, model="search-only", chunk_ids=[lifted.chunk_id]), 1)
+    after = search_scored(db, SIMILAR, mode="vector", k=4)
+    assert [h.hit.uri for h in after[:2]] == [top.uri, lifted.uri]
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        move = feedback_memory.feedback_index(db, conn).moves(db, embed(db, [SIMILAR])[0])[lifted.document_id]
+    assert lifted.score + move.amount > top.score  # the vote alone would have lifted it past the top
+    assert 0 <= after[1].feedback < move.amount  # the guard held it just below
+    # Once an upvoted answer to a near question showed the top page below the lifted one, the lift passes it.
+    shown_both = add_answer(db, question=QUESTION, model="search-only", chunk_ids=[lifted.chunk_id, top.chunk_id])
+    _vote(db, shown_both, 1)
+    assert search_scored(db, SIMILAR, mode="vector", k=4)[0].hit.uri == lifted.uri
+
+
+def test_migration_0013_marks_the_evidence_a_correction_named(migrated: Settings) -> None:
+    """Evidence stored before the `named` column existed gets it from the critiques: true for the page a
+    correction on that answer named, false for the rest."""
+    url, upgrade = _database_at(migrated, "named_flag", "0012_feedback_days")
+    with psycopg.connect(url) as conn:
+        docs = {
+            uri: conn.execute(
+                "INSERT INTO documents (uri, title, content_hash) VALUES (%s, %s, 'h') RETURNING id", (uri, uri)
+            ).fetchone()[0]
+            for uri in ("kb://named", "kb://led")
+        }
+        answer = conn.execute(
+            "INSERT INTO answers (question, answer, model) VALUES ('q', 'a', 'search-only') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO critiques (answer_id, user_id, critique, source_uri) VALUES (%s, 'U1', 'wrong', 'kb://named')",
+            (answer,),
+        )
+        conn.execute(
+            "INSERT INTO feedback_evidence (answer_id, document_id, w) VALUES (%s, %s, 0.8), (%s, %s, -0.2)",
+            (answer, docs["kb://named"], answer, docs["kb://led"]),
+        )
+    upgrade("0013_evidence_named")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT d.uri, e.named FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
+        ).fetchall()
+    assert dict(rows) == {"kb://named": True, "kb://led": False}

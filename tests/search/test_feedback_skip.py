@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from lore import feedback_memory
+from lore import feedback_memory, search
 from lore.config import Settings
 from lore.db import database_url
 from lore.feedback import forget_message, record_critique, record_vote
-from lore.search import search_scored
+from lore.search import ScoredHit, search_scored
 from tests.feedback.helpers import add_answer, add_doc, embed, rand_vec
 
 
@@ -129,7 +129,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
             reach = 1.0 if named else plausible.get(doc, 1.0)
             if doc in wanted and reach > 0:
                 doubts = support if w > 0 else against
-                chance = (sims[i] - threshold) / (1 - threshold) * math.tanh(gain * abs(w)) * reach
+                ramp = min(1.0, (sims[i] - threshold) / (feedback_memory.RAMP_TOP - threshold))
+                chance = ramp * math.tanh(gain * abs(w)) * reach
                 doubts[doc] = doubts.get(doc, 1.0) * (1 - chance)
     assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
     assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"
@@ -142,10 +143,16 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
         assert index.adjustments(db, query, documents) != (got_docs, got_adj)
 
 
+@pytest.mark.parametrize("guard", [0, 1])
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
-def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_again(db: Settings, mode: str) -> None:
+def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_again(
+    db: Settings, mode: str, guard: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The adjustments of the candidates' documents are added in Python: the result must be exactly the
-    candidates' scores without feedback plus the feedback memory's adjustment of their document."""
+    candidates' scores without feedback plus the feedback memory's adjustment of their document, except that a
+    lifted document stops just below the query's top document when no answer lifting it showed that one, if
+    lore.feedback_memory.UNSEEN_GUARD is set (here each answer showed its own document only)."""
+    monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", guard)
     services = ["billing", "search", "auth", "mail", "chat", "files", "jobs", "maps"]
     docs = [
         add_doc(
@@ -174,13 +181,30 @@ def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_a
     for h in everything:
         matches[h.hit.document_id] = max(matches.get(h.hit.document_id, -2.0), float(h.similarity or 0.0))
     with psycopg.connect(database_url(db), autocommit=True) as conn:
-        docs_adj, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec, matches)
-    adjustment = dict(zip(docs_adj, adj, strict=True))
-    expected = sorted(
-        everything, key=lambda h: (-(h.hit.score + adjustment.get(h.hit.document_id, 0.0)), h.hit.chunk_id)
-    )
+        moves = feedback_memory.feedback_index(db, conn).moves(db, qvec, matches)
+    top = everything[0].hit  # the query's top document before feedback
+    capped = 0
+
+    def applied(h: ScoredHit) -> float:
+        nonlocal capped
+        move = moves.get(h.hit.document_id)
+        if move is None:
+            return 0.0
+        # each answer showed its own document (read only when the guard needs it)
+        assert move.amount <= 0 or move.shown == ({h.hit.document_id} if guard else set())
+        guarded = (
+            guard and move.amount > 0 and h.hit.document_id != top.document_id and top.document_id not in move.shown
+        )
+        if guarded and h.hit.score + move.amount > top.score - search.GUARD_GAP:
+            capped += 1
+            return max(0.0, top.score - search.GUARD_GAP - h.hit.score)
+        return move.amount
+
+    adjustment = {h.hit.chunk_id: applied(h) for h in everything}
+    assert bool(capped) == bool(guard), "the data must make the guard matter"
+    expected = sorted(everything, key=lambda h: (-(h.hit.score + adjustment[h.hit.chunk_id]), h.hit.chunk_id))
     assert [h.hit.chunk_id for h in got] == [h.hit.chunk_id for h in expected]
     assert [h.hit.chunk_id for h in got[:10]] != [h.hit.chunk_id for h in base]  # the feedback did reorder
     for hit, plain in zip(got, expected, strict=True):
-        assert hit.feedback == pytest.approx(adjustment.get(hit.hit.document_id, 0.0), abs=1e-9)
+        assert hit.feedback == pytest.approx(adjustment[hit.hit.chunk_id], abs=2e-6)  # Hit.score is rounded
         assert hit.hit.score == pytest.approx(plain.hit.score + hit.feedback, abs=2e-6)
