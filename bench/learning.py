@@ -6,11 +6,12 @@ smaller, easier knowledge base: a smoke test, not a figure to report).
 
 Questions (written for this benchmark): bench/learning_questions.jsonl (80 questions with gold pages, uri
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
-rephrasings per question, linked by "of"). Since session 9 all 80 (`--split all`) are the questions parameters are
-chosen on, and the figures to report come from the blind sets bench/fresh_*.jsonl (`--split fresh`, 60
-questions) and bench/fresh2_*.jsonl (`--split fresh2`, 40), one everyday rephrasing each, written without
-looking at any search result after the parameters were chosen. In each split, every other question is "voted":
-its rephrasings are asked; the others are "untouched".
+rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
+without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50).
+Since session 10, parameters are chosen on `--split pool` (the 80 and the blind sets already reported once:
+fresh, fresh2, fresh3; 240 questions), and the figures to report come from fresh4 (`--split fresh4`), run once
+per configuration. In each split, every other question is "voted": its rephrasings are asked; the others are
+"untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -23,8 +24,11 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
    the two leads with a gold page, the three users choose it; measured again;
 4. corrections: the 👎 voters name the gold page in a correction; measured again.
 
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split all [--sweep 0.4:0.04:0.25,0.5:0.01:0.25]
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split pool --users strict --attribution search-only \
+        --set UNSEEN_GUARD=0 --sweep 0.4:0.04:0.25,0.35:0.04:0.25        # variants: constants, thresholds
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh4
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh4 --memory OLD_feedback_memory.py \
+        --threshold 0.4 --attribution search-only                            # an earlier revision, same harness
     .venv/bin/python bench/learning.py --quick
 """
 
@@ -55,8 +59,10 @@ REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # each has been run): fresh (60 questions) and fresh2 (40, on pages no other set uses).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
-    for name in ("fresh", "fresh2")
+    for name in ("fresh", "fresh2", "fresh3", "fresh4")
 }
+# The blind sets already looked at, which choosing parameters may now use (split "pool"); fresh4 reports.
+TUNED = ("fresh", "fresh2", "fresh3")
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -80,8 +86,11 @@ class Question:
 
 
 def load_questions(split: str) -> list[Question]:
-    """The questions of a split: tune or report (bench/learning_*.jsonl), all (both: the set parameters are chosen
-    on), or a blind set of FILES (written after the parameters were chosen, for reporting)."""
+    """The questions of a split: tune or report (bench/learning_*.jsonl), all (both), a blind set of FILES, or
+    pool: all and the blind sets that have been seen (TUNED), the 240 questions parameters are chosen on since
+    session 10."""
+    if split == "pool":
+        return [q for name in ("all", *TUNED) for q in load_questions(name)]
     questions, rephrased = FILES.get(split, (QUESTIONS, REPHRASINGS))
     rephrasings: dict[str, list[str]] = {}
     for line in rephrased.read_text().splitlines():
@@ -336,18 +345,37 @@ def use_memory_module(path: Path) -> None:
     """Run with another implementation of lore.feedback_memory (e.g. an earlier revision's, for a before/after in
     one harness): its evidence rules and its adjustments replace the current ones in recording and search."""
     import lore.feedback
+    import lore.feedback_memory
     import lore.search
 
     spec = importlib.util.spec_from_file_location("feedback_memory_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if not hasattr(module.FeedbackIndex, "moves"):  # before the unseen-page guard: its adjustments, unguarded
+
+        def moves(self: Any, settings: Any, qvec: Any, documents: Any = None) -> dict[int, Any]:
+            docs, amounts = self.adjustments(settings, qvec, documents)
+            return {d: lore.feedback_memory.Move(a, frozenset()) for d, a in zip(docs, amounts, strict=True)}
+
+        module.FeedbackIndex.moves = moves
+        lore.feedback_memory.UNSEEN_GUARD = 0
     lore.feedback.refresh_evidence = module.refresh_evidence
     lore.feedback.note_feedback = module.note_feedback
     lore.search.feedback_index = module.feedback_index
-    import lore.feedback_memory
-
     lore.feedback_memory.note_feedback = module.note_feedback
+
+
+def override_constants(assignments: list[str]) -> None:
+    """Set constants of lore.feedback_memory (NAME=VALUE, numbers) for this run: a variant tried on the tune split."""
+    import lore.feedback_memory as memory
+
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if not name.isupper() or not isinstance(getattr(memory, name, None), int | float):
+            raise SystemExit(f"--set {assignment}: not a numeric constant of lore.feedback_memory")
+        setattr(memory, name, type(getattr(memory, name))(float(value)))
+        print(f"lore.feedback_memory.{name} = {getattr(memory, name)}")
 
 
 def prepare_home(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -378,8 +406,9 @@ def quick_pages(questions: list[Question]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def environment(home: Path) -> Iterator[None]:
-    isolate(home, LORE_LOG_LEVEL="WARNING")
+def environment(home: Path, threshold: float | None = None) -> Iterator[None]:
+    extra = {} if threshold is None else {"LORE_FEEDBACK_THRESHOLD": str(threshold)}
+    isolate(home, LORE_LOG_LEVEL="WARNING", **extra)
     yield
 
 
@@ -398,20 +427,28 @@ def main() -> None:
     parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
     parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
     parser.add_argument("--quick", action="store_true", help="ingest only the gold pages and their neighbours")
-    parser.add_argument("--split", choices=("tune", "report", "all", *FILES), default="tune")
+    parser.add_argument("--split", choices=("tune", "report", "all", "pool", *FILES), default="tune")
     parser.add_argument("--users", default=",".join(USER_MODELS), help="user models, comma-separated")
     parser.add_argument("--attribution", default="search-only,llm", help="search-only, llm, or both")
     parser.add_argument(
         "--sweep", metavar="T:W:S,...", help="also run these threshold:weight:negative-share (tune split only)"
     )
     parser.add_argument("--memory", type=Path, help="another lore/feedback_memory.py to run with (a baseline)")
+    parser.add_argument("--threshold", type=float, help="LORE_FEEDBACK_THRESHOLD for this run (default: Lore's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a constant of lore.feedback_memory for this run (e.g. NEGATIVE_SHARE=0.5; tune splits only)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    if args.sweep and args.split not in ("tune", "all"):
+    if (args.sweep or args.set) and args.split not in ("tune", "all", "pool"):
         raise SystemExit("sweep only on the tune questions (tune, or all of bench/learning_*): the others report")
     questions = load_questions(args.split)
     home, throwaway = prepare_home(args)
-    with environment(home):
+    with environment(home, args.threshold):
         try:
             results = run(args, questions)
         finally:
@@ -433,6 +470,7 @@ def run(args: argparse.Namespace, questions: list[Question]) -> dict[str, Any]:
 
     if args.memory:
         use_memory_module(args.memory)
+    override_constants(args.set)
     settings = get_settings()
     upgrade_database(settings)
     if args.quick:
