@@ -485,7 +485,7 @@ def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
 def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tuple[Any, ...]]:
     """Rows with each document's feedback move added to the score (and reported), ranked again. A lifted document
     does not pass any of the query's best UNSEEN_GUARD documents that the answers lifting it never showed: it
-    stops just below the first of them (feedback_memory.UNSEEN_GUARD)."""
+    stops just below the lowest-scored of those above it (feedback_memory.UNSEEN_GUARD; 0, the default: off)."""
     ceilings = _ceilings(rows, moves) if feedback_memory.UNSEEN_GUARD > 0 else {}
     out = []
     for row in rows:
@@ -501,7 +501,7 @@ def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tu
 
 
 def _ceilings(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> dict[int, float]:
-    """Per lifted document with a guard, the score it may rise to: just below the best-scored of the query's
+    """Per lifted document with a guard, the score it may rise to: just below the lowest-scored of the query's
     best UNSEEN_GUARD documents (before feedback) above it that its supporters' answers did not show."""
     best: dict[int, float] = {}  # document -> its best row's score, in rank order
     for row in rows:  # rows come ranked by score
@@ -513,7 +513,7 @@ def _ceilings(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> dict[in
             continue
         above = [score for d, score in guarded if d != document and d not in move.shown and score > best[document]]
         if above:
-            ceilings[document] = max(above) - GUARD_GAP
+            ceilings[document] = min(above) - GUARD_GAP
     return ceilings
 
 

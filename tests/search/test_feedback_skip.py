@@ -208,3 +208,24 @@ def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_a
     for hit, plain in zip(got, expected, strict=True):
         assert hit.feedback == pytest.approx(adjustment[hit.hit.chunk_id], abs=2e-6)  # Hit.score is rounded
         assert hit.hit.score == pytest.approx(plain.hit.score + hit.feedback, abs=2e-6)
+
+
+def test_a_guarded_lift_passes_none_of_the_unseen_top_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a guard over the best three documents, a lift stops below the lowest unseen one above it, so it passes
+    none of them; a document its supporters' answers showed is no obstacle, and nothing caps a demotion."""
+    monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", 3)
+
+    def row(chunk: int, document: int, score: float) -> tuple[object, ...]:
+        return (chunk, document, "", "", "", "", str(chunk), b"", score, 0.5, False)
+
+    rows = [row(1, 10, 0.030), row(2, 20, 0.025), row(3, 30, 0.020), row(4, 40, 0.010)]
+    moves = {
+        40: feedback_memory.Move(0.5, frozenset({30})),  # showed 30, never 10 or 20
+        30: feedback_memory.Move(-0.001, frozenset()),
+    }
+    ranked = search._adjusted(rows, moves)
+    assert [r[1] for r in ranked] == [10, 20, 40, 30]
+    assert ranked[2][8] == pytest.approx(0.025 - search.GUARD_GAP)
+    assert ranked[3][8] == pytest.approx(0.019)
+    monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", 0)  # off: the lift is added whole
+    assert search._adjusted(rows, moves)[0][1] == 40
