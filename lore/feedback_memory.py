@@ -344,17 +344,20 @@ class FeedbackIndex:
             near = {row: near[row] for row in nearest}
         doubt_for: dict[int, float] = {}  # per document, the chance that none of the evidence about it holds
         doubt_against: dict[int, float] = {}
-        shown: dict[int, set[int]] = {}  # per lifted document, what its supporters' answers showed
+        # Per lifted document, what its supporters' answers showed: only the unseen-page guard reads it.
+        shown: dict[int, set[int]] = {}
+        guarded = UNSEEN_GUARD > 0
         for row, weight, document, share, named in zip(rows, weights, owners, reach, by_name, strict=True):
             sim = near.get(row)
             if sim is not None:
                 chance = min(1.0, (sim - threshold) / span) * math.tanh(GAIN * abs(weight)) * share
                 doubts = doubt_for if weight > 0 else doubt_against
                 doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
-                if weight > 0:  # a corrected answer showed the page its correction named (stored with it)
-                    shown.setdefault(document, set()).update(
-                        memory.shown[row] | {document} if named else memory.shown[row]
-                    )
+                if guarded and weight > 0:  # a corrected answer showed the page its correction named
+                    seen = shown.setdefault(document, set())
+                    seen |= memory.shown[row]
+                    if named:
+                        seen.add(document)
         bound = float(settings.feedback_weight)
         # Any support from a near question vetoes the evidence against a document.
         out = {d: Move(bound * (1.0 - doubt), frozenset(shown.get(d, ()))) for d, doubt in doubt_for.items()}
