@@ -266,7 +266,7 @@ class FeedbackIndex:
 
     def _load(self, rows: list[tuple[Any, ...]]) -> None:
         """Rows of (answer id, question embedding, document ids, weights, whether a correction named each
-        document[, the documents its answer showed]), as _LOAD returns them: the embedding as pgvector's binary
+        document, the documents its answer showed), as _LOAD returns them: the embedding as pgvector's binary
         form (bytes) or as floats."""
         if rows and isinstance(rows[0][1], bytes | memoryview):
             matrix = decode_vectors([bytes(r[1]) for r in rows])
@@ -275,8 +275,8 @@ class FeedbackIndex:
         # The evidence grouped by document, as plain lists: a search reads a few dozen entries, for which Python
         # beats numpy's per-call overhead.
         evidence: dict[int, tuple[list[int], list[float], list[bool]]] = {}
-        shown = [frozenset(int(d) for d in r[5]) if len(r) > 5 and r[5] is not None else frozenset() for r in rows]
-        for row, (_, _, documents, weights, named, *_) in enumerate(rows):
+        shown = [frozenset(int(d) for d in r[5]) for r in rows]
+        for row, (_, _, documents, weights, named, _) in enumerate(rows):
             for document, weight, by_name in zip(documents, weights, named, strict=True):
                 questions, ws, names = evidence.setdefault(int(document), ([], [], []))
                 questions.append(row)

@@ -103,7 +103,8 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
         docs = sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
         weights = [-abs(w) if doc >= 25 else w for doc, w in zip(docs, rng.normal(0, 0.3, len(docs)), strict=True)]
         named = [bool(w > 0.4) for w in weights]  # the strongest evidence for a page: as if a correction named it
-        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, weights, named))  # 25-29: against only
+        # 25-29: evidence against only; the documents each answer showed are not read without the guard
+        rows.append((answer, (vec / np.linalg.norm(vec)).tolist(), docs, weights, named, []))
     index = feedback_memory.FeedbackIndex()
     index._load(rows)
     query = centre / np.linalg.norm(centre)
@@ -139,7 +140,7 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     assert np.allclose(got_adj, expected, atol=1e-6)
     if isinstance(documents, dict):  # the matches changed something: without them the figures differ
         assert index.adjustments(db, query, list(documents)) != (got_docs, got_adj)
-        index._load([(*r[:4], [False] * len(r[4])) for r in rows])  # and so did the corrections' exemption
+        index._load([(*r[:4], [False] * len(r[4]), r[5]) for r in rows])  # and so did the corrections' exemption
         assert index.adjustments(db, query, documents) != (got_docs, got_adj)
 
 
