@@ -55,8 +55,8 @@ from harness.bench_env import copy_home, isolate  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
-# The blind sets, written after the parameters were chosen, for reporting only (docs/benchmarks.md says how often
-# each has been run): fresh (60 questions) and fresh2 (40, on pages no other set uses).
+# The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
+# each was run): fresh (60 questions), fresh2 (40), fresh3 (60) and fresh4 (50).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in ("fresh", "fresh2", "fresh3", "fresh4")
@@ -445,7 +445,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     if (args.sweep or args.set) and args.split not in ("tune", "all", "pool"):
-        raise SystemExit("sweep only on the tune questions (tune, or all of bench/learning_*): the others report")
+        raise SystemExit("--sweep and --set only on the questions parameters are chosen on (tune, all, pool)")
     questions = load_questions(args.split)
     home, throwaway = prepare_home(args)
     with environment(home, args.threshold):

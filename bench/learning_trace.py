@@ -16,17 +16,13 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import learning  # noqa: E402
-
-from harness.bench_env import copy_home, isolate  # noqa: E402
 
 
 def rank_of(documents: list[str], wanted: Any) -> int | None:
@@ -113,26 +109,27 @@ def trace(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--kb", type=Path, required=True, help="a LORE_HOME with the whole Python docs (copied first)")
+    parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
+    parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
     parser.add_argument("--split", default="all", choices=("tune", "all", "pool"))
     parser.add_argument("--users", default="strict", choices=learning.USER_MODELS)
     parser.add_argument("--threshold", type=float, help="LORE_FEEDBACK_THRESHOLD for this run")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="as in bench/learning.py")
     parser.add_argument("--out", type=Path, help="write the per-rephrasing rows as JSON here")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="lore-bench-trace-"))
-    shutil.rmtree(home)
-    copy_home(args.kb, home)
-    extra = {} if args.threshold is None else {"LORE_FEEDBACK_THRESHOLD": str(args.threshold)}
-    isolate(home, LORE_LOG_LEVEL="WARNING", **extra)
-    try:
-        rows = trace(args)
-    finally:
-        from lore.config import get_settings
-        from lore.db import stop_embedded
+    if not (args.kb or args.home):
+        raise SystemExit("--kb or --home: a knowledge base with the whole Python docs")
+    home, throwaway = learning.prepare_home(args)
+    with learning.environment(home, args.threshold):
+        try:
+            rows = trace(args)
+        finally:
+            from lore.config import get_settings
+            from lore.db import stop_embedded
 
-        stop_embedded(get_settings())
-        shutil.rmtree(home, ignore_errors=True)
+            stop_embedded(get_settings())
+            if throwaway:
+                shutil.rmtree(home, ignore_errors=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
