@@ -1,4 +1,4 @@
-"""Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by RRF, with ACL filter and feedback.
+"""Hybrid retrieval in PostgreSQL: HNSW vector search + full text, fused by score, with ACL filter and feedback.
 
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
@@ -11,17 +11,25 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
   PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
-- Reciprocal rank fusion (k=60) of the two ranked lists, where how much the full-text list counts follows the
-  question (`FUSION`, `fusion_for`). A question that names an identifier or quotes a string (module.attr,
-  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) asks for exact words, which
-  only full text matches: its list keeps the weight 0.7. A natural-language question's words are ordinary words that
-  many passages use loosely, so its list weighs 0.1: enough to break near ties, too little to push the passages
-  found by meaning out of the top 5. (On the Python docs a blind set favoured 0.2 for identifier questions, but on a
-  team handbook the passage with the exact words, "UDP port 51820", then lost first place to another passage of the
-  same page; the weight stays until a corpus-aware rule is measured: docs/benchmarks.md.) Two more signals were
-  fitted and left at zero because they did not generalise from the questions they were fitted on to the held-out
-  ones: the share of the question's words that are rare in the corpus (PostgreSQL's statistics), and a bonus for a
-  heading path holding the question's distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded
+- Score fusion of the two candidate lists: every candidate of either list scores its cosine similarity to the
+  question plus the full-text weight (0.2) times its saturated full-text rank, r / (r + 1) with r its ts_rank_cd,
+  and the candidates are ranked on that sum (`FUSION`, `fusion_for`). Full text thus moves a passage by less than
+  the weight: it decides between passages the embedding finds about equally close, and cannot carry a passage the
+  embedding finds far off past one it finds close. The saturation (as BM25 saturates term frequency) keeps a
+  passage that repeats the question's words from outscoring one that uses them once or twice by much: stuffing
+  buys little. Reciprocal rank fusion, used until session 10, could not tell close from far: a passage found by
+  both lists beat the vector list's first passage whenever full text ranked it high, so a question whose words a
+  wrong page used lost its right page from first place. On 16 question sets (about 1,000 questions on the Python
+  docs) it fell below vector search alone on 5 of them; score fusion is at or above the better single mode on all
+  16 and above it on a blind set (docs/benchmarks.md, bench/fusion.py). Telling identifier questions (module.attr,
+  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
+  reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two
+  stay separate parameters for a corpus where they are not. The fused order is reported as vector mode reports its
+  own, 1 / (RRF_K + rank), so a score means the same in both modes and the feedback memory's bound
+  (`feedback_weight`) moves a document as far in either. Two more signals were fitted and left at zero because they
+  did not generalise from the questions they were fitted on to the held-out ones: the share of the question's
+  words that are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading path holding the
+  question's distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded
   adjustment: the feedback memory (lore.feedback_memory) of similar past questions about the candidates' documents,
   computed in this process once the candidates are back. Votes act there, for similar questions only: a
   query-independent prior from votes helps no question and costs the others (docs/benchmarks.md). With
@@ -133,14 +141,10 @@ class ScoredHit(NamedTuple):
     feedback: float  # the feedback-memory adjustment that was added
 
 
-def _vector_cte(with_acl: bool) -> str:
-    where = "WHERE acl && %(acl)s::text[]" if with_acl else ""
-    # MATERIALIZED: relaxed_order may return rows slightly out of order, so rank them again outside.
-    return f"""vec AS MATERIALIZED (
-    SELECT id, row_number() OVER (ORDER BY dist) AS rank FROM (
-        SELECT id, embedding <=> %(qvec)s AS dist FROM chunks {where}
-        ORDER BY embedding <=> %(qvec)s LIMIT %(n)s
-    ) v
+# The vector list of a hybrid search: the HNSW scan's nearest candidates (their scores come from the fusion).
+_VECTOR_CTE = """vec AS MATERIALIZED (
+    SELECT id FROM chunks WHERE acl && %(acl)s::text[]
+    ORDER BY embedding <=> %(qvec)s LIMIT %(n)s
 )"""
 
 
@@ -166,17 +170,15 @@ _MATCH = (
     "::text,"
     " ''' ''', ''' | '''), '')::tsquery, websearch_to_tsquery('english', %(q)s)) END)"
 )
+# Each full-text candidate's rank (ts_rank_cd: `r`), for score fusion.
 _FULLTEXT_CTE = f"""fts AS MATERIALIZED (
-    SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
+    SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank, r FROM (
         SELECT c.id, ts_rank_cd(c.tsv, {_TSQUERY}) AS r
         FROM chunks c
         WHERE c.tsv @@ {_MATCH} AND c.acl && %(acl)s::text[]
         ORDER BY r DESC LIMIT %(n)s
     ) f
 )"""
-
-_EMPTY_VEC = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
-
 
 # Candidates carry the sign bits of their embedding (pgvector's binary_quantize: 48 bytes, where the embedding
 # is 1,536) for `_collapse` to find near-duplicate candidates.
@@ -202,26 +204,33 @@ _HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)
 
 
 def build_query(*, mode: str) -> str:
-    """The search statement for a mode. It returns every candidate (not just the top k): the feedback memory's
-    adjustments of the candidates' documents are added afterwards, in Python (`search_scored`). Hybrid and
-    full-text statements rank by fused score (the full-text list weighted `%(ftw)s`, the heading bonus
-    `%(heading)s`: see `fusion_for`); vector mode returns the scan's rows for
-    `_vector_rows` to rank."""
+    """The search statement for a mode. It returns every candidate (not just the top k), scored 1 / (RRF_K + rank)
+    in its mode's order: the feedback memory's adjustments of the candidates' documents are added afterwards, in
+    Python (`search_scored`). Hybrid ranks the union of both candidate lists by cosine similarity plus the
+    full-text weight `%(ftw)s` times the saturated full-text rank r / (r + `%(saturation)s`), plus the heading bonus
+    `%(heading)s` (see `fusion_for`); full-text mode ranks by full-text rank; vector mode returns the scan's rows
+    for `_vector_rows` to rank."""
     if mode == "vector":
         return _VECTOR_SQL
-    vec = _vector_cte(with_acl=True) if mode == "hybrid" else _EMPTY_VEC
-    return f"""WITH {vec}, {_FULLTEXT_CTE},
+    similarity = "1 - (c.embedding <=> %(qvec)s)"
+    if mode == "fulltext":
+        return f"""WITH {_FULLTEXT_CTE}
+SELECT {_SELECT_HIT}, 1.0::float8 / ({RRF_K} + f.rank) AS score, {similarity} AS similarity, true AS is_fts
+FROM fts f JOIN chunks c ON c.id = f.id
+ORDER BY f.rank"""
+    return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE},
 fused AS (
-    SELECT id, sum(w / ({RRF_K} + rank))::double precision AS rrf, bool_or(is_fts) AS is_fts
-    FROM (SELECT id, rank, 1.0::float8 AS w, false AS is_fts FROM vec
-          UNION ALL SELECT id, rank, %(ftw)s::float8, true FROM fts) u
-    GROUP BY id
+    SELECT c.id, {similarity} AS similarity, f.id IS NOT NULL AS is_fts,
+           {similarity} + %(ftw)s::float8 * coalesce(f.r / (f.r + %(saturation)s::float8), 0)
+             + %(heading)s::float8 * {_HEADING_SHARE} AS fused
+    FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
+    JOIN chunks c ON c.id = u.id
+    LEFT JOIN fts f ON f.id = u.id
 )
 SELECT {_SELECT_HIT},
-       f.rrf + %(heading)s::float8 * {_HEADING_SHARE} AS score,
-       1 - (c.embedding <=> %(qvec)s) AS similarity, f.is_fts
-FROM fused f
-JOIN chunks c ON c.id = f.id
+       1.0::float8 / ({RRF_K} + row_number() OVER (ORDER BY x.fused DESC, x.id)) AS score,
+       x.similarity, x.is_fts
+FROM fused x JOIN chunks c ON c.id = x.id
 ORDER BY score DESC, c.id"""
 
 
@@ -341,11 +350,12 @@ def query_profile(query: str) -> QueryProfile:
 class FusionParams:
     """The few numbers of query-aware fusion (see the module docstring; fitted by bench/fusion.py)."""
 
-    natural: float = 0.1  # full-text weight of a natural-language question
-    identifier: float = 0.7  # full-text weight of a question that names an identifier or quotes a string
+    natural: float = 0.2  # full-text weight (in cosine similarity) of a natural-language question
+    identifier: float = 0.2  # full-text weight of a question that names an identifier or quotes a string
+    saturation: float = 1.0  # a passage's full-text rank r counts r / (r + saturation) of the weight
     rare: float = 0.0  # added to the weight per share of the question's words that are rare in the corpus
     rare_below: float = 0.002  # a word is rare when fewer than this share of the passages use it
-    heading_weight: float = 0.0  # bonus, in rank-1 RRF units, for a heading that holds all the distinctive words
+    heading_weight: float = 0.0  # bonus, in cosine similarity, for a heading that holds all the distinctive words
     heading_max_share: float = FREQUENT_SHARE  # words more common than this say nothing in a heading
 
     def rare_share(self, lexemes: Sequence[str], shares: dict[str, float], floor: float) -> float:
@@ -360,7 +370,7 @@ class FusionParams:
         return (self.identifier if profile.identifiers else self.natural) + self.rare * rare_share
 
 
-# The parameters in use, fitted on the TUNE half of the question sets by bench/fusion.py (docs/benchmarks.md).
+# The parameters in use, chosen by bench/fusion.py on the pooled question sets (docs/benchmarks.md).
 FUSION = FusionParams()
 
 
@@ -373,12 +383,13 @@ def lexeme_shares(settings: Settings) -> dict[str, Any]:
 class Fusion(NamedTuple):
     """One hybrid search's fusion: the full-text list's weight, and the heading bonus with the lexemes it looks for."""
 
-    ftw: float  # weight of the full-text list's 1 / (RRF_K + rank) against the vector list's
+    ftw: float  # the most a full-text match adds to a candidate's cosine similarity (r / (r + saturation) of it)
+    saturation: float  # the full-text rank at which a match adds half the weight
     heading: float  # added score for a candidate whose heading path holds every lexeme of `wanted`
     wanted: list[str]  # the question's lexemes that are not frequent in the corpus
 
 
-_FULLTEXT_ONLY = Fusion(1.0, 0.0, [])
+_FULLTEXT_ONLY = Fusion(1.0, 1.0, 0.0, [])
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
 
 
@@ -388,7 +399,7 @@ def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = 
     params = params or FUSION
     profile = query_profile(query)
     if not params.rare and not params.heading_weight:  # the question's words are not needed: no statement
-        return Fusion(params.fulltext_weight(profile, 0.0), 0.0, [])
+        return Fusion(params.fulltext_weight(profile, 0.0), params.saturation, 0.0, [])
     words = _corpus_words(settings)
     try:
         row = _connection(settings).execute(_LEXEMES_SQL, (query,), prepare=True).fetchone()
@@ -398,7 +409,7 @@ def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = 
     lexemes = [str(lex) for lex in row[0]] if row is not None else []
     weight = params.fulltext_weight(profile, params.rare_share(lexemes, words.shares, words.floor))
     wanted = [lex for lex in lexemes if words.shares.get(lex, words.floor) <= params.heading_max_share]
-    return Fusion(weight, params.heading_weight / (RRF_K + 1), wanted)
+    return Fusion(weight, params.saturation, params.heading_weight, wanted)
 
 
 def candidate_count(k: int, mode: str) -> int:

@@ -51,11 +51,14 @@ def test_natural_questions_name_no_identifier(query: str) -> None:
     assert query_profile(query).identifiers == ()
 
 
-def test_full_text_counts_more_for_identifiers_and_rare_words() -> None:
+def test_the_full_text_weight_follows_the_questions_kind_and_rare_words() -> None:
     natural, identifier = query_profile(NATURAL_QUERIES[0]), query_profile(IDENTIFIER_QUERIES[0])
-    assert FUSION.fulltext_weight(identifier, 0.0) > FUSION.fulltext_weight(natural, 0.0)
+    # The fitted weights of both kinds are equal on the Python docs (docs/benchmarks.md); the rule is per kind.
+    assert FUSION.fulltext_weight(identifier, 0.0) == FUSION.identifier
+    assert FUSION.fulltext_weight(natural, 0.0) == FUSION.natural
     # Rare words raise the weight of a natural question too (when the fitted parameters give rarity a say).
     params = FusionParams(natural=0.3, identifier=1.2, rare=0.8, rare_below=0.01)
+    assert params.fulltext_weight(identifier, 0.0) == pytest.approx(1.2)
     shares = {"creat": 0.05, "virtual": 0.02, "environ": 0.03, "heapq": 0.001, "key": 0.02}
     assert params.rare_share(["creat", "virtual", "environ"], shares, 0.004) == 0.0
     assert params.rare_share(["heapq", "nsmallest", "key"], shares, 0.004) == pytest.approx(2 / 3)

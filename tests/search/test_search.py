@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 
 import pytest
 
@@ -26,12 +26,10 @@ def test_fulltext_mode_returns_only_term_matches(db: Settings, kb: dict[str, int
 
 
 def test_hybrid_mode_ranks_a_match_on_both_signals_first(db: Settings, kb: dict[str, int]) -> None:
-    hits = hybrid_search(db, "roll back a failed deploy", k=5)
-    assert hits[0].heading == "Rollback"
-    scores = [h.score for h in hits]
+    hits = search_scored(db, "roll back a failed deploy", k=5)
+    assert hits[0].hit.heading == "Rollback" and hits[0].fulltext
+    scores = [h.hit.score for h in hits]
     assert scores == sorted(scores, reverse=True)
-    # Fused from both lists: a chunk found by both scans scores more than one found by a single scan can.
-    assert hits[0].score > 1.0 / (RRF_K + 1)  # rank 1 in one list
 
 
 def test_modes_are_validated(db: Settings) -> None:
@@ -250,27 +248,40 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
     assert (fetched != []) == (planted > 0)  # embeddings only when some pair needs an exact comparison
 
 
-def test_hybrid_fusion_weighs_the_full_text_list_by_the_questions_weight(
-    db: Settings, kb: dict[str, int], monkeypatch: pytest.MonkeyPatch
+def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_rank(
+    db: Settings, kb: dict[str, int]
 ) -> None:
-    """A hybrid score is the vector list's 1 / (RRF_K + rank) plus the question's full-text weight times the
-    full-text list's (each list's ranks as the single-mode searches report them; no boosts, and here no heading
-    bonus): for a natural question the full-text list counts less."""
-    import lore.search
+    """Score fusion: every candidate of either list scores its cosine similarity to the question plus the
+    question's full-text weight times its saturated ts_rank_cd, r / (r + saturation); the order on that sum is
+    reported as vector mode reports its own, 1 / (RRF_K + rank). A passage only the embedding finds keeps its
+    similarity, so full text cannot carry a passage past one that is more than the weight closer."""
+    from lore.search import _TSQUERY, fusion_for
 
-    monkeypatch.setattr(lore.search, "FUSION", dataclasses.replace(lore.search.FUSION, heading_weight=0.0))
     question = "roll back a failed deploy of the API"
-    modes = {
-        mode: {h.hit.chunk_id: h.hit.score for h in search_scored(db, question, k=30, mode=mode, use_feedback=False)}
-        for mode in ("vector", "fulltext", "hybrid")
-    }
-    both = set(modes["vector"]) & set(modes["fulltext"]) & set(modes["hybrid"])
-    only_vector = (set(modes["vector"]) & set(modes["hybrid"])) - set(modes["fulltext"])
-    assert both and only_vector, "the question must match some passages by both signals and some by meaning only"
-    weight = lore.search.fusion_for(db, question).ftw
-    assert 0 < weight < 1
-    for chunk in both:
-        expected = modes["vector"][chunk] + weight * modes["fulltext"][chunk]
-        assert modes["hybrid"][chunk] == pytest.approx(expected, abs=2e-6)
-    for chunk in only_vector:
-        assert modes["hybrid"][chunk] == pytest.approx(modes["vector"][chunk], abs=2e-6)
+    hybrid = search_scored(db, question, k=30, mode="hybrid", use_feedback=False)
+    fulltext = {h.hit.chunk_id for h in search_scored(db, question, k=30, mode="fulltext", use_feedback=False)}
+    vector = {h.hit.chunk_id for h in search_scored(db, question, k=30, mode="vector", use_feedback=False)}
+    got = [h.hit.chunk_id for h in hybrid]
+    assert set(got) & fulltext and set(got) - fulltext, "some candidates must match by words and some by meaning only"
+    assert set(got) <= fulltext | vector
+    with raw_connection(db) as conn:
+        ranks = dict(
+            conn.execute(
+                f"SELECT id, ts_rank_cd(tsv, {_TSQUERY}) FROM chunks WHERE id = ANY(%(ids)s)",
+                {"q": question, "ids": sorted(fulltext)},
+            ).fetchall()
+        )
+    fusion = fusion_for(db, question)
+    assert 0 < fusion.ftw < 1 and fusion.saturation > 0
+
+    def saturated(chunk: int) -> float:
+        r = ranks.get(chunk, 0.0)
+        return r / (r + fusion.saturation)
+
+    fused = {h.hit.chunk_id: float(h.similarity or 0.0) + fusion.ftw * saturated(h.hit.chunk_id) for h in hybrid}
+    assert got == sorted(fused, key=lambda c: (-fused[c], c))
+    assert all(h.fulltext == (h.hit.chunk_id in fulltext) for h in hybrid)
+    scores = [h.hit.score for h in hybrid]
+    assert scores[0] == pytest.approx(1.0 / (RRF_K + 1), abs=1e-6)
+    assert all(a > b for a, b in itertools.pairwise(scores))
+    assert all(1.0 / s - RRF_K == pytest.approx(round(1.0 / s - RRF_K), abs=0.01) for s in scores)
