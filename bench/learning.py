@@ -7,11 +7,11 @@ smaller, easier knowledge base: a smoke test, not a figure to report).
 Questions (written for this benchmark): bench/learning_questions.jsonl (80 questions with gold pages, uri
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
-without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50).
-Since session 10, parameters are chosen on `--split pool` (the 80 and the blind sets already reported once:
-fresh, fresh2, fresh3; 240 questions), and the figures to report come from fresh4 (`--split fresh4`), run once
-per configuration. In each split, every other question is "voted": its rephrasings are asked; the others are
-"untouched".
+without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
+fresh5 (60). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to
+fresh4; 290 questions since session 11), and the figures to report come from the newest blind set, fresh5
+(`--split fresh5`), run once per configuration. In each split, every other question is "voted": its rephrasings
+are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -26,8 +26,8 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
 
     .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split pool --users strict --attribution search-only \
         --set UNSEEN_GUARD=0 --sweep 0.4:0.04:0.25,0.35:0.04:0.25        # variants: constants, thresholds
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh4
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh4 --memory OLD_feedback_memory.py \
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh5
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh5 --memory OLD_feedback_memory.py \
         --threshold 0.4 --attribution search-only                            # an earlier revision, same harness
     .venv/bin/python bench/learning.py --quick
 """
@@ -56,13 +56,13 @@ from harness.bench_env import copy_home, isolate  # noqa: E402
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
-# each was run): fresh (60 questions), fresh2 (40), fresh3 (60) and fresh4 (50).
+# each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50) and fresh5 (60).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
-    for name in ("fresh", "fresh2", "fresh3", "fresh4")
+    for name in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 }
-# The blind sets already looked at, which choosing parameters may now use (split "pool"); fresh4 reports.
-TUNED = ("fresh", "fresh2", "fresh3")
+# The blind sets already looked at, which choosing parameters may now use (split "pool"); fresh5 reports.
+TUNED = ("fresh", "fresh2", "fresh3", "fresh4")
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -87,8 +87,8 @@ class Question:
 
 def load_questions(split: str) -> list[Question]:
     """The questions of a split: tune or report (bench/learning_*.jsonl), all (both), a blind set of FILES, or
-    pool: all and the blind sets that have been seen (TUNED), the 240 questions parameters are chosen on since
-    session 10."""
+    pool: all and the blind sets that have been seen (TUNED), the questions parameters are chosen on since
+    session 10 (240 then, 290 since session 11 added fresh4)."""
     if split == "pool":
         return [q for name in ("all", *TUNED) for q in load_questions(name)]
     questions, rephrased = FILES.get(split, (QUESTIONS, REPHRASINGS))

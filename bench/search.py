@@ -269,7 +269,7 @@ def run(
                  f"{p(times, 99):.2f} | {recall(results, truth_private):.3f} |")  # fmt: skip
     times, _ = timed(lambda i: lore(i, mode="hybrid"), n)
     hybrid_p50 = p(times, 50)
-    lines.append(f"| Lore hybrid mode (HNSW + full text, RRF, feedback memory) | {hybrid_p50:.2f} | "
+    lines.append(f"| Lore hybrid mode (HNSW + full text, score fusion, feedback memory) | {hybrid_p50:.2f} | "
                  f"{p(times, 99):.2f} | - |")  # fmt: skip
     times, _ = timed(lambda i: lore(i, mode="fulltext"), n)
     lines.append(f"| Lore full-text mode | {p(times, 50):.2f} | {p(times, 99):.2f} | - |")
