@@ -33,7 +33,6 @@ from lore.config import Settings
 from lore.eval import CHUNKS_FETCHED, load_eval_set, ranked_documents, score_ranking
 from lore.search import (
     _FULLTEXT_CTE,
-    RRF_K,
     FusionParams,
     _connection,
     _frequent_lexemes,
@@ -48,6 +47,7 @@ BLIND = ["fresh5_questions.jsonl", "fresh5_rephrasings.jsonl"]
 NOT_RETRIEVAL = ("extract_",)
 K = 5
 RRF_BEFORE = {"identifier": 0.7, "natural": 0.1}  # reciprocal rank fusion's weights until session 10
+RRF_K = 60
 
 _VEC_SQL = """SELECT id, document_id, uri, 1 - (embedding <=> %(qvec)s) FROM chunks WHERE acl && %(acl)s::text[]
 ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""

@@ -24,7 +24,9 @@ either: feedback only reorders what the query itself finds plausible. Search han
 best cosine to the query; a document moves fully when it matches as well as the best candidate, and not at all
 MATCH_MARGIN below it. A question about dates resembles an upvoted one about command-line options (both "parse ...
 in a script"), but matches the argparse page far less than the datetime page, so that vote cannot lift argparse for
-it. A correction naming a page is exempt: the team said that page is the answer. Several near questions combine as
+it. That restraint loosens as the past question nears the query (by the same chance that it asks the same thing):
+votes on a near-identical question move a page the query alone finds far off, as the team meant them to. A
+correction naming a page is exempt: the team said that page is the answer. Several near questions combine as
 independent chances (1 - prod(1 - chance)). Optionally (UNSEEN_GUARD, off by default), a lift is read as a
 preference over what the voters saw: an upvoted answer says its page beat the other pages it showed, nothing about
 pages it never showed, so a lifted page may pass the query's own best UNSEEN_GUARD pages only if some answer that
@@ -36,7 +38,9 @@ below 1.
 Per document, evidence for it and against it are combined apart: any evidence for a page from a near question
 vetoes the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and
 what is left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are
-scaled by `settings.feedback_weight`, so no amount of feedback moves a document by more than that bound.
+scaled by `settings.feedback_weight`, so no amount of feedback moves a document by more than that bound. Search
+scores are cosine similarities (hybrid: plus a bounded full-text term), so the bound is in those units: 0.4 by
+default, chosen with the threshold 0.35 on 290 benchmark questions (docs/benchmarks.md).
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
@@ -322,13 +326,11 @@ class FeedbackIndex:
                 continue
             # A correction that names the page holds whatever the query's match: the team said it is the answer.
             for row, weight, named in zip(*entry, strict=True):
-                share = 1.0 if named else plausible.get(document, 1.0)
-                if share > 0:
-                    rows.append(row)
-                    weights.append(weight)
-                    owners.append(document)
-                    reach.append(share)
-                    by_name.append(named)
+                rows.append(row)
+                weights.append(weight)
+                owners.append(document)
+                reach.append(1.0 if named else plausible.get(document, 1.0))
+                by_name.append(named)
         if not rows:
             return {}
         q = np.asarray(qvec, dtype=np.float32)
@@ -350,7 +352,9 @@ class FeedbackIndex:
         for row, weight, document, share, named in zip(rows, weights, owners, reach, by_name, strict=True):
             sim = near.get(row)
             if sim is not None:
-                chance = min(1.0, (sim - threshold) / span) * math.tanh(GAIN * abs(weight)) * share
+                same = min(1.0, (sim - threshold) / span)  # the chance that the past question asks the same
+                # The nearer the past question, the less the query's own sense of what is plausible restrains it.
+                chance = same * math.tanh(GAIN * abs(weight)) * (same + (1.0 - same) * share)
                 doubts = doubt_for if weight > 0 else doubt_against
                 doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
                 if guarded and weight > 0:  # a corrected answer showed the page its correction named

@@ -24,9 +24,12 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   16 and above it on a blind set (docs/benchmarks.md, bench/fusion.py). Telling identifier questions (module.attr,
   snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
   reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two
-  stay separate parameters for a corpus where they are not. The fused order is reported as vector mode reports its
-  own, 1 / (RRF_K + rank), so a score means the same in both modes and the feedback memory's bound
-  (`feedback_weight`) moves a document as far in either. Two more signals were fitted and left at zero because they
+  stay separate parameters for a corpus where they are not. The fused score is what a hit reports, as vector mode
+  reports the cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of cosine
+  similarity in both modes: feedback reorders passages the search finds about equally close, and needs strong
+  evidence to move one past a passage much closer (when the scores were reciprocal ranks, where first and second
+  place are 0.0003 apart however unequal the passages, the same evidence moved any candidate to the top, and
+  harmed questions it did not concern: docs/benchmarks.md). Two more signals were fitted and left at zero because they
   did not generalise from the questions they were fitted on to the held-out ones: the share of the question's
   words that are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading path holding the
   question's distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded
@@ -67,7 +70,6 @@ from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 log = logging.getLogger(__name__)
 
 MODES = SEARCH_MODES
-RRF_K = 60
 # How far below a document it may not pass a lifted document stops (a hair: the order is all that matters).
 GUARD_GAP = 1e-9
 # Cosine similarity above which two retrieved chunks count as the same passage.
@@ -204,18 +206,18 @@ _HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)
 
 
 def build_query(*, mode: str) -> str:
-    """The search statement for a mode. It returns every candidate (not just the top k), scored 1 / (RRF_K + rank)
-    in its mode's order: the feedback memory's adjustments of the candidates' documents are added afterwards, in
-    Python (`search_scored`). Hybrid ranks the union of both candidate lists by cosine similarity plus the
-    full-text weight `%(ftw)s` times the saturated full-text rank r / (r + `%(saturation)s`), plus the heading bonus
-    `%(heading)s` (see `fusion_for`); full-text mode ranks by full-text rank; vector mode returns the scan's rows
-    for `_vector_rows` to rank."""
+    """The search statement for a mode. It returns every candidate (not just the top k), scored, in order: the
+    feedback memory's adjustments of the candidates' documents are added afterwards, in Python (`search_scored`).
+    Hybrid scores the union of both candidate lists by cosine similarity plus the full-text weight `%(ftw)s` times
+    the saturated full-text rank r / (r + `%(saturation)s`), plus the heading bonus `%(heading)s` (see
+    `fusion_for`); full-text mode scores the saturated rank alone; vector mode returns the scan's rows for
+    `_vector_rows` to score."""
     if mode == "vector":
         return _VECTOR_SQL
     similarity = "1 - (c.embedding <=> %(qvec)s)"
     if mode == "fulltext":
         return f"""WITH {_FULLTEXT_CTE}
-SELECT {_SELECT_HIT}, 1.0::float8 / ({RRF_K} + f.rank) AS score, {similarity} AS similarity, true AS is_fts
+SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts
 FROM fts f JOIN chunks c ON c.id = f.id
 ORDER BY f.rank"""
     return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE},
@@ -227,19 +229,16 @@ fused AS (
     JOIN chunks c ON c.id = u.id
     LEFT JOIN fts f ON f.id = u.id
 )
-SELECT {_SELECT_HIT},
-       1.0::float8 / ({RRF_K} + row_number() OVER (ORDER BY x.fused DESC, x.id)) AS score,
-       x.similarity, x.is_fts
+SELECT {_SELECT_HIT}, x.fused AS score, x.similarity, x.is_fts
 FROM fused x JOIN chunks c ON c.id = x.id
 ORDER BY score DESC, c.id"""
 
 
 def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The HNSW scan's rows in the layout of the other modes, scored as their fusion would score a single
-    list: 1 / (RRF_K + rank by distance). The iterative scan (relaxed_order) may return rows slightly out of
-    order, so they are ranked again here."""
+    """The HNSW scan's rows in the layout of the other modes, scored by their cosine similarity to the query. The
+    iterative scan (relaxed_order) may return rows slightly out of order, so they are ranked again here."""
     ranked = sorted(rows, key=lambda r: (r[8], r[0]))
-    return [(*row[:8], 1.0 / (RRF_K + rank), 1.0 - float(row[8]), False) for rank, row in enumerate(ranked, start=1)]
+    return [(*row[:8], 1.0 - float(row[8]), 1.0 - float(row[8]), False) for row in ranked]
 
 
 def _feedback_index(settings: Settings) -> FeedbackIndex:

@@ -276,7 +276,8 @@ def test_a_correction_is_surer_than_a_vote_but_reaches_no_further(db: Settings) 
 def test_a_vote_does_not_move_a_page_the_query_itself_finds_far_less_relevant(db: Settings) -> None:
     """Feedback reorders what the query finds plausible: "parse a date string" resembles an upvoted "parse
     command-line options" (above the threshold), but matches the argparse page far less than the date page, so
-    the vote moves nothing for it, while a rewording that matches argparse best still gets the lift."""
+    the vote barely moves it and changes nothing in its ranking, while a rewording that matches argparse best
+    still gets the lift."""
     kb = _kb(db)
     add_doc(
         db,
@@ -288,8 +289,12 @@ def test_a_vote_does_not_move_a_page_the_query_itself_finds_far_less_relevant(db
     dates_query = "How do I parse a date string in a script?"
     q, d = embed(db, [QUESTION, dates_query])
     assert float(q @ d) >= db.feedback_threshold  # near enough to the voted question to be compared with it
-    assert _moves(db, dates_query).get("kb://argparse", 0.0) == 0.0
-    assert _moves(db, "How do I parse command line arguments?")["kb://argparse"] > 0
+    lift = _moves(db, "How do I parse command line arguments?")["kb://argparse"]
+    assert lift > 0
+    # The restraint loosens only as the past question nears the query: at this distance, barely at all.
+    assert _moves(db, dates_query).get("kb://argparse", 0.0) < 0.1 * lift
+    with_votes = [h.hit.uri for h in search_scored(db, dates_query, k=4)]
+    assert with_votes == [h.hit.uri for h in search_scored(db, dates_query, k=4, use_feedback=False)]
 
 
 def test_with_the_guard_a_lift_does_not_pass_the_top_page_that_the_voted_answers_never_showed(

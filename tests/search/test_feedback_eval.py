@@ -40,7 +40,9 @@ def test_eval_retrieval_with_the_feedback_memory_on_shows_what_the_votes_did(db:
 
     # The team asked a similar question; the answer that led with the right page got three 👍.
     chunks = [h.chunk_id for h in sorted(top, key=lambda h: h.uri != right)]
-    answer = add_answer(db, question="how do we release the service to prod?", model="search-only", chunk_ids=chunks)
+    answer = add_answer(
+        db, question="how do we ship a release of our service to production?", model="search-only", chunk_ids=chunks
+    )
     for user in ("U1", "U2", "U3"):
         record_vote(db, answer_id=answer, user_id=user, value=1, via="button")
 

@@ -89,8 +89,9 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
     chance (similarity ramp x tanh(GAIN x evidence)), combined as independent chances (1 - prod(1 - chance)), for
     and against apart; any evidence for a document vetoes the evidence against it, and what is left against it
     moves it by at most NEGATIVE_SHARE. Given each document's match to the query, evidence holds only as far as the
-    query finds the document nearly as relevant as its best candidate (to nothing MATCH_MARGIN below it), unless a
-    correction named the document."""
+    query finds the document nearly as relevant as its best candidate (to nothing MATCH_MARGIN below it), a
+    restraint that loosens as the past question nears the query, and not at all when a correction named the
+    document."""
     import math
 
     import numpy as np
@@ -128,10 +129,11 @@ def test_adjustments_sum_the_evidence_of_near_questions_weighted_by_similarity(
             continue
         for doc, w, named in zip(rows[i][2], rows[i][3], rows[i][4], strict=True):
             reach = 1.0 if named else plausible.get(doc, 1.0)
-            if doc in wanted and reach > 0:
+            if doc in wanted:
                 doubts = support if w > 0 else against
                 ramp = min(1.0, (sims[i] - threshold) / (feedback_memory.RAMP_TOP - threshold))
-                chance = ramp * math.tanh(gain * abs(w)) * reach
+                # the restraint of a far-off match loosens as the past question nears the query
+                chance = ramp * math.tanh(gain * abs(w)) * (ramp + (1 - ramp) * reach)
                 doubts[doc] = doubts.get(doc, 1.0) * (1 - chance)
     assert support and set(against) - set(support), "the data must have evidence both ways, some of it vetoed"
     assert set(support) & set(against), "the data must have evidence both ways, some of it vetoed"

@@ -8,7 +8,7 @@ import pytest
 
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.search import NEAR_DUPLICATE_COSINE, RRF_K, SearchError, hybrid_search, search_scored
+from lore.search import NEAR_DUPLICATE_COSINE, SearchError, hybrid_search, search_scored
 from lore.types import Asker
 from tests.search.conftest import CANARY, PRIVATE_CHANNEL
 
@@ -252,8 +252,8 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
     db: Settings, kb: dict[str, int]
 ) -> None:
     """Score fusion: every candidate of either list scores its cosine similarity to the question plus the
-    question's full-text weight times its saturated ts_rank_cd, r / (r + saturation); the order on that sum is
-    reported as vector mode reports its own, 1 / (RRF_K + rank). A passage only the embedding finds keeps its
+    question's full-text weight times its saturated ts_rank_cd, r / (r + saturation), and reports that sum as
+    its score (vector mode reports the similarity itself). A passage only the embedding finds keeps its
     similarity, so full text cannot carry a passage past one that is more than the weight closer."""
     from lore.search import _TSQUERY, fusion_for
 
@@ -281,7 +281,11 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
     fused = {h.hit.chunk_id: float(h.similarity or 0.0) + fusion.ftw * saturated(h.hit.chunk_id) for h in hybrid}
     assert got == sorted(fused, key=lambda c: (-fused[c], c))
     assert all(h.fulltext == (h.hit.chunk_id in fulltext) for h in hybrid)
-    scores = [h.hit.score for h in hybrid]
-    assert scores[0] == pytest.approx(1.0 / (RRF_K + 1), abs=1e-6)
-    assert all(a > b for a, b in itertools.pairwise(scores))
-    assert all(1.0 / s - RRF_K == pytest.approx(round(1.0 / s - RRF_K), abs=0.01) for s in scores)
+    assert [h.hit.score for h in hybrid] == pytest.approx([fused[c] for c in got], abs=1e-6)
+    vector_hits = search_scored(db, question, k=30, mode="vector", use_feedback=False)
+    assert [h.hit.score for h in vector_hits] == pytest.approx([h.similarity for h in vector_hits], abs=1e-6)
+    fulltext_hits = search_scored(db, question, k=30, mode="fulltext", use_feedback=False)
+    assert [h.hit.score for h in fulltext_hits] == pytest.approx(
+        [saturated(h.hit.chunk_id) for h in fulltext_hits], abs=1e-6
+    )
+    assert all(a >= b for a, b in itertools.pairwise(h.hit.score for h in fulltext_hits))
