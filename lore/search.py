@@ -220,17 +220,16 @@ def build_query(*, mode: str) -> str:
 SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts
 FROM fts f JOIN chunks c ON c.id = f.id
 ORDER BY f.rank"""
-    return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE},
-fused AS (
-    SELECT c.id, {similarity} AS similarity, f.id IS NOT NULL AS is_fts,
-           {similarity} + %(ftw)s::float8 * coalesce(f.r / (f.r + %(saturation)s::float8), 0)
-             + %(heading)s::float8 * {_HEADING_SHARE} AS fused
-    FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
-    JOIN chunks c ON c.id = u.id
-    LEFT JOIN fts f ON f.id = u.id
-)
-SELECT {_SELECT_HIT}, x.fused AS score, x.similarity, x.is_fts
-FROM fused x JOIN chunks c ON c.id = x.id
+    # One join to chunks, one distance per candidate (LATERAL), for the union of both lists.
+    return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE}
+SELECT {_SELECT_HIT},
+       s.similarity + %(ftw)s::float8 * coalesce(f.r / (f.r + %(saturation)s::float8), 0)
+         + %(heading)s::float8 * {_HEADING_SHARE} AS score,
+       s.similarity, f.id IS NOT NULL AS is_fts
+FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
+JOIN chunks c ON c.id = u.id
+LEFT JOIN fts f ON f.id = u.id
+CROSS JOIN LATERAL (SELECT {similarity} AS similarity) s
 ORDER BY score DESC, c.id"""
 
 
