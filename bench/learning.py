@@ -56,10 +56,10 @@ from harness.bench_env import copy_home, isolate  # noqa: E402
 QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
-# each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50) and fresh5 (60).
+# each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60) and fresh6 (50).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
-    for name in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
+    for name in ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
 }
 # The blind sets already looked at, which choosing parameters may now use (split "pool"); fresh5 reports.
 TUNED = ("fresh", "fresh2", "fresh3", "fresh4")
