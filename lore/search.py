@@ -387,7 +387,8 @@ class Fusion(NamedTuple):
     wanted: list[str]  # the question's lexemes that are not frequent in the corpus
 
 
-_FULLTEXT_ONLY = Fusion(1.0, 1.0, 0.0, [])
+# Full-text mode: the saturated rank alone, saturated as hybrid saturates it.
+_FULLTEXT_ONLY = Fusion(1.0, FUSION.saturation, 0.0, [])
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
 
 
