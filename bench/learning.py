@@ -406,10 +406,21 @@ def quick_pages(questions: list[Question]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def environment(home: Path, threshold: float | None = None) -> Iterator[None]:
-    extra = {} if threshold is None else {"LORE_FEEDBACK_THRESHOLD": str(threshold)}
+def bench_home(args: argparse.Namespace) -> Iterator[None]:
+    """The run's LORE_HOME (`prepare_home`) in an isolated environment, with `--threshold` if given; afterwards
+    its embedded server is stopped and a throwaway copy deleted."""
+    home, throwaway = prepare_home(args)
+    extra = {} if args.threshold is None else {"LORE_FEEDBACK_THRESHOLD": str(args.threshold)}
     isolate(home, LORE_LOG_LEVEL="WARNING", **extra)
-    yield
+    try:
+        yield
+    finally:
+        from lore.config import get_settings
+        from lore.db import stop_embedded
+
+        stop_embedded(get_settings())
+        if throwaway:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def line(name: str, stage_result: dict[str, Any], split: Split) -> str:
@@ -447,17 +458,8 @@ def main() -> None:
     if (args.sweep or args.set) and args.split not in ("tune", "all", "pool"):
         raise SystemExit("--sweep and --set only on the questions parameters are chosen on (tune, all, pool)")
     questions = load_questions(args.split)
-    home, throwaway = prepare_home(args)
-    with environment(home, args.threshold):
-        try:
-            results = run(args, questions)
-        finally:
-            from lore.config import get_settings
-            from lore.db import stop_embedded
-
-            stop_embedded(get_settings())
-            if throwaway:
-                shutil.rmtree(home, ignore_errors=True)
+    with bench_home(args):
+        results = run(args, questions)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,17 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.kb or args.home):
         raise SystemExit("--kb or --home: a knowledge base with the whole Python docs")
-    home, throwaway = learning.prepare_home(args)
-    with learning.environment(home, args.threshold):
-        try:
-            rows = trace(args)
-        finally:
-            from lore.config import get_settings
-            from lore.db import stop_embedded
-
-            stop_embedded(get_settings())
-            if throwaway:
-                shutil.rmtree(home, ignore_errors=True)
+    with learning.bench_home(args):
+        rows = trace(args)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
