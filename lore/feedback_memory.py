@@ -311,49 +311,51 @@ class FeedbackIndex:
         """Per document with near evidence, how far feedback moves it and, for a lift, what the near questions'
         answers showed (`adjustments` is this without the latter)."""
         memory = self._memory
-        if not len(memory.matrix):
+        evidence = memory.evidence
+        if not evidence:
             return {}
-        wanted = memory.evidence.keys() if documents is None else documents
-        plausible = _plausibility(documents) if isinstance(documents, Mapping) else {}
-        rows: list[int] = []  # per evidence entry: the question's row, its weight, its document, how far it holds
-        weights: list[float] = []
-        owners: list[int] = []
-        reach: list[float] = []
-        by_name: list[bool] = []
-        for document in set(wanted):
-            entry = memory.evidence.get(document)
-            if entry is None:
-                continue
-            # A correction that names the page holds whatever the query's match: the team said it is the answer.
-            for row, weight, named in zip(*entry, strict=True):
-                rows.append(row)
-                weights.append(weight)
-                owners.append(document)
-                reach.append(1.0 if named else plausible.get(document, 1.0))
-                by_name.append(named)
-        if not rows:
+        # Only the documents with evidence, each once (a mapping's keys are; any other iterable may repeat some).
+        wanted = list(evidence) if documents is None else [d for d in dict.fromkeys(documents) if d in evidence]
+        if not wanted:
             return {}
+        rows = [row for document in wanted for row in evidence[document][0]]
         q = np.asarray(qvec, dtype=np.float32)
         # Gathering copies the rows; past a share of the matrix one product over all of it is cheaper.
         # On one BLAS thread: see _single_threaded_blas.
         gather = len(rows) < GATHER_SHARE * len(memory.matrix)
         sims = (memory.matrix[rows] @ q if gather else (memory.matrix @ q)[rows]).tolist()
         threshold = float(min(settings.feedback_threshold, 0.999))
-        span = max(RAMP_TOP - threshold, 1e-3)
         near = {row: sim for row, sim in zip(rows, sims, strict=True) if sim >= threshold}
+        if not near:  # the usual search: no past question with evidence about its candidates is near
+            return {}
         if len(near) > NEIGHBORS:
             nearest = sorted(near, key=near.__getitem__, reverse=True)[:NEIGHBORS]
             near = {row: near[row] for row in nearest}
+        span = max(RAMP_TOP - threshold, 1e-3)
+        # Feedback reorders what the query itself finds plausible: a document moves fully when its best chunk
+        # matches the query as well as the best candidate's, and not at all MATCH_MARGIN or more below that
+        # (without the candidates' matches, fully).
+        matches = documents if isinstance(documents, Mapping) and documents else None
+        best = max(matches.values()) if matches is not None else 0.0
         doubt_for: dict[int, float] = {}  # per document, the chance that none of the evidence about it holds
         doubt_against: dict[int, float] = {}
         # Per lifted document, what its supporters' answers showed: only the unseen-page guard reads it.
         shown: dict[int, set[int]] = {}
         guarded = UNSEEN_GUARD > 0
-        for row, weight, document, share, named in zip(rows, weights, owners, reach, by_name, strict=True):
-            sim = near.get(row)
-            if sim is not None:
+        for document in wanted:
+            questions, weights, names = evidence[document]
+            plausible = 1.0
+            if matches is not None:
+                plausible = min(1.0, max(0.0, 1.0 - (best - matches[document]) / MATCH_MARGIN))
+            for row, weight, named in zip(questions, weights, names, strict=True):
+                sim = near.get(row)
+                if sim is None:
+                    continue
                 same = min(1.0, (sim - threshold) / span)  # the chance that the past question asks the same
-                # The nearer the past question, the less the query's own sense of what is plausible restrains it.
+                # A correction that names the page holds whatever the query's match: the team said it is the
+                # answer. Otherwise, the nearer the past question, the less the query's own sense of what is
+                # plausible restrains it.
+                share = 1.0 if named else plausible
                 chance = same * math.tanh(GAIN * abs(weight)) * (same + (1.0 - same) * share)
                 doubts = doubt_for if weight > 0 else doubt_against
                 doubts[document] = doubts.get(document, 1.0) * (1.0 - chance)
@@ -378,15 +380,6 @@ class Move(NamedTuple):
 
     amount: float
     shown: frozenset[int]
-
-
-def _plausibility(matches: Mapping[int, float]) -> dict[int, float]:
-    """Per document, how far feedback may move it for this query: 1 for the documents the query matches best (their
-    best chunk's cosine), falling to 0 for those MATCH_MARGIN or more below the best."""
-    if not matches:
-        return {}
-    best = max(matches.values())
-    return {d: min(1.0, max(0.0, 1.0 - (best - m) / MATCH_MARGIN)) for d, m in matches.items()}
 
 
 class _Memory(NamedTuple):
