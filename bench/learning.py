@@ -29,6 +29,7 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
     .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh7
     .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh7 --memory OLD_feedback_memory.py \
         --threshold 0.4 --attribution search-only                            # an earlier revision, same harness
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split pool --users strict --ceiling   # the headroom
     .venv/bin/python bench/learning.py --quick
 """
 
@@ -185,16 +186,23 @@ def user_votes(model: str, answer: Any, relevant: tuple[str, ...], rng: random.R
 # -- measuring --------------------------------------------------------------------------------------------------
 
 
+def ranking(settings: Any, q: Question, vectors: dict[str, Any], *, feedback: bool) -> list[str]:
+    """The pages a search for the original wording ranks, best first (as `lore eval retrieval` ranks them)."""
+    from lore.eval import ranked_documents
+    from lore.search import hybrid_search
+
+    hits = hybrid_search(settings, q.query, k=FETCHED, query_embedding=vectors[q.query], use_feedback=feedback)
+    return ranked_documents([h.uri for h in hits])
+
+
 def measure(settings: Any, questions: list[Question], vectors: dict[str, Any], *, feedback: bool) -> dict[str, Any]:
     """MRR@10 and recall@5 (by page) of the original wordings, and each question's reciprocal rank."""
-    from lore.eval import ranked_documents, score_ranking
-    from lore.search import hybrid_search
+    from lore.eval import score_ranking
 
     per: dict[str, float] = {}
     recall = 0.0
     for q in questions:
-        hits = hybrid_search(settings, q.query, k=FETCHED, query_embedding=vectors[q.query], use_feedback=feedback)
-        r5, rr, _ = score_ranking(ranked_documents([h.uri for h in hits]), q.relevant, 5)
+        r5, rr, _ = score_ranking(ranking(settings, q, vectors, feedback=feedback), q.relevant, 5)
         per[q.qid] = rr
         recall += r5
     n = max(1, len(questions))
@@ -300,6 +308,30 @@ class Split:
     untouched: list[Question]
     vectors: dict[str, Any]
     before: dict[str, dict[str, Any]]  # "voted" / "untouched" -> measure() with the feedback memory off
+
+
+def ceiling(settings: Any, split: Split) -> dict[str, Any]:
+    """The most the votes stage can lift the voted questions under strict users: a memory that uses exactly what
+    their votes say about the question voted on. A 👍 says the answer's top page is right (it would rank first for
+    the original wording); a 👎 says only that the top page is wrong (it would leave the ranking). Nothing is said
+    about any other page, and no question is helped by the votes on another. Each rephrasing is answered once with
+    an empty memory (search-only), as the first asker sees it."""
+    from lore.agent import answer_question
+    from lore.eval import score_ranking
+
+    reset_feedback(settings)
+    total = 0.0
+    for q in split.voted:
+        leads = [first_cited(answer_question(settings, r, chat_model=None)) for r in q.rephrasings]
+        if any(lead is not None and is_gold(lead, q.relevant) for lead in leads):
+            total += 1.0
+            continue
+        wrong = {lead for lead in leads if lead is not None}
+        pages = [page for page in ranking(settings, q, split.vectors, feedback=False) if page not in wrong]
+        total += score_ranking(pages, q.relevant, 5)[1]
+    reset_feedback(settings)
+    mrr = total / max(1, len(split.voted))
+    return {"mrr": round(mrr, 4), "d_mrr": round(mrr - split.before["voted"]["mrr"], 4)}
 
 
 def stage(settings: Any, split: Split) -> dict[str, Any]:
@@ -456,6 +488,9 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="override a constant of lore.feedback_memory for this run (e.g. NEGATIVE_SHARE=0.5; tune splits only)",
     )
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also report the most strict votes could lift (`ceiling`)"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     if (args.sweep or args.set) and args.split not in ("tune", "all", "pool"):
@@ -510,6 +545,12 @@ def run(args: argparse.Namespace, questions: list[Question]) -> dict[str, Any]:
         "before": {p: {k: round(v, 4) for k, v in m.items() if k != "rr"} for p, m in split.before.items()},
         "runs": [],
     }
+    if args.ceiling:
+        results["ceiling"] = ceiling(settings, split)
+        print(
+            f"ceiling (strict votes used perfectly, per question): voted MRR {split.before['voted']['mrr']:.3f} -> "
+            f"{results['ceiling']['mrr']:.3f} ({results['ceiling']['d_mrr']:+.3f})"
+        )
     for attribution in args.attribution.split(","):
         for user_model in args.users.split(","):
             used = chain if attribution == "llm" else settings
