@@ -21,10 +21,13 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   both lists beat the vector list's first passage whenever full text ranked it high, so a question whose words a
   wrong page used lost its right page from first place. On 16 question sets (about 1,000 questions on the Python
   docs) it fell below vector search alone on 5 of them; score fusion is at or above the better single mode on all
-  16 and above it on a blind set (docs/benchmarks.md, bench/fusion.py). Telling identifier questions (module.attr,
-  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
-  reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two
-  stay separate parameters for a corpus where they are not. The fused score is what a hit reports, as vector mode
+  16 and above it on a blind set (docs/benchmarks.md, bench/fusion.py). Not on every set since: on fresh8's
+  everyday rephrasings of popular pages it is 0.034 MRR@10 below vector alone, because ts_rank_cd weighs a common
+  word ("object", "test") like a rare one; no weight of this fusion fixes that without losing elsewhere. Telling
+  identifier questions (module.attr, snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted",
+  SomeError) from natural ones, which reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best
+  weights are the same, and the two stay separate parameters for a corpus where they are not. The fused score is
+  what a hit reports, as vector mode
   reports the cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of cosine
   similarity in both modes: feedback reorders passages the search finds about equally close, and needs strong
   evidence to move one past a passage much closer (when the scores were reciprocal ranks, where first and second
