@@ -10,9 +10,9 @@ scored by document as `lore eval retrieval` scores (recall@5, MRR@10).
 Choosing: the setting with the best mean MRR@10 over the POOL sets (every question set under bench/ but the blind
 one; a mean over sets, so a small identifier set counts as much as a large everyday one) among the settings that
 keep hybrid at or above the better single mode (vector, full text) on every POOL set. Reporting: the blind set
-(fresh8 since session 12, questions and everyday rephrasings), which chooses nothing. Reciprocal rank fusion as
-shipped until session 10 (full-text weight 0.7 for a question naming an identifier, 0.1 otherwise) is replayed
-alongside.
+(fresh9 since the end of session 12, not yet run; questions and everyday rephrasings), which chooses nothing.
+Reciprocal rank fusion as shipped until session 10 (full-text weight 0.7 for a question naming an identifier, 0.1
+otherwise) is replayed alongside.
 
     LORE_HOME=/work/kb/pydocs .venv/bin/python bench/fusion.py [--cache FILE] [--refresh]
 
@@ -43,7 +43,7 @@ from lore.search import (
 )
 
 BENCH = Path(__file__).resolve().parent
-BLIND = ["fresh8_questions.jsonl", "fresh8_rephrasings.jsonl"]
+BLIND = ["fresh9_questions.jsonl", "fresh9_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5
