@@ -79,7 +79,8 @@ def collect(settings: Settings, path: Path, vectors: np.ndarray) -> list[dict[st
         ]
         ids = sorted({r[0] for r in vec} | {r[0] for r in fts})
         headings = {str(i): list(lex) for i, lex in conn.execute(_HEADINGS_SQL, (ids,)).fetchall()}
-        lexemes = list(conn.execute(_LEXEMES_SQL, (row.query,)).fetchone()[0])
+        parsed = conn.execute(_LEXEMES_SQL, (row.query,)).fetchone()
+        lexemes = list(parsed[0]) if parsed is not None else []
         out.append({"query": row.query, "relevant": list(row.relevant), "vec": vec, "fts": fts, "headings": headings,
                     "lexemes": lexemes})  # fmt: skip
     return out
