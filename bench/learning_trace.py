@@ -37,9 +37,7 @@ def trace(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from lore.config import get_settings
     from lore.embeddings import get_embedder
-    from lore.eval import ranked_documents
     from lore.migrations import upgrade_database
-    from lore.search import hybrid_search
 
     settings = get_settings()
     upgrade_database(settings)
@@ -49,14 +47,10 @@ def trace(args: argparse.Namespace) -> list[dict[str, Any]]:
     texts = [q.query for q in questions] + [r for q in voted for r in q.rephrasings]
     vectors = dict(zip(texts, get_embedder(settings).embed(texts), strict=True))
 
-    def ranking(query: str, feedback: bool) -> list[str]:
-        hits = hybrid_search(settings, query, k=learning.FETCHED, query_embedding=vectors[query], use_feedback=feedback)
-        return ranked_documents([h.uri for h in hits])
-
     learning.reset_feedback(settings)
-    before = {q.qid: ranking(q.query, False) for q in questions}
+    before = {q.qid: learning.ranking(settings, q, vectors, feedback=False) for q in questions}
     asked = learning.ask_and_vote(settings, voted, args.users, None)
-    after = {q.qid: ranking(q.query, True) for q in questions}
+    after = {q.qid: learning.ranking(settings, q, vectors, feedback=True) for q in questions}
     print(f"threshold {settings.feedback_threshold}; {len(asked)} rephrasings asked, {args.users} users")
     print("question: gold rank before -> after | per rephrasing: cosine, votes, lead gold?, lead rank before -> after")
     rows = []
