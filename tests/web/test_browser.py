@@ -200,12 +200,16 @@ def upload_and_find(page: Any, live: Console) -> None:
 
 
 def a_month_of_feedback(settings: Settings) -> None:
-    """Two weeks of Slack answers in three channels, with votes cast the day after, for the Feedback charts."""
+    """Two weeks of Slack answers in three channels, with votes cast the day after, for the Feedback charts: the 14
+    UTC days before the day of the answers already there (the console counts days in UTC), at 00:00 to 04:00 of each,
+    so that the chart has 15 days whatever the time of day the test runs at."""
     with raw_connection(settings) as conn:
         conn.execute(
             """INSERT INTO answers (channel_id, user_id, surface, question, answer, model, latency_ms, created_at)
                SELECT 'C0CHAN' || (n % 3), 'U0ASKER', 'slack', 'question ' || n, 'answer ' || n, 'fake-model',
-                      800 + (n * 37) % 2400, now() - make_interval(days => 1 + n % 14, hours => n % 5)
+                      800 + (n * 37) % 2400,
+                      (SELECT date_trunc('day', min(created_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM answers)
+                        - make_interval(days => 1 + n % 14) + make_interval(hours => n % 5)
                FROM generate_series(1, 280) AS n"""
         )
         conn.execute(
