@@ -4,13 +4,16 @@ Each question's candidate lists are read once from the knowledge base (the vecto
 `lore.search` runs them, `candidate_count` deep, with each candidate's cosine similarity to the question and its
 full-text rank, ts_rank_cd; plus each candidate's heading words and the question's lexemes with their document
 frequencies from PostgreSQL's statistics). The fusion is then replayed in Python for every setting of a small grid
-(`lore.search.FusionParams`: cosine plus the full-text weight times r / (r + saturation), as `build_query` fuses),
-scored by document as `lore eval retrieval` scores (recall@5, MRR@10).
+(`lore.search.FusionParams`: the passage's own score, its cosine plus the full-text weight times r / (r + saturation),
+mixed with its page vector's cosine, as `build_query` fuses), scored by document as `lore eval retrieval` scores
+(recall@5, MRR@10). The grid keeps the full-text weight at most STUFFING_RATIO, so that a page stuffed with a
+question's words gains no more than it could before the page term (tests/search/test_fusion.py).
 
 Choosing: the setting with the best mean MRR@10 over the POOL sets (every question set under bench/ but the blind
 one; a mean over sets, so a small identifier set counts as much as a large everyday one) among the settings that
-keep hybrid at or above the better single mode (vector, full text) on every POOL set. Reporting: the blind set
-(fresh9 since the end of session 12, not yet run; questions and everyday rephrasings), which chooses nothing.
+keep hybrid at or above the better single mode (vector, full text) on every POOL set. Reporting: the blind sets
+(fresh10 and fresh11 since session 13, written then and first run on the page term's final setting; questions and
+everyday rephrasings), which choose nothing.
 Reciprocal rank fusion as shipped until session 10 (full-text weight 0.7 for a question naming an identifier, 0.1
 otherwise) is replayed alongside.
 
@@ -43,7 +46,7 @@ from lore.search import (
 )
 
 BENCH = Path(__file__).resolve().parent
-BLIND = ["fresh9_questions.jsonl", "fresh9_rephrasings.jsonl"]
+BLIND = ["fresh10_questions.jsonl", "fresh10_rephrasings.jsonl", "fresh11_questions.jsonl", "fresh11_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5
@@ -56,6 +59,9 @@ _FTS_SQL = f"""WITH {_FULLTEXT_CTE}
 SELECT f.id, c.document_id, c.uri, f.r, 1 - (c.embedding <=> %(qvec)s) FROM fts f JOIN chunks c USING (id)
 ORDER BY f.rank"""
 _HEADINGS_SQL = "SELECT id, tsvector_to_array(to_tsvector('english', heading)) FROM chunks WHERE id = ANY(%s)"
+# Each candidate's page similarity (None: a one-passage document, which has no page vector).
+_PAGES_SQL = """SELECT c.id, 1 - (d.embedding <=> %(qvec)s) FROM chunks c JOIN documents d ON d.id = c.document_id
+WHERE c.id = ANY(%(ids)s)"""
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
 
 
@@ -79,10 +85,11 @@ def collect(settings: Settings, path: Path, vectors: np.ndarray) -> list[dict[st
         ]
         ids = sorted({r[0] for r in vec} | {r[0] for r in fts})
         headings = {str(i): list(lex) for i, lex in conn.execute(_HEADINGS_SQL, (ids,)).fetchall()}
+        pages = {str(i): p for i, p in conn.execute(_PAGES_SQL, {"qvec": params["qvec"], "ids": ids}).fetchall()}
         parsed = conn.execute(_LEXEMES_SQL, (row.query,)).fetchone()
         lexemes = list(parsed[0]) if parsed is not None else []
         out.append({"query": row.query, "relevant": list(row.relevant), "vec": vec, "fts": fts, "headings": headings,
-                    "lexemes": lexemes})  # fmt: skip
+                    "pages": pages, "lexemes": lexemes})  # fmt: skip
     return out
 
 
@@ -101,11 +108,19 @@ def replay(item: dict[str, Any], params: FusionParams, shares: dict[str, float],
     wanted = [lex for lex in lexemes if shares.get(lex, floor) <= params.heading_max_share]
     scores: dict[int, float] = {}
     candidates = _candidates(item)
+    pages: dict[str, float | None] = item["pages"]
+    on_pages = [(c, p) for chunk, (_, c, _) in candidates.items() if (p := pages[str(chunk)]) is not None]
+    best = max(on_pages, default=None)
+    gap = best[0] - best[1] if best is not None else None
     for chunk, (_, cosine, rank) in candidates.items():
-        scores[chunk] = cosine + (weight * rank / (rank + params.saturation) if rank is not None else 0.0)
+        page = pages[str(chunk)]
+        if page is None:  # a one-passage document: its passage, less the gap of the best candidate on a longer page
+            page = cosine - gap if gap is not None else cosine
+        own = cosine + (weight * rank / (rank + params.saturation) if rank is not None else 0.0)
         if params.heading_weight and wanted:
             heading = item["headings"].get(str(chunk)) or []
-            scores[chunk] += params.heading_weight * sum(1 for lex in wanted if lex in heading) / len(wanted)
+            own += params.heading_weight * sum(1 for lex in wanted if lex in heading) / len(wanted)
+        scores[chunk] = (1 - params.page) * own + params.page * page
     ranked = sorted(scores, key=lambda c: (-scores[c], c))[:CHUNKS_FETCHED]
     return ranked_documents([candidates[c][0] for c in ranked])
 
@@ -143,20 +158,24 @@ def metrics(
     return rec / len(items), mrr / len(items)
 
 
+STUFFING_RATIO = 0.2  # the full-text weight of session 11's fusion, before the page term
+
+
 def grid() -> list[FusionParams]:
     base = FusionParams()
-    weights = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+    weights = (0.1, 0.125, 0.15, 0.175, 0.2)
     return [
-        replace(base, natural=natural, identifier=identifier, saturation=saturation, heading_weight=heading)
-        for natural, identifier, saturation, heading in itertools.product(
-            weights, weights, (0.5, 1.0, 2.0), (0.0, 0.02, 0.05)
+        replace(base, natural=natural, identifier=identifier, page=page, heading_weight=heading)
+        for natural, identifier, page, heading in itertools.product(
+            weights, weights, (0.0, 0.2, 0.25, 0.3, 0.35), (0.0, 0.05)
         )
+        if max(natural, identifier) <= STUFFING_RATIO + 1e-9
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/lore-fusion-cache-v2.json"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/lore-fusion-cache-v3.json"))
     parser.add_argument("--refresh", action="store_true", help="read the candidate lists again")
     args = parser.parse_args()
     settings = Settings()

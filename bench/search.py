@@ -30,7 +30,7 @@ import psycopg
 from turns import take_turns
 
 from lore.config import Settings
-from lore.db import database_url, dispose_engines, register_vectors, stop_embedded
+from lore.db import database_url, dispose_engines, refresh_page_vectors, register_vectors, stop_embedded
 from lore.search import search_scored
 from lore.types import Asker
 
@@ -103,6 +103,7 @@ def load(url: str, vectors: np.ndarray, texts: list[str], rng: np.random.Generat
             " WITH (m = 16, ef_construction = 64)"
         )
         print(f"HNSW index built in {time.perf_counter() - started:.0f} s")
+        refresh_page_vectors(conn)  # as ingest writes them: hybrid search weighs each passage's page
         conn.execute("VACUUM ANALYZE chunks")
         conn.execute("VACUUM ANALYZE documents")
         ids = conn.execute("SELECT id FROM chunks ORDER BY id").fetchall()

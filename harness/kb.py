@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from lore.config import Settings
-from lore.db import raw_connection
+from lore.db import raw_connection, refresh_page_vectors
 from lore.embeddings import get_embedder
 from lore.models import PUBLIC
 
@@ -46,4 +46,5 @@ def add_document(
                     for i, (heading, text) in enumerate(sections)
                 ],
             )
+        refresh_page_vectors(conn, [document_id])  # as ingest writes it
     return document_id

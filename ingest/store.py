@@ -25,7 +25,7 @@ import psycopg
 
 from ingest.chunking import ChunkText
 from lore.config import Settings
-from lore.db import database_url, raw_connection
+from lore.db import database_url, raw_connection, refresh_page_vectors
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ def _write_transaction(settings: Settings, documents: list[PreparedDocument]) ->
                         )
                     )
                     result.chunks += 1
+        refresh_page_vectors(conn, sorted(ids.values()))
     return result
 
 

@@ -236,6 +236,25 @@ def register_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader(info.oid, _VectorBinaryLoader)
 
 
+# A document's page vector (documents.embedding): the direction of the mean of its passages' unit embeddings,
+# which hybrid search weighs with each passage's own similarity (lore.search: FusionParams.page). A document of one
+# passage has none (NULL): its page is that passage, and search gives it the candidates' usual page term instead.
+# Written with the passages (ingest/store), in an embedder switch's swap (lore.embedder_switch), by migration 0014.
+PAGE_VECTORS_SQL = """UPDATE documents d SET embedding = p.v
+FROM (SELECT x.id, CASE WHEN count(c.id) > 1 THEN l2_normalize(avg(c.embedding)) END AS v
+      FROM documents x LEFT JOIN chunks c ON c.document_id = x.id {where} GROUP BY x.id) p
+WHERE d.id = p.id"""
+
+
+def refresh_page_vectors(conn: psycopg.Connection[Any], document_ids: list[int] | None = None) -> None:
+    """Recompute the page vectors of these documents (None: of every document) from their passages' embeddings,
+    on `conn`, in its transaction."""
+    if document_ids is None:
+        conn.execute(PAGE_VECTORS_SQL.format(where=""))
+    elif document_ids:
+        conn.execute(PAGE_VECTORS_SQL.format(where="WHERE x.id = ANY(%s)"), (document_ids,))
+
+
 def _register_vector(dbapi_conn: Any, _record: Any) -> None:
     try:
         register_vectors(dbapi_conn)

@@ -28,7 +28,7 @@ import numpy as np
 import psycopg
 
 from lore.config import Settings
-from lore.db import database_url, raw_connection, register_vectors
+from lore.db import database_url, raw_connection, refresh_page_vectors, register_vectors
 from lore.embedder_registry import (
     INGEST_LOCK_KEY,
     SWITCH_GRACE_S,
@@ -188,6 +188,7 @@ def _swap(conn: psycopg.Connection[Any], name: str, embedder: VectorEmbedder, ca
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {live}_old")  # and its index
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {shadow} vector(384)")
         conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET NOT NULL")
+        refresh_page_vectors(conn)  # page vectors of the new model's passages, in the same swap
         conn.execute(
             "UPDATE feedback_answers f SET question_embedding = a.question_embedding FROM answers a"
             " WHERE a.id = f.answer_id AND a.question_embedding IS NOT NULL"

@@ -69,6 +69,9 @@ class Document(Base):
     # Channel ids that may see this document, or ['public'].
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=sql("ARRAY['public']::text[]"))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'::jsonb"))
+    # The page vector: the normalized mean of its passages' embeddings (lore.db.refresh_page_vectors), which
+    # hybrid search weighs with a passage's own similarity; NULL while the document has no passages.
+    embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

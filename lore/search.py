@@ -11,33 +11,39 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
   PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
-- Score fusion of the two candidate lists: every candidate of either list scores its cosine similarity to the question
-  plus the full-text weight (0.2) times its saturated full-text rank, r / (r + 1) with r its ts_rank_cd, and the
-  candidates are ranked on that sum (`FUSION`, `fusion_for`). Full text thus moves a passage by less than the weight: it
-  decides between passages the embedding finds about equally close, and cannot carry a passage the embedding finds far
-  off past one it finds close. The saturation (as BM25 saturates term frequency) keeps a passage that repeats the
-  question's words from outscoring one that uses them once or twice by much: stuffing buys little. Reciprocal rank
-  fusion, used until session 10, could not tell close from far: a passage found by both lists beat the vector list's
-  first passage whenever full text ranked it high, so a question whose words a wrong page used lost its right page from
-  first place. On 16 question sets (about 1,000 questions on the Python docs) it fell below vector search alone on 5 of
-  them; score fusion is at or above the better single mode on all 16 and above it on a blind set (docs/benchmarks.md,
-  bench/fusion.py). Not on every set since: on fresh8's everyday rephrasings of popular pages it is 0.034 MRR@10 below
-  vector alone, because ts_rank_cd weighs a common word ("object", "test") like a rare one; no weight of this fusion
-  fixes that without losing elsewhere. Telling identifier questions (module.attr, snake_case, ENV_VARS, __dunders__,
-  CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which reciprocal rank fusion needed (0.7 against
-  0.1), no longer pays: their best weights are the same, and the two stay separate parameters for a corpus where they
-  are not. The fused score is what a hit reports, as vector mode reports the cosine similarity itself, so the feedback
-  memory's bound (`feedback_weight`) is in units of cosine similarity in both modes: feedback reorders passages the
-  search finds about equally close, and needs strong evidence to move one past a passage much closer (when the scores
-  were reciprocal ranks, where first and second place are 0.0003 apart however unequal the passages, the same evidence
-  moved any candidate to the top, and harmed questions it did not concern: docs/benchmarks.md). Two more signals were
-  fitted and left at zero because they did not generalise from the questions they were fitted on to the held-out ones:
-  the share of the question's words that are rare in the corpus (PostgreSQL's statistics), and a bonus for a heading
-  path holding the question's distinctive words (bench/fusion.py, docs/benchmarks.md). Then one bounded adjustment: the
-  feedback memory (lore.feedback_memory) of similar past questions about the candidates' documents, computed in this
-  process once the candidates are back. Votes act there, for similar questions only: a query-independent prior from
-  votes helps no question and costs the others (docs/benchmarks.md). With feedback_memory.UNSEEN_GUARD set, a lifted
-  page does not pass the query's top pages that no answer lifting it showed (`_adjusted`; off by default).
+- Score fusion of the two candidate lists: every candidate of either list scores its cosine similarity to the question,
+  a quarter of it taken from its page instead (`FusionParams.page`: the similarity of the question to the page vector,
+  documents.embedding, the normalized mean of the page's passage embeddings), plus the full-text weight (0.14) times its
+  saturated full-text rank, r / (r + 1) with r its ts_rank_cd, and the candidates are ranked on that sum (`FUSION`,
+  `fusion_for`). The page term lets a page that is about the question as a whole beat a page with one passage that
+  merely shares its words: on 26 question sets of the Python docs it lifts hybrid MRR@10 by 0.039 on average, and by
+  0.05 on two blind sets written afterwards, most on everyday wordings (docs/benchmarks.md, session 13). A page of one
+  passage has no page vector (it would count that passage's similarity twice): it counts its passage's similarity less
+  the gap between the most similar candidate on a longer page and that page. Full text moves a passage by less than the
+  weight: it decides between passages the embedding finds about equally close, and cannot carry a passage the embedding
+  finds far off past one it finds close; the weight stays at most 0.2 of the passage's own share, so a page stuffed with
+  a question's words gains no more than it could before the page term. The saturation (as BM25 saturates term frequency)
+  keeps a passage that repeats the question's words from outscoring one that uses them once or twice by much: stuffing
+  buys little. Reciprocal rank fusion, used until session 10, could not tell close from far: a passage found by both
+  lists beat the vector list's first passage whenever full text ranked it high, so a question whose words a wrong page
+  used lost its right page from first place. On 16 question sets (about 1,000 questions on the Python docs) it fell
+  below vector search alone on 5 of them; score fusion is at or above the better single mode on all 26 sets since
+  (fresh8's everyday rephrasings, 0.034 below vector alone before the page term, are now 0.003 above it). Telling
+  identifier questions (module.attr, snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError)
+  from natural ones, which reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the
+  same, and the two stay separate parameters for a corpus where they are not. The fused score is what a hit reports, as
+  vector mode reports the cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of
+  cosine similarity in both modes: feedback reorders passages the search finds about equally close, and needs strong
+  evidence to move one past a passage much closer (when the scores were reciprocal ranks, where first and second place
+  are 0.0003 apart however unequal the passages, the same evidence moved any candidate to the top, and harmed questions
+  it did not concern: docs/benchmarks.md). Two more signals were fitted and left at zero because they did not generalise
+  from the questions they were fitted on to the held-out ones: the share of the question's words that are rare in the
+  corpus (PostgreSQL's statistics), and a bonus for a heading path holding the question's distinctive words
+  (bench/fusion.py, docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of
+  similar past questions about the candidates' documents, computed in this process once the candidates are back. Votes
+  act there, for similar questions only: a query-independent prior from votes helps no question and costs the others
+  (docs/benchmarks.md). With feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that no
+  answer lifting it showed (`_adjusted`; off by default).
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
@@ -208,10 +214,11 @@ _HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)
 def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k), scored, in order: the
     feedback memory's adjustments of the candidates' documents are added afterwards, in Python (`search_scored`).
-    Hybrid scores the union of both candidate lists by cosine similarity plus the full-text weight `%(ftw)s` times
-    the saturated full-text rank r / (r + `%(saturation)s`), plus the heading bonus `%(heading)s` (see
-    `fusion_for`); full-text mode scores the saturated rank alone; vector mode returns the scan's rows for
-    `_vector_rows` to score."""
+    Hybrid scores the union of both candidate lists by the passage's own score, its cosine similarity plus the
+    full-text weight `%(ftw)s` times the saturated full-text rank r / (r + `%(saturation)s`) plus the heading bonus
+    `%(heading)s` (see `fusion_for`), mixed with its page's similarity (the share `%(page)s`): within a page,
+    passages rank on their own score alone. Full-text mode scores the saturated rank alone; vector mode returns the
+    scan's rows for `_vector_rows` to score."""
     if mode == "vector":
         return _VECTOR_SQL
     similarity = "1 - (c.embedding <=> %(qvec)s)"
@@ -220,17 +227,32 @@ def build_query(*, mode: str) -> str:
 SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts
 FROM fts f JOIN chunks c ON c.id = f.id
 ORDER BY f.rank"""
-    # One join to chunks, one distance per candidate (LATERAL), for the union of both lists.
-    return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE}
-SELECT {_SELECT_HIT},
-       s.similarity + %(ftw)s::float8 * coalesce(f.r / (f.r + %(saturation)s::float8), 0)
-         + %(heading)s::float8 * {_HEADING_SHARE} AS score,
-       s.similarity, f.id IS NOT NULL AS is_fts
-FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
-JOIN chunks c ON c.id = u.id
-LEFT JOIN fts f ON f.id = u.id
-CROSS JOIN LATERAL (SELECT {similarity} AS similarity) s
-ORDER BY score DESC, c.id"""
+    # One join to chunks and one to the candidates' documents (their page vectors), one distance each per candidate
+    # (LATERAL), for the union of both lists. A document without a page vector (one passage) counts its passage's
+    # similarity less the gap between the most similar candidate on a longer page and that page (`gap`): a page
+    # that is all passage would otherwise score its passage's full similarity twice, where the best passage of a
+    # longer page stands above its page (the keyword-stuffed page of tests/search/test_fusion.py beat the real one).
+    return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE},
+cand AS MATERIALIZED (
+    SELECT {_SELECT_HIT}, s.similarity, 1 - (d.embedding <=> %(qvec)s) AS page_similarity, f.r,
+           {_HEADING_SHARE} AS heading_share
+    FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
+    JOIN chunks c ON c.id = u.id
+    JOIN documents d ON d.id = c.document_id
+    LEFT JOIN fts f ON f.id = u.id
+    CROSS JOIN LATERAL (SELECT {similarity} AS similarity) s
+),
+gap AS (
+    SELECT similarity - page_similarity AS g FROM cand WHERE page_similarity IS NOT NULL
+    ORDER BY similarity DESC, id LIMIT 1
+)
+SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize,
+       (1 - %(page)s::float8) * (similarity + %(ftw)s::float8 * coalesce(r / (r + %(saturation)s::float8), 0)
+                                  + %(heading)s::float8 * heading_share)
+         + %(page)s::float8 * coalesce(page_similarity, similarity - gap.g, similarity) AS score,
+       similarity, r IS NOT NULL AS is_fts
+FROM cand LEFT JOIN gap ON true
+ORDER BY score DESC, id"""
 
 
 def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -350,6 +372,7 @@ class FusionParams:
 
     natural: float = 0.2  # full-text weight (in cosine similarity) of a natural-language question
     identifier: float = 0.2  # full-text weight of a question that names an identifier or quotes a string
+    page: float = 0.25  # share of the score that is the page's similarity (documents.embedding), not the passage's
     saturation: float = 1.0  # a passage's full-text rank r counts r / (r + saturation) of the weight
     rare: float = 0.0  # added to the weight per share of the question's words that are rare in the corpus
     rare_below: float = 0.002  # a word is rare when fewer than this share of the passages use it
@@ -382,13 +405,14 @@ class Fusion(NamedTuple):
     """One hybrid search's fusion: the full-text list's weight, and the heading bonus with the lexemes it looks for."""
 
     ftw: float  # the most a full-text match adds to a candidate's cosine similarity (r / (r + saturation) of it)
+    page: float  # the share of a candidate's score that is its page vector's similarity
     saturation: float  # the full-text rank at which a match adds half the weight
     heading: float  # added score for a candidate whose heading path holds every lexeme of `wanted`
     wanted: list[str]  # the question's lexemes that are not frequent in the corpus
 
 
 # Full-text mode: the saturated rank alone, saturated as hybrid saturates it.
-_FULLTEXT_ONLY = Fusion(1.0, FUSION.saturation, 0.0, [])
+_FULLTEXT_ONLY = Fusion(1.0, 0.0, FUSION.saturation, 0.0, [])
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
 
 
@@ -398,7 +422,7 @@ def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = 
     params = params or FUSION
     profile = query_profile(query)
     if not params.rare and not params.heading_weight:  # the question's words are not needed: no statement
-        return Fusion(params.fulltext_weight(profile, 0.0), params.saturation, 0.0, [])
+        return Fusion(params.fulltext_weight(profile, 0.0), params.page, params.saturation, 0.0, [])
     words = _corpus_words(settings)
     try:
         row = _connection(settings).execute(_LEXEMES_SQL, (query,), prepare=True).fetchone()
@@ -408,7 +432,7 @@ def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = 
     lexemes = [str(lex) for lex in row[0]] if row is not None else []
     weight = params.fulltext_weight(profile, params.rare_share(lexemes, words.shares, words.floor))
     wanted = [lex for lex in lexemes if words.shares.get(lex, words.floor) <= params.heading_max_share]
-    return Fusion(weight, params.saturation, params.heading_weight, wanted)
+    return Fusion(weight, params.page, params.saturation, params.heading_weight, wanted)
 
 
 def candidate_count(k: int, mode: str) -> int:

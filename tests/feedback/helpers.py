@@ -8,7 +8,7 @@ import numpy as np
 from psycopg.types.json import Jsonb
 
 from lore.config import Settings
-from lore.db import raw_connection
+from lore.db import raw_connection, refresh_page_vectors
 from lore.embeddings import get_embedder
 
 
@@ -39,6 +39,7 @@ def add_doc(settings: Settings, *, uri: str, title: str, texts: list[str], acl: 
                 (doc_id, order, title, text, f"{uri}#{order}", vec, acl, uri, title),
             ).fetchone()
             ids.append(int(row[0]))
+        refresh_page_vectors(conn, [doc_id])  # as ingest writes it
     return ids
 
 

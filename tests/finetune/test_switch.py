@@ -119,7 +119,16 @@ def test_a_switch_is_atomic_for_searches_in_another_process(
         state = conn.execute("SELECT active, version, shadow, switching_since FROM embedder_state").fetchone()
         statuses = dict(conn.execute("SELECT name, status FROM embedder_models").fetchall())
         shadow_left = conn.execute("SELECT count(*) FROM chunks WHERE embedding_next IS NOT NULL").fetchone()[0]
+        pages = conn.execute(
+            "SELECT d.embedding, array_agg(c.id) FROM documents d JOIN chunks c ON c.document_id = d.id"
+            " GROUP BY d.id HAVING count(*) > 1"
+        ).fetchall()
     assert all(float(stored[i] @ new_p[i]) > 0.9999 for i in ids)
+    # The page vectors moved in the same swap: each is the normalized mean of its passages' new vectors.
+    assert pages
+    for page, chunk_ids in pages:
+        mean = np.mean([new_p[int(i)] for i in chunk_ids], axis=0)
+        assert float(np.asarray(page) @ (mean / np.linalg.norm(mean))) > 0.9999
     expected_q = new.embed([question])[0]
     assert float(q_vec @ expected_q) > 0.9999 and float(f_vec @ expected_q) > 0.9999
     assert state == (name, 1, None, None) and statuses == {name: "active"} and shadow_left == 0

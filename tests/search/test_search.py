@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from lore.config import Settings
-from lore.db import raw_connection
-from lore.search import NEAR_DUPLICATE_COSINE, SearchError, hybrid_search, search_scored
+from lore.db import raw_connection, register_vectors
+from lore.search import NEAR_DUPLICATE_COSINE, SearchError, embed_query, hybrid_search, search_scored
 from lore.types import Asker
 from tests.search.conftest import CANARY, PRIVATE_CHANNEL
 
@@ -251,12 +252,22 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
 def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_rank(
     db: Settings, kb: dict[str, int]
 ) -> None:
-    """Score fusion: every candidate of either list scores its cosine similarity to the question plus the
-    question's full-text weight times its saturated ts_rank_cd, r / (r + saturation), and reports that sum as
-    its score (vector mode reports the similarity itself). A passage only the embedding finds keeps its
-    similarity, so full text cannot carry a passage past one that is more than the weight closer."""
+    """Score fusion: every candidate of either list scores its cosine similarity to the question, mixed with its
+    page vector's (the normalized mean of its document's passage embeddings, computed here from the stored
+    passages; a one-passage document counts its passage's similarity less the gap between the most similar
+    candidate on a longer page and that page), plus the question's full-text weight times its saturated
+    ts_rank_cd, r / (r + saturation), and reports that sum as its score (vector mode reports the similarity
+    itself). A passage only the embedding finds keeps its similarity, so full text cannot carry a passage past one
+    that is more than the weight closer."""
+    from harness.kb import add_document
     from lore.search import _TSQUERY, fusion_for
 
+    add_document(  # a one-passage document among the candidates
+        db,
+        uri="https://wiki.example.com/release-notes",
+        title="Release notes",
+        sections=[("API 2.3", "The API deploy of 2.3 failed once in staging; it was rolled back the same day.")],
+    )
     question = "roll back a failed deploy of the API"
     hybrid = search_scored(db, question, k=30, mode="hybrid", use_feedback=False)
     fulltext = {h.hit.chunk_id for h in search_scored(db, question, k=30, mode="fulltext", use_feedback=False)}
@@ -272,13 +283,35 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
             ).fetchall()
         )
     fusion = fusion_for(db, question)
-    assert 0 < fusion.ftw < 1 and fusion.saturation > 0
+    assert 0 < fusion.ftw < 1 and fusion.saturation > 0 and 0 < fusion.page < 1
+    with raw_connection(db) as conn:
+        register_vectors(conn)
+        # the knowledge base is small: every public passage is a candidate of the vector list
+        stored = conn.execute("SELECT id, document_id, embedding FROM chunks WHERE 'public' = ANY(acl)").fetchall()
+    qvec = embed_query(db, question).astype(np.float64)
+    similarity = {int(c): float(np.asarray(v, np.float64) @ qvec) for c, _, v in stored}
+    by_document: dict[int, list[np.ndarray]] = {}
+    for _, document, vector in stored:
+        by_document.setdefault(int(document), []).append(np.asarray(vector, np.float64))
+    page = {
+        d: float(np.mean(v, axis=0) @ qvec / np.linalg.norm(np.mean(v, axis=0)))
+        for d, v in by_document.items()
+        if len(v) > 1
+    }
+    assert len(page) < len(by_document), "some document has one passage"
+    best, its_page = max((similarity[int(c)], page[int(d)]) for c, d, _ in stored if int(d) in page)
+    gap = best - its_page
 
     def saturated(chunk: int) -> float:
         r = ranks.get(chunk, 0.0)
         return r / (r + fusion.saturation)
 
-    fused = {h.hit.chunk_id: float(h.similarity or 0.0) + fusion.ftw * saturated(h.hit.chunk_id) for h in hybrid}
+    fused = {
+        h.hit.chunk_id: (1 - fusion.page) * (float(h.similarity or 0.0) + fusion.ftw * saturated(h.hit.chunk_id))
+        + fusion.page * page.get(h.hit.document_id, similarity[h.hit.chunk_id] - gap)
+        for h in hybrid
+    }
+    assert any(h.hit.document_id not in page for h in hybrid)
     assert got == sorted(fused, key=lambda c: (-fused[c], c))
     assert all(h.fulltext == (h.hit.chunk_id in fulltext) for h in hybrid)
     assert [h.hit.score for h in hybrid] == pytest.approx([fused[c] for c in got], abs=1e-6)
