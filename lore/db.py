@@ -238,7 +238,7 @@ def register_vectors(conn: psycopg.Connection[Any]) -> None:
 
 # A document's page vector (documents.embedding): the direction of the mean of its passages' unit embeddings,
 # which hybrid search weighs with each passage's own similarity (lore.search: FusionParams.page). A document of one
-# passage has none (NULL): its page is that passage, and search gives it the candidates' usual page term instead.
+# passage has none (NULL): its page is that passage, and search derives its page term from the other candidates.
 # Written with the passages (ingest/store), in an embedder switch's swap (lore.embedder_switch), by migration 0014.
 PAGE_VECTORS_SQL = """UPDATE documents d SET embedding = p.v
 FROM (SELECT x.id, CASE WHEN count(c.id) > 1 THEN l2_normalize(avg(c.embedding)) END AS v
