@@ -147,6 +147,7 @@ class ScoredHit(NamedTuple):
     similarity: float | None  # cosine similarity of the chunk to the query (None without an embedding)
     fulltext: bool  # matched the full-text query
     feedback: float  # the feedback-memory adjustment that was added
+    page: float | None = None  # cosine similarity of the chunk's page vector to the query (hybrid; None without one)
 
 
 # The vector list of a hybrid search: the HNSW scan's nearest candidates (their scores come from the fusion).
@@ -214,6 +215,8 @@ _HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)
 def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k), scored, in order: the
     feedback memory's adjustments of the candidates' documents are added afterwards, in Python (`search_scored`).
+    A row is (id, document_id, uri, title, heading, text, text_hash, sign bits, score, similarity, is_fts, page
+    similarity), and `_adjusted` appends the feedback term; vector mode's rows are brought to it by `_vector_rows`.
     Hybrid scores the union of both candidate lists by the passage's own score, its cosine similarity plus the
     full-text weight `%(ftw)s` times the saturated full-text rank r / (r + `%(saturation)s`) plus the heading bonus
     `%(heading)s` (see `fusion_for`), mixed with its page's similarity (the share `%(page)s`): within a page,
@@ -224,7 +227,8 @@ def build_query(*, mode: str) -> str:
     similarity = "1 - (c.embedding <=> %(qvec)s)"
     if mode == "fulltext":
         return f"""WITH {_FULLTEXT_CTE}
-SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts
+SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts,
+       NULL::float8 AS page_similarity
 FROM fts f JOIN chunks c ON c.id = f.id
 ORDER BY f.rank"""
     # One join to chunks and one to the candidates' documents (their page vectors), one distance each per candidate
@@ -250,7 +254,7 @@ SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize,
        (1 - %(page)s::float8) * (similarity + %(ftw)s::float8 * coalesce(r / (r + %(saturation)s::float8), 0)
                                   + %(heading)s::float8 * heading_share)
          + %(page)s::float8 * coalesce(page_similarity, similarity - gap.g, similarity) AS score,
-       similarity, r IS NOT NULL AS is_fts
+       similarity, r IS NOT NULL AS is_fts, page_similarity
 FROM cand LEFT JOIN gap ON true
 ORDER BY score DESC, id"""
 
@@ -259,7 +263,7 @@ def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The HNSW scan's rows in the layout of the other modes, scored by their cosine similarity to the query. The
     iterative scan (relaxed_order) may return rows slightly out of order, so they are ranked again here."""
     ranked = sorted(rows, key=lambda r: (r[8], r[0]))
-    return [(*row[:8], 1.0 - float(row[8]), 1.0 - float(row[8]), False) for row in ranked]
+    return [(*row[:8], 1.0 - float(row[8]), 1.0 - float(row[8]), False, None) for row in ranked]
 
 
 def _feedback_index(settings: Settings) -> FeedbackIndex:
@@ -529,7 +533,7 @@ def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tu
         ceiling = ceilings.get(int(row[1]))
         if ceiling is not None and adj > 0:
             adj = max(0.0, min(adj, ceiling - score))
-        out.append((*row[:8], score + adj, *row[9:11], adj))
+        out.append((*row[:8], score + adj, *row[9:12], adj))
     out.sort(key=lambda r: (-r[8], r[0]))
     return out
 
@@ -669,7 +673,7 @@ def _angles_allow(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 def _scored_hit(row: tuple[Any, ...]) -> ScoredHit:
-    chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts = row[:11]
+    chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts, page = row[:12]
     hit = Hit(
         chunk_id=chunk_id,
         document_id=document_id,
@@ -679,8 +683,10 @@ def _scored_hit(row: tuple[Any, ...]) -> ScoredHit:
         text=text,
         score=round(float(score), 6),
     )
-    adj = float(row[11]) if len(row) > 11 else 0.0  # the feedback term, when `_adjusted` added one
-    return ScoredHit(hit, None if similarity is None else float(similarity), bool(is_fts), adj)
+    adj = float(row[12]) if len(row) > 12 else 0.0  # the feedback term, when `_adjusted` added one
+    return ScoredHit(
+        hit, None if similarity is None else float(similarity), bool(is_fts), adj, None if page is None else float(page)
+    )
 
 
 def _embeddings(settings: Settings, ids: list[int]) -> dict[int, np.ndarray]:

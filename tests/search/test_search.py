@@ -225,7 +225,9 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
     for n, v in enumerate(vectors):
         bits = len(v).to_bytes(4, "big") + np.packbits(v > 0).tobytes()
         text_hash = "same" if n in (7, 9) else f"h{n}"
-        rows.append((100 + n, 1, "kb://x", "X", "", "text", text_hash, bits, 1.0 - n / 100, float(v @ query), False))
+        rows.append(
+            (100 + n, 1, "kb://x", "X", "", "text", text_hash, bits, 1.0 - n / 100, float(v @ query), False, None)
+        )
     by_id = {100 + n: v.astype(np.float32) for n, v in enumerate(vectors)}
     fetched: list[list[int]] = []
 

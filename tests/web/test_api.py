@@ -317,12 +317,19 @@ def test_critiques_and_document_removal(console: Console, kb: Settings) -> None:
     assert all(hit["uri"] != PUBLIC_URI for hit in hits)
 
 
-def test_search_is_the_json_of_lore_search_and_rejects_bad_parameters(console: Console) -> None:
+def test_search_is_the_json_of_lore_search_and_rejects_bad_parameters(console: Console, kb: Settings) -> None:
     api = console.bearer()
     hits = api.get("/api/v1/search", params={"q": "Nightjar team", "k": 2}).json()
     assert 1 <= len(hits) <= 2 and set(hits[0]) == {"chunk_id", "uri", "title", "score", "text"}
     explained = api.get("/api/v1/search", params={"q": "Nightjar team", "explain": "1"}).json()
-    assert {"similarity", "fulltext", "feedback"} == set(explained[0]["why"])
+    assert {"similarity", "page", "fulltext", "feedback"} == set(explained[0]["why"])
+    # hybrid (the default) reports the page's similarity for a page of several passages, none for one passage
+    with raw_connection(kb) as conn:
+        passages = dict(conn.execute("SELECT document_id, count(*) FROM chunks GROUP BY document_id").fetchall())
+    for hit in explained:
+        assert (hit["why"]["page"] is None) == (passages[hit["document_id"]] == 1), hit
+        if hit["why"]["page"] is not None:
+            assert -1.0 <= hit["why"]["page"] <= 1.0
     for params in ({"q": ""}, {"q": "x", "k": "0"}, {"q": "x", "k": "many"}, {"q": "x", "mode": "psychic"}):
         response = api.get("/api/v1/search", params=params)
         assert response.status_code == 400 and response.json()["error"], params
