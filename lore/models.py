@@ -70,7 +70,7 @@ class Document(Base):
     acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=sql("ARRAY['public']::text[]"))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sql("'{}'::jsonb"))
     # The page vector: the normalized mean of its passages' embeddings (lore.db.refresh_page_vectors), which
-    # hybrid search weighs with a passage's own similarity; NULL while the document has no passages.
+    # hybrid search weighs with a passage's own similarity; NULL for a document of fewer than two passages.
     embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()

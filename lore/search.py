@@ -11,39 +11,39 @@ which words are frequent (below) once every FREQUENT_TTL_S.
   graph until enough rows pass a selective filter, so recall does not collapse for a small private channel.
 - Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
   PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
-- Score fusion of the two candidate lists: every candidate of either list scores its cosine similarity to the question,
-  a quarter of it taken from its page instead (`FusionParams.page`: the similarity of the question to the page vector,
-  documents.embedding, the normalized mean of the page's passage embeddings), plus the full-text weight (0.14) times its
-  saturated full-text rank, r / (r + 1) with r its ts_rank_cd, and the candidates are ranked on that sum (`FUSION`,
-  `fusion_for`). The page term lets a page that is about the question as a whole beat a page with one passage that
-  merely shares its words: on 26 question sets of the Python docs it lifts hybrid MRR@10 by 0.039 on average, and by
-  0.05 on two blind sets written afterwards, most on everyday wordings (docs/benchmarks.md, session 13). A page of one
-  passage has no page vector (it would count that passage's similarity twice): it counts its passage's similarity less
-  the gap between the most similar candidate on a longer page and that page. Full text moves a passage by less than the
-  weight: it decides between passages the embedding finds about equally close, and cannot carry a passage the embedding
-  finds far off past one it finds close; the weight stays at most 0.2 of the passage's own share, so a page stuffed with
-  a question's words gains no more than it could before the page term. The saturation (as BM25 saturates term frequency)
-  keeps a passage that repeats the question's words from outscoring one that uses them once or twice by much: stuffing
-  buys little. Reciprocal rank fusion, used until session 10, could not tell close from far: a passage found by both
-  lists beat the vector list's first passage whenever full text ranked it high, so a question whose words a wrong page
-  used lost its right page from first place. On 16 question sets (about 1,000 questions on the Python docs) it fell
-  below vector search alone on 5 of them; score fusion is at or above the better single mode on all 26 sets since
-  (fresh8's everyday rephrasings, 0.034 below vector alone before the page term, are now 0.003 above it). Telling
-  identifier questions (module.attr, snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError)
-  from natural ones, which reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the
-  same, and the two stay separate parameters for a corpus where they are not. The fused score is what a hit reports, as
-  vector mode reports the cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of
-  cosine similarity in both modes: feedback reorders passages the search finds about equally close, and needs strong
-  evidence to move one past a passage much closer (when the scores were reciprocal ranks, where first and second place
-  are 0.0003 apart however unequal the passages, the same evidence moved any candidate to the top, and harmed questions
-  it did not concern: docs/benchmarks.md). Two more signals were fitted and left at zero because they did not generalise
-  from the questions they were fitted on to the held-out ones: the share of the question's words that are rare in the
-  corpus (PostgreSQL's statistics), and a bonus for a heading path holding the question's distinctive words
-  (bench/fusion.py, docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of
-  similar past questions about the candidates' documents, computed in this process once the candidates are back. Votes
-  act there, for similar questions only: a query-independent prior from votes helps no question and costs the others
-  (docs/benchmarks.md). With feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that no
-  answer lifting it showed (`_adjusted`; off by default).
+- Score fusion of the two candidate lists: every candidate of either list has its own score, its cosine similarity to
+  the question plus the full-text weight (0.2) times its saturated full-text rank, r / (r + 1) with r its ts_rank_cd;
+  three quarters of that, plus a quarter of its page's similarity to the question (`FusionParams.page`: the page vector,
+  documents.embedding, the normalized mean of the page's passage embeddings), is what the candidates are ranked on
+  (`FUSION`, `fusion_for`). Within a page, passages thus rank on their own score alone. The page term lets a page that
+  is about the question as a whole beat a page with one passage that merely shares its words: on 26 question sets of the
+  Python docs it lifts hybrid MRR@10 by 0.037 on average, and by 0.05 on two blind sets written afterwards, most on
+  everyday wordings (docs/benchmarks.md, session 13). A page of one passage has no page vector (it would count that
+  passage's similarity twice): it counts its passage's similarity less the gap between the most similar candidate on a
+  longer page and that page. Full text moves a passage by less than the weight: it decides between passages the
+  embedding finds about equally close, and cannot carry a passage the embedding finds far off past one it finds close.
+  The saturation (as BM25 saturates term frequency) keeps a passage that repeats the question's words from outscoring
+  one that uses them once or twice by much: stuffing buys little. Reciprocal rank fusion, used until session 10, could
+  not tell close from far: a passage found by both lists beat the vector list's first passage whenever full text ranked
+  it high, so a question whose words a wrong page used lost its right page from first place. On 16 question sets (about
+  1,000 questions on the Python docs) it fell below vector search alone on 5 of them; score fusion is at or above the
+  better single mode on 25 of the 26 sets since; on fresh8's everyday rephrasings it is 0.007 below vector alone (0.034
+  before the page term: ts_rank_cd weighs a common word like a rare one). Telling identifier questions (module.attr,
+  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
+  reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two stay
+  separate parameters for a corpus where they are not. The fused score is what a hit reports, as vector mode reports the
+  cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of cosine similarity in both
+  modes: feedback reorders passages the search finds about equally close, and needs strong evidence to move one past a
+  passage much closer (when the scores were reciprocal ranks, where first and second place are 0.0003 apart however
+  unequal the passages, the same evidence moved any candidate to the top, and harmed questions it did not concern:
+  docs/benchmarks.md). Two more signals were fitted and left at zero because they did not generalise from the questions
+  they were fitted on to the held-out ones: the share of the question's words that are rare in the corpus (PostgreSQL's
+  statistics), and a bonus for a heading path holding the question's distinctive words (bench/fusion.py,
+  docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of similar past questions
+  about the candidates' documents, computed in this process once the candidates are back. Votes act there, for similar
+  questions only: a query-independent prior from votes helps no question and costs the others (docs/benchmarks.md). With
+  feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that no answer lifting it showed
+  (`_adjusted`; off by default).
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
