@@ -8,11 +8,11 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60). Parameters are chosen on
-`--split pool` (the 80 and the blind sets already reported once: fresh to fresh9; 580 questions since the end of
-session 13), and the figures to report come from the newest blind sets, fresh10 and fresh11 (`--split fresh10`, not
-yet run with votes), run once per configuration. In each split, every other question is "voted": its rephrasings are
-asked; the others are "untouched".
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh15 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh11; 700
+questions since session 14), and the figures to report come from the newest blind sets, fresh12 to fresh15
+(`--split fresh12`, not yet run with votes), run once per configuration. In each split, every other question is
+"voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -27,8 +27,8 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
 
     .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split pool --users strict --attribution search-only \
         --set UNSEEN_GUARD=0 --sweep 0.4:0.04:0.25,0.35:0.04:0.25        # variants: constants, thresholds
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh10
-    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh10 --memory OLD_feedback_memory.py \
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh12
+    .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split fresh12 --memory OLD_feedback_memory.py \
         --threshold 0.4 --attribution search-only                            # an earlier revision, same harness
     .venv/bin/python bench/learning.py --kb /work/kb/pydocs --split pool --users strict --ceiling   # the headroom
     .venv/bin/python bench/learning.py --quick
@@ -59,7 +59,7 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60) and fresh11 (60).
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh15 (60 each).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in (
@@ -74,11 +74,16 @@ FILES = {
         "fresh9",
         "fresh10",
         "fresh11",
+        "fresh12",
+        "fresh13",
+        "fresh14",
+        "fresh15",
     )
 }
-# The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"); fresh10
-# and fresh11 (retrieval figures seen in session 13, votes never run) report next.
-TUNED = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9")
+# The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"). fresh10
+# and fresh11 reported votes in session 14 and joined the pool then; fresh12 and fresh13 (retrieval figures seen in
+# session 14, votes never run) and fresh14 and fresh15 (not run at all) report next.
+TUNED = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10", "fresh11")
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -105,7 +110,7 @@ def load_questions(split: str) -> list[Question]:
     """The questions of a split: tune or report (bench/learning_*.jsonl), all (both), a blind set of FILES, or
     pool: all and the blind sets that have been seen (TUNED), the questions parameters are chosen on since
     session 10 (240 then, 290 in session 11, 520 since session 12 added fresh5 to fresh8, 580 since session 13 added
-    fresh9)."""
+    fresh9, 700 since session 14 added fresh10 and fresh11)."""
     if split == "pool":
         return [q for name in ("all", *TUNED) for q in load_questions(name)]
     questions, rephrased = FILES.get(split, (QUESTIONS, REPHRASINGS))

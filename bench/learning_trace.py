@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kb", type=Path, help="a LORE_HOME with the whole Python docs, copied before use")
     parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
-    parser.add_argument("--split", default="all", choices=("tune", "all", "pool"))
+    parser.add_argument("--split", default="all", choices=("tune", "all", "pool", *learning.FILES))
     parser.add_argument("--users", default="strict", choices=learning.USER_MODELS)
     parser.add_argument("--threshold", type=float, help="LORE_FEEDBACK_THRESHOLD for this run")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="as in bench/learning.py")
