@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     bot_max_answers: int = Field(default=1000, ge=0, validation_alias="LORE_BOT_MAX_ANSWERS")
     http_host: str = Field(default="0.0.0.0", validation_alias="LORE_HOST")
     http_port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("LORE_PORT", "PORT"))
-    # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score.
-    feedback_threshold: float = Field(default=0.35, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
+    # Feedback memory: cosine a past question must reach for its votes to count, and the most it moves a score
+    # (chosen by bench/learning.py on its pooled questions; docs/benchmarks.md).
+    feedback_threshold: float = Field(default=0.40, ge=0, le=1, validation_alias="LORE_FEEDBACK_THRESHOLD")
     feedback_weight: float = Field(default=0.4, ge=0, le=1, validation_alias="LORE_FEEDBACK_WEIGHT")
     # How long the bot waits for the broker before writing feedback straight to PostgreSQL.
     feedback_broker_timeout_s: float = Field(default=1.0, gt=0, validation_alias="LORE_FEEDBACK_BROKER_TIMEOUT")
