@@ -4,7 +4,9 @@ One network round trip per search: searches run on connections of their own (one
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
 index scan, custom plans), so a search is one prepared statement. Only a search asking for a different HNSW
 candidate list first changes that connection's `hnsw.ef_search` (one statement before it), and a process reads
-which words are frequent (below) once every FREQUENT_TTL_S.
+which words are frequent (below) once every FREQUENT_TTL_S. Vector mode has a connection of its own per thread
+(opened when a thread first searches in that mode; it also brings the feedback memory up to date for that mode),
+on which its statement runs on a cached plan instead of being planned again each time (`_vector_sql`).
 
 - The permission filter `acl && visible` sits inside both candidate scans, so nothing outside the asker's
   view is ever a candidate. pgvector 0.8's iterative index scan (`relaxed_order`) keeps scanning the HNSW
@@ -64,6 +66,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
+import psycopg.sql
 
 from lore import feedback_memory
 from lore.config import Settings
@@ -100,38 +103,44 @@ MAX_CANDIDATES = 1000
 # - force_custom_plan: statements are prepared (parsed once) but planned with each search's own values, since
 #   a generic plan cannot see how selective this asker's ACL is and may pick a bitmap scan + sort of the table.
 _SESSION_SQL = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_custom_plan"
+# Vector mode's connections: the same iterative scan, and PostgreSQL's plan cache at its default. A custom plan is
+# planned again on every search (0.05 ms, a tenth of the bare HNSW query that vector mode is measured against);
+# vector mode's statement carries everything its plan depends on in its text (`_vector_sql`), so the plan cached
+# for that text after five searches is the one each search would plan for itself.
+_VECTOR_SESSION_SQL = "SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = auto"
 # One connection per thread and process, opened on first use and replaced as soon as it breaks (a server
 # restart costs the searches in flight, never the ones after it: no background reconnect with back-off).
 _local = threading.local()
 _ef_search: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
+def _connect(url: str, *, vector: bool = False) -> psycopg.Connection[Any]:
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="lore-search")
     try:
         register_vectors(conn)
     except psycopg.ProgrammingError as exc:  # no vector type: the extension (and the tables) are not there yet
         conn.close()
         raise DatabaseError("the database is not migrated: run `lore db upgrade`") from exc
-    conn.execute(_SESSION_SQL)
+    conn.execute(_VECTOR_SESSION_SQL if vector else _SESSION_SQL)
     _ef_search[conn] = MIN_EF_SEARCH
     return conn
 
 
-def _connection(settings: Settings) -> psycopg.Connection[Any]:
+def _connection(settings: Settings, *, vector: bool = False) -> psycopg.Connection[Any]:
+    """This thread's search connection (`vector`: the one vector mode's statement runs on)."""
     url = database_url(settings)
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, vector)
     conn: psycopg.Connection[Any] | None = getattr(_local, "conns", {}).get(key)
     if conn is None or conn.closed or conn.broken:
         if not hasattr(_local, "conns"):
             _local.conns = {}
-        conn = _local.conns[key] = _connect(url)
+        conn = _local.conns[key] = _connect(url, vector=vector)
     return conn
 
 
-def _discard(settings: Settings) -> None:
+def _discard(settings: Settings, *, vector: bool = False) -> None:
     conns = getattr(_local, "conns", {})
-    conn = conns.pop((os.getpid(), database_url(settings)), None)
+    conn = conns.pop((os.getpid(), database_url(settings), vector), None)
     if conn is not None:
         conn.close()
 
@@ -196,11 +205,33 @@ _SELECT_HIT = """c.id, c.document_id, c.uri, c.title, c.heading, c.text, c.text_
 
 # Vector mode: the HNSW scan's rows as they are (a chunk carries its document's uri and title), ranked and
 # scored in Python (`_vector_rows`): no join, window or sort around the scan, which cost a third of the
-# statement's time.
+# statement's time. A template: `_vector_sql` writes the asker's ACL, the row count and the HNSW candidate list
+# into it.
 _VECTOR_SQL = """SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize(embedding),
        embedding <=> %(qvec)s AS dist
-FROM chunks WHERE acl && %(acl)s::text[]
-ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
+FROM chunks WHERE acl && {acl}::text[]
+ORDER BY embedding <=> %(qvec)s LIMIT {n} /* hnsw.ef_search {ef} */"""
+# Statement texts by (ACL, rows, ef_search): a few per deployment (one per channel asked in, and per DM asker).
+_vector_sqls: dict[tuple[tuple[str, ...], int, int], str] = {}
+_VECTOR_SQLS_MAX = 512
+
+
+def _vector_sql(acl: Sequence[str], n: int, ef_search: int) -> str:
+    """Vector mode's statement for this ACL, row count and HNSW candidate list. They are written into its text,
+    not sent as parameters, because the plan depends on them: how selective the ACL is decides between the HNSW
+    scan and an exact one (see tests/search/test_selective_filter.py), and pgvector's cost estimate reads
+    hnsw.ef_search. Only the query vector is a parameter, which no plan depends on. So the plan PostgreSQL
+    caches for a text (its generic plan, which it uses once it costs no more than the five custom plans before
+    it) is the plan a search would make for itself, and a search skips planning. The ACL is quoted by psycopg
+    (`sql.Literal`), as for any literal."""
+    key = (tuple(acl), n, ef_search)
+    text = _vector_sqls.get(key)
+    if text is None:
+        if len(_vector_sqls) >= _VECTOR_SQLS_MAX:
+            _vector_sqls.clear()
+        literal = psycopg.sql.Literal(list(key[0])).as_string(None)
+        text = _vector_sqls[key] = _VECTOR_SQL.format(acl=literal, n=int(n), ef=int(ef_search))
+    return text
 
 
 # The share of the question's distinctive lexemes (`%(wanted)s`: not frequent in the corpus) that a candidate's
@@ -223,7 +254,7 @@ def build_query(*, mode: str) -> str:
     passages rank on their own score alone. Full-text mode scores the saturated rank alone; vector mode returns the
     scan's rows for `_vector_rows` to score."""
     if mode == "vector":
-        return _VECTOR_SQL
+        return _VECTOR_SQL  # a template: see _vector_sql
     similarity = "1 - (c.embedding <=> %(qvec)s)"
     if mode == "fulltext":
         return f"""WITH {_FULLTEXT_CTE}
@@ -266,15 +297,15 @@ def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(*row[:8], 1.0 - float(row[8]), 1.0 - float(row[8]), False, None) for row in ranked]
 
 
-def _feedback_index(settings: Settings) -> FeedbackIndex:
-    """This process's feedback memory, brought up to date on the search connection (a query at most once a
-    second, or after feedback recorded in this process)."""
+def _feedback_index(settings: Settings, *, vector: bool = False) -> FeedbackIndex:
+    """This process's feedback memory, brought up to date on the search connection (`vector`: vector mode's; a
+    query at most once a second, or after feedback recorded in this process)."""
     try:
-        return feedback_index(settings, _connection(settings))
+        return feedback_index(settings, _connection(settings, vector=vector))
     except psycopg.OperationalError:
-        _discard(settings)  # a broken connection (server restart): one retry on a fresh one
+        _discard(settings, vector=vector)  # a broken connection (server restart): one retry on a fresh one
         try:
-            return feedback_index(settings, _connection(settings))
+            return feedback_index(settings, _connection(settings, vector=vector))
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"cannot reach the database for search: {first_line(exc)}") from exc
 
@@ -482,10 +513,13 @@ def search_scored(
     while True:
         # The HNSW candidate list: at least the rows asked for, and twice k, which keeps a deep search's recall
         # where it was when vector mode asked for 2k rows.
-        rows = _candidates(settings, sql, params, mode, ef_search=max(MIN_EF_SEARCH, params["n"], 2 * k))
+        ef_search = max(MIN_EF_SEARCH, params["n"], 2 * k)
+        if mode == "vector":
+            sql = _vector_sql(params["acl"], params["n"], ef_search)
+        rows = _candidates(settings, sql, params, mode, ef_search=ef_search)
         found = len(rows)
         if use_feedback and rows:
-            index = _feedback_index(settings)
+            index = _feedback_index(settings, vector=mode == "vector")
             if index.size:
                 moves = index.moves(settings, qvec, _document_matches(rows))
                 if moves:
@@ -501,13 +535,14 @@ def _candidates(
     settings: Settings, sql: str, params: dict[str, Any], mode: str, *, ef_search: int
 ) -> list[tuple[Any, ...]]:
     """The search statement's rows, scored (vector mode: ranked here, `_vector_rows`)."""
+    vector = mode == "vector"
     try:
-        rows = _run(settings, sql, params, ef_search=ef_search)
+        rows = _run(settings, sql, params, ef_search=ef_search, vector=vector)
     except psycopg.OperationalError:
         # The server closed this connection (restart, idle timeout): one retry on a fresh one.
-        _discard(settings)
-        rows = _run(settings, sql, params, ef_search=ef_search)
-    return _vector_rows(rows) if mode == "vector" else rows
+        _discard(settings, vector=vector)
+        rows = _run(settings, sql, params, ef_search=ef_search, vector=vector)
+    return _vector_rows(rows) if vector else rows
 
 
 def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
@@ -555,10 +590,12 @@ def _ceilings(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> dict[in
     return ceilings
 
 
-def _run(settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int) -> list[tuple[Any, ...]]:
-    """Run the search statement on this thread's search connection."""
+def _run(
+    settings: Settings, sql: str, params: dict[str, Any], *, ef_search: int, vector: bool = False
+) -> list[tuple[Any, ...]]:
+    """Run the search statement on this thread's search connection (`vector`: vector mode's)."""
     try:
-        conn = _connection(settings)
+        conn = _connection(settings, vector=vector)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to the database for search: {first_line(exc)}") from exc
     # Binary results: numbers, and the sign bits as raw bytes, arrive without text to parse.

@@ -162,6 +162,36 @@ def test_a_failed_near_duplicate_check_leaves_the_search_answering(db: Settings,
     assert hybrid_search(db, "connect to the VPN", k=3)
 
 
+def test_vector_mode_writes_the_acl_into_its_statement_quoted_and_plans_it_once(
+    db: Settings, kb: dict[str, int]
+) -> None:
+    """Vector mode's statement carries the asker's ACL in its text, so that PostgreSQL keeps one plan per ACL
+    (`_vector_sql`). A channel name with quotes, braces, a comma and a backslash matches only itself; the plan
+    is reused after the first searches, with the same results; a dropped connection is replaced."""
+    import lore.search
+    from harness.kb import add_document
+
+    odd = "C0'x\"},{y\\"
+    add_document(
+        db, uri="slack://odd/doc", title="Odd", sections=[("Odd", "The odd channel's canary is QUOKKA-42.")], acl=[odd]
+    )
+    query = "what is the odd channel's canary?"
+    for asker in (None, Asker(channel_id="C0'x"), Asker(channel_id="y\\"), Asker(channel_id=odd[:-1])):
+        assert all("QUOKKA" not in h.text for h in hybrid_search(db, query, asker=asker, mode="vector", k=10))
+    first = hybrid_search(db, query, asker=Asker(channel_id=odd), mode="vector", k=3)
+    assert "QUOKKA" in first[0].text
+    for _ in range(8):
+        assert hybrid_search(db, query, asker=Asker(channel_id=odd), mode="vector", k=3) == first
+    conn = lore.search._connection(db, vector=True)
+    generic = conn.execute(
+        "SELECT max(generic_plans) FROM pg_prepared_statements WHERE statement LIKE '%hnsw.ef_search%'"
+    ).fetchone()
+    assert generic is not None and generic[0] > 0  # the 9 searches of that ACL: 5 planned, then the cached plan
+    with raw_connection(db) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    assert hybrid_search(db, query, asker=Asker(channel_id=odd), mode="vector", k=3) == first
+
+
 def test_near_pairs_finds_exactly_the_near_duplicate_pairs_the_embeddings_define() -> None:
     """`_near_pairs` on candidates shaped as the statement returns them (pgvector's binary bit(384): a 4-byte
     length, then the bits), against comparing every pair exactly: planted near-duplicates at several distances,
