@@ -248,6 +248,11 @@ class FeedbackIndex:
         self.lock = threading.Lock()
         self._load([])
 
+    def fresh(self) -> bool:
+        """Whether `refresh` would not look at the database now (checked less than CHECK_INTERVAL_S ago, and no
+        feedback recorded in this process since)."""
+        return not self.stale and time.monotonic() - self.checked_at < CHECK_INTERVAL_S
+
     def refresh(self, conn: psycopg.Connection[Any]) -> None:
         """Reload when the stored version moved (checked at most every CHECK_INTERVAL_S unless marked stale)."""
         now = time.monotonic()
@@ -319,11 +324,16 @@ class FeedbackIndex:
         if not evidence:
             return {}
         # Only the documents with evidence, each once (a mapping's keys are; any other iterable may repeat some).
-        wanted = list(evidence) if documents is None else [d for d in dict.fromkeys(documents) if d in evidence]
+        if documents is None:
+            wanted = list(evidence)
+        else:
+            unique = documents if isinstance(documents, Mapping) else dict.fromkeys(documents)
+            wanted = [d for d in unique if d in evidence]
         if not wanted:
             return {}
         rows = [row for document in wanted for row in evidence[document][0]]
-        q = np.asarray(qvec, dtype=np.float32)
+        # Search hands over a float32 array already; converting costs a few microseconds after the statement's wait.
+        q = qvec if isinstance(qvec, np.ndarray) and qvec.dtype is _FLOAT32 else np.asarray(qvec, dtype=np.float32)
         # Gathering copies the rows; past a share of the matrix one product over all of it is cheaper.
         # On one BLAS thread: see _single_threaded_blas.
         gather = len(rows) < GATHER_SHARE * len(memory.matrix)
@@ -407,6 +417,7 @@ def _single_threaded_blas() -> None:
 
 
 _indexes: dict[str, FeedbackIndex] = {}
+_FLOAT32 = np.dtype(np.float32)
 _indexes_lock = threading.Lock()
 
 
@@ -420,6 +431,13 @@ def note_feedback(settings: Settings) -> None:
         index = _indexes.get(_key(settings))
     if index is not None:
         index.stale = True
+
+
+def fresh_index(settings: Settings) -> FeedbackIndex | None:
+    """This process's feedback index for the settings' database when it needs no look at the database now (None
+    otherwise: then `feedback_index` with a connection). Saves a search finding its connection first."""
+    index = _indexes.get(_key(settings))
+    return index if index is not None and index.fresh() else None
 
 
 def feedback_index(settings: Settings, conn: psycopg.Connection[Any]) -> FeedbackIndex:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import os
 import re
 import threading
@@ -72,7 +73,7 @@ from lore import feedback_memory
 from lore.config import Settings
 from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
-from lore.feedback_memory import FeedbackIndex, Move, feedback_index
+from lore.feedback_memory import FeedbackIndex, Move, feedback_index, fresh_index
 from lore.logs import kv
 from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 
@@ -293,13 +294,24 @@ ORDER BY score DESC, id"""
 def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The HNSW scan's rows in the layout of the other modes, scored by their cosine similarity to the query. The
     iterative scan (relaxed_order) may return rows slightly out of order, so they are ranked again here."""
-    ranked = sorted(rows, key=lambda r: (r[8], r[0]))
-    return [(*row[:8], 1.0 - float(row[8]), 1.0 - float(row[8]), False, None) for row in ranked]
+    out = []
+    for row in sorted(rows, key=_DISTANCE_ID):
+        similarity = 1.0 - float(row[8])
+        out.append((*row[:8], similarity, similarity, False, None))
+    return out
+
+
+# Vector mode's rows ranked by distance, then id (a C key function: the rows are sorted after the wait, when
+# every Python call counts).
+_DISTANCE_ID = operator.itemgetter(8, 0)
 
 
 def _feedback_index(settings: Settings, *, vector: bool = False) -> FeedbackIndex:
     """This process's feedback memory, brought up to date on the search connection (`vector`: vector mode's; a
     query at most once a second, or after feedback recorded in this process)."""
+    index = fresh_index(settings)
+    if index is not None:
+        return index
     try:
         return feedback_index(settings, _connection(settings, vector=vector))
     except psycopg.OperationalError:
@@ -678,14 +690,15 @@ def _kept_without_near_candidates(rows: list[tuple[Any, ...]], k: int) -> list[i
     tested (each row against the rows kept so far: about k * k / 2 pairs, not every pair of candidates). None as
     soon as one pair is a candidate: the caller then compares every candidate pair exactly (`_near_pairs`)."""
     kept: list[int] = []
-    signs: list[int] = []
+    signs: list[int] = []  # of the kept rows, in the same order
     seen_hashes: set[str] = set()
+    apart = SIGN_BITS_APART
     for i, row in enumerate(rows):
         if row[6] in seen_hashes:
             continue
         sign = _sign_bits(row)
-        for j, other in zip(kept, signs, strict=True):
-            if (sign ^ other).bit_count() <= SIGN_BITS_APART and _angles_allow(rows[j], row):
+        for j, other in enumerate(signs):  # about k * k / 2 tests per search, so the loop is kept lean
+            if (sign ^ other).bit_count() <= apart and _angles_allow(rows[kept[j]], row):
                 return None
         seen_hashes.add(row[6])
         kept.append(i)
@@ -711,15 +724,8 @@ def _angles_allow(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 def _scored_hit(row: tuple[Any, ...]) -> ScoredHit:
     chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts, page = row[:12]
-    hit = Hit(
-        chunk_id=chunk_id,
-        document_id=document_id,
-        uri=uri,
-        title=title,
-        heading=heading,
-        text=text,
-        score=round(float(score), 6),
-    )
+    # Positional: k of these are built after every search's reply, and keywords cost twice as much.
+    hit = Hit(chunk_id, document_id, uri, title, heading, text, round(float(score), 6))
     adj = float(row[12]) if len(row) > 12 else 0.0  # the feedback term, when `_adjusted` added one
     return ScoredHit(
         hit, None if similarity is None else float(similarity), bool(is_fts), adj, None if page is None else float(page)
