@@ -224,7 +224,8 @@ def _vector_sql(acl: Sequence[str], n: int, ef_search: int) -> str:
     hnsw.ef_search. Only the query vector is a parameter, which no plan depends on. So the plan PostgreSQL
     caches for a text (its generic plan, which it uses once it costs no more than the five custom plans before
     it) is the plan a search would make for itself, and a search skips planning. The ACL is quoted by psycopg
-    (`sql.Literal`), as for any literal."""
+    (`sql.Literal`), as for any literal. psycopg prepares a text after five searches (`_run`), and PostgreSQL
+    caches its plan after five more."""
     key = (tuple(acl), n, ef_search)
     text = _vector_sqls.get(key)
     if text is None:
@@ -613,7 +614,10 @@ def _run(
     # Binary results: numbers, and the sign bits as raw bytes, arrive without text to parse.
     cur = conn.cursor(binary=True)
     _set_ef_search(conn, ef_search)
-    return cur.execute(sql, params, prepare=True).fetchall()
+    # Vector mode's texts differ by ACL (`_vector_sql`): psycopg prepares a text once it has run five times
+    # (prepare=None), so an ACL seen once (a DM asker's) is parsed with its search, about what planning it cost
+    # before, and does not push the frequent ones out of the 100 statements psycopg keeps prepared.
+    return cur.execute(sql, params, prepare=None if vector else True).fetchall()
 
 
 def _set_ef_search(conn: psycopg.Connection[Any], ef_search: int) -> None:
