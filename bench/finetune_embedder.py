@@ -104,6 +104,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True, help="a COPY of a knowledge base's LORE_HOME")
     parser.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     parser.add_argument("--max-pairs", type=int, default=3000)
+    parser.add_argument(
+        "--max-steps", type=int, help="training steps at most; with a large --minutes, runs compare at equal steps"
+    )
     parser.add_argument("--eval", type=Path, action="append", help="held-out question sets (default: the bench's)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here too")
     args = parser.parse_args()
@@ -124,6 +127,8 @@ def main() -> None:
         started = time.perf_counter()
         command = [*LORE, "finetune", "embedder", "--activate", "--json", "--minutes", str(args.minutes)]
         command += ["--max-pairs", str(args.max_pairs)] + [x for path in files for x in ("--eval", str(path))]
+        if args.max_steps:
+            command += ["--max-steps", str(args.max_steps)]
         report: dict[str, Any] = json.loads(run(command, env, progress=args.home / "bench-finetune.log"))
         seconds = time.perf_counter() - started
     finally:
