@@ -248,18 +248,19 @@ class FeedbackIndex:
         self.lock = threading.Lock()
         self._load([])
 
-    def fresh(self) -> bool:
-        """Whether `refresh` would not look at the database now (checked less than CHECK_INTERVAL_S ago, and no
-        feedback recorded in this process since)."""
-        return not self.stale and time.monotonic() - self.checked_at < CHECK_INTERVAL_S
+    def fresh(self, now: float | None = None) -> bool:
+        """Whether `refresh` would not look at the database at `now` (default: this moment): checked less than
+        CHECK_INTERVAL_S before, and no feedback recorded in this process since."""
+        at = time.monotonic() if now is None else now
+        return not self.stale and at - self.checked_at < CHECK_INTERVAL_S
 
     def refresh(self, conn: psycopg.Connection[Any]) -> None:
         """Reload when the stored version moved (checked at most every CHECK_INTERVAL_S unless marked stale)."""
         now = time.monotonic()
-        if not self.stale and now - self.checked_at < CHECK_INTERVAL_S:
+        if self.fresh(now):
             return
         with self.lock:
-            if not self.stale and now - self.checked_at < CHECK_INTERVAL_S:
+            if self.fresh(now):
                 return
             row = conn.execute(_VERSION).fetchone()
             version = int(row[0]) if row else 0
