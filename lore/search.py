@@ -29,8 +29,9 @@ on which its statement runs on a cached plan instead of being planned again each
   not tell close from far: a passage found by both lists beat the vector list's first passage whenever full text ranked
   it high, so a question whose words a wrong page used lost its right page from first place. On 16 question sets (about
   1,000 questions on the Python docs) it fell below vector search alone on 5 of them; score fusion is at or above the
-  better single mode on 25 of the 26 sets since; on fresh8's everyday rephrasings it is 0.007 below vector alone (0.034
-  before the page term: ts_rank_cd weighs a common word like a rare one). Telling identifier questions (module.attr,
+  better single mode on 33 of the 34 sets since (session 14); on fresh12's everyday rephrasings, a blind set, it is
+  0.033 below vector alone: full text reorders everyday wordings wrongly there (ts_rank_cd weighs a common word like a
+  rare one), and no natural-question weight from 0.05 to 0.2 brings it level. Telling identifier questions (module.attr,
   snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
   reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two stay
   separate parameters for a corpus where they are not. The fused score is what a hit reports, as vector mode reports the
