@@ -1,13 +1,15 @@
 """Hybrid fusion: choose its few parameters on the pooled question sets, report on a blind one.
 
 Each question's candidate lists are read once from the knowledge base (the vector scan and the full-text scan as
-`lore.search` runs them, `candidate_count` deep, with each candidate's cosine similarity to the question and its
-full-text rank, ts_rank_cd; plus each candidate's heading words and the question's lexemes with their document
+`lore.search` runs them, `candidate_count` deep, with each candidate's cosine similarity to the question, its page
+vector's, its full-text rank (ts_rank_cd) and which of the question's lexemes it uses; plus the lexemes' document
 frequencies from PostgreSQL's statistics). The fusion is then replayed in Python for every setting of a small grid
-(`lore.search.FusionParams`: the passage's own score, its cosine plus the full-text weight times r / (r + saturation),
-mixed with its page vector's cosine, as `build_query` fuses), scored by document as `lore eval retrieval` scores
-(recall@5, MRR@10). The grid keeps the full-text weight at most STUFFING_RATIO, so that a page stuffed with a
-question's words gains no more than it could before the page term (tests/search/test_fusion.py).
+(`lore.search.FusionParams`: the passage's own score, its cosine plus the full-text weight times its rarity-weighted
+share of the question's words, `coverage_weights`, mixed with its page vector's cosine, as `build_query` fuses),
+scored by document as `lore eval retrieval` scores (recall@5, MRR@10). The grid keeps the full-text weight at most
+STUFFING_RATIO, so that a page stuffed with a question's words gains no more than it could before the page term
+(tests/search/test_fusion.py). Session 14's fusion (the same, with the saturated ts_rank_cd, r / (r + 1), of the
+full-text list's candidates in place of the share of words, and a page share of 0.25) is replayed alongside.
 
 Choosing: the setting with the best mean MRR@10 over the POOL sets (every question set under bench/ but the blind
 one; a mean over sets, so a small identifier set counts as much as a large everyday one) among the settings that
@@ -15,7 +17,7 @@ keep hybrid at or above the better single mode (vector, full text) on every POOL
 (fresh14 and fresh15 since session 14, written then from the pages alone; questions and everyday rephrasings),
 which choose nothing. fresh10 to fresh13 reported session 13's page term and are in the pool since.
 Reciprocal rank fusion as shipped until session 10 (full-text weight 0.7 for a question naming an identifier, 0.1
-otherwise) is replayed alongside.
+otherwise) is replayed too.
 
     LORE_HOME=/work/kb/pydocs .venv/bin/python bench/fusion.py [--cache FILE] [--refresh]
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from lore.search import (
     _connection,
     _frequent_lexemes,
     candidate_count,
+    coverage_weights,
     lexeme_shares,
     query_profile,
 )
@@ -60,7 +63,9 @@ ORDER BY embedding <=> %(qvec)s LIMIT %(n)s"""
 _FTS_SQL = f"""WITH {_FULLTEXT_CTE}
 SELECT f.id, c.document_id, c.uri, f.r, 1 - (c.embedding <=> %(qvec)s) FROM fts f JOIN chunks c USING (id)
 ORDER BY f.rank"""
-_HEADINGS_SQL = "SELECT id, tsvector_to_array(to_tsvector('english', heading)) FROM chunks WHERE id = ANY(%s)"
+# Which of the question's lexemes each candidate uses (what `lore.search._COVERAGE` tests, one lexeme at a time).
+_MATCHED_SQL = """SELECT c.id, ARRAY(SELECT u.lexeme FROM unnest(c.tsv) u WHERE u.lexeme = ANY(%(lexemes)s::text[]))
+FROM chunks c WHERE c.id = ANY(%(ids)s)"""
 # Each candidate's page similarity (None: a one-passage document, which has no page vector).
 _PAGES_SQL = """SELECT c.id, 1 - (d.embedding <=> %(qvec)s) FROM chunks c JOIN documents d ON d.id = c.document_id
 WHERE c.id = ANY(%(ids)s)"""
@@ -72,7 +77,8 @@ def pool_sets() -> list[str]:
 
 
 def collect(settings: Settings, path: Path, vectors: np.ndarray) -> list[dict[str, Any]]:
-    """Per question: both candidate lists (with cosine, and full-text rank), heading lexemes, question lexemes."""
+    """Per question: both candidate lists (with cosine, and full-text rank), the question's lexemes, and which of
+    them each candidate uses."""
     conn = _connection(settings)
     n = candidate_count(CHUNKS_FETCHED, "hybrid")
     conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(max(40, n, 2 * CHUNKS_FETCHED)),))
@@ -86,12 +92,12 @@ def collect(settings: Settings, path: Path, vectors: np.ndarray) -> list[dict[st
             for r in conn.execute(_FTS_SQL, {**params, "frequent": frequent}).fetchall()
         ]
         ids = sorted({r[0] for r in vec} | {r[0] for r in fts})
-        headings = {str(i): list(lex) for i, lex in conn.execute(_HEADINGS_SQL, (ids,)).fetchall()}
         pages = {str(i): p for i, p in conn.execute(_PAGES_SQL, {"qvec": params["qvec"], "ids": ids}).fetchall()}
         parsed = conn.execute(_LEXEMES_SQL, (row.query,)).fetchone()
         lexemes = list(parsed[0]) if parsed is not None else []
-        out.append({"query": row.query, "relevant": list(row.relevant), "vec": vec, "fts": fts, "headings": headings,
-                    "pages": pages, "lexemes": lexemes})  # fmt: skip
+        matched = {str(i): list(m) for i, m in conn.execute(_MATCHED_SQL, {"lexemes": lexemes, "ids": ids})}
+        out.append({"query": row.query, "relevant": list(row.relevant), "vec": vec, "fts": fts, "pages": pages,
+                    "lexemes": lexemes, "matched": matched})  # fmt: skip
     return out
 
 
@@ -103,26 +109,31 @@ def _candidates(item: dict[str, Any]) -> dict[int, tuple[str, float, float | Non
     return out
 
 
-def replay(item: dict[str, Any], params: FusionParams, shares: dict[str, float], floor: float) -> list[str]:
-    """The documents a hybrid search ranks with `params`, fused as `lore.search.build_query` fuses."""
-    lexemes = item["lexemes"]
-    weight = params.fulltext_weight(query_profile(item["query"]), params.rare_share(lexemes, shares, floor))
-    wanted = [lex for lex in lexemes if shares.get(lex, floor) <= params.heading_max_share]
+# Session 14's fusion: the full-text list's saturated ts_rank_cd, r / (r + 1), in place of the share of words.
+SESSION14 = {"weight": 0.2, "page": 0.25, "saturation": 1.0}
+
+
+def replay(item: dict[str, Any], params: FusionParams | None, shares: dict[str, float], floor: float) -> list[str]:
+    """The documents a hybrid search ranks with `params`, fused as `lore.search.build_query` fuses (None: session
+    14's fusion, SESSION14)."""
+    weights = dict(zip(item["lexemes"], coverage_weights(item["lexemes"], shares, floor), strict=True))
     scores: dict[int, float] = {}
     candidates = _candidates(item)
     pages: dict[str, float | None] = item["pages"]
     on_pages = [(c, p) for chunk, (_, c, _) in candidates.items() if (p := pages[str(chunk)]) is not None]
     best = max(on_pages, default=None)
     gap = best[0] - best[1] if best is not None else None
+    share = params.page if params is not None else SESSION14["page"]
+    weight = params.fulltext_weight(query_profile(item["query"])) if params is not None else SESSION14["weight"]
     for chunk, (_, cosine, rank) in candidates.items():
         page = pages[str(chunk)]
         if page is None:  # a one-passage document: its passage, less the gap of the best candidate on a longer page
             page = cosine - gap if gap is not None else cosine
-        own = cosine + (weight * rank / (rank + params.saturation) if rank is not None else 0.0)
-        if params.heading_weight and wanted:
-            heading = item["headings"].get(str(chunk)) or []
-            own += params.heading_weight * sum(1 for lex in wanted if lex in heading) / len(wanted)
-        scores[chunk] = (1 - params.page) * own + params.page * page
+        if params is None:
+            own = cosine + (weight * rank / (rank + SESSION14["saturation"]) if rank is not None else 0.0)
+        else:
+            own = cosine + weight * sum(weights[lex] for lex in item["matched"][str(chunk)])
+        scores[chunk] = (1 - share) * own + share * page
     ranked = sorted(scores, key=lambda c: (-scores[c], c))[:CHUNKS_FETCHED]
     return ranked_documents([candidates[c][0] for c in ranked])
 
@@ -143,7 +154,8 @@ def replay_rrf(item: dict[str, Any]) -> list[str]:
 def metrics(
     items: list[dict[str, Any]], params: FusionParams | None, words: tuple[dict[str, float], float], mode: str
 ) -> tuple[float, float]:
-    """Mean (recall@5, MRR@10) of a mode over the questions (hybrid: replayed with `params`)."""
+    """Mean (recall@5, MRR@10) of a mode over the questions (hybrid: replayed with `params`; "session14": session
+    14's fusion)."""
     rec = mrr = 0.0
     for item in items:
         if mode in ("vector", "fulltext"):
@@ -152,8 +164,7 @@ def metrics(
         elif mode == "rrf":
             docs = replay_rrf(item)
         else:
-            assert params is not None
-            docs = replay(item, params, *words)
+            docs = replay(item, params if mode == "hybrid" else None, *words)
         r, rr, _ = score_ranking(docs, tuple(item["relevant"]), K)
         rec += r
         mrr += rr
@@ -164,20 +175,17 @@ STUFFING_RATIO = 0.2  # the full-text weight of session 11's fusion, before the 
 
 
 def grid() -> list[FusionParams]:
-    base = FusionParams()
     weights = (0.1, 0.125, 0.15, 0.175, 0.2)
     return [
-        replace(base, natural=natural, identifier=identifier, page=page, heading_weight=heading)
-        for natural, identifier, page, heading in itertools.product(
-            weights, weights, (0.0, 0.2, 0.25, 0.3, 0.35), (0.0, 0.05)
-        )
+        FusionParams(natural=natural, identifier=identifier, page=page)
+        for natural, identifier, page in itertools.product(weights, weights, (0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4))
         if max(natural, identifier) <= STUFFING_RATIO + 1e-9
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/lore-fusion-cache-v3.json"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/lore-fusion-cache-v4.json"))
     parser.add_argument("--refresh", action="store_true", help="read the candidate lists again")
     args = parser.parse_args()
     settings = Settings()
@@ -211,15 +219,18 @@ def main() -> None:
     print(f"  {asdict(chosen)}: mean MRR@10 {mean:.4f}, least margin over the better single mode {margin:+.3f}")
     shipped = FusionParams()
     print(f"  shipped {asdict(shipped)}: mean {evaluate(shipped)[0]:.4f}, least margin {evaluate(shipped)[1]:+.3f}")
+    before = [metrics(items, None, words, "session14")[1] for items in pool.values()]
+    print(f"  session 14's fusion (ts_rank_cd): mean {sum(before) / len(before):.4f}, least margin "
+          f"{min(b - best_single[n] for b, n in zip(before, pool, strict=True)):+.3f}")  # fmt: skip
     rrf = [metrics(items, None, words, "rrf")[1] - best_single[n] for n, items in pool.items()]
     rrf_mean = sum(metrics(items, None, words, "rrf")[1] for items in pool.values()) / len(pool)
     print(f"  reciprocal rank fusion (before): mean {rrf_mean:.4f}, least margin {min(rrf):+.3f}, "
           f"below the better single mode on {sum(m < 0 for m in rrf)} of {len(rrf)} sets")  # fmt: skip
-    print("| set | n | vector | full text | RRF (before) | score fusion, chosen | score fusion, shipped |")
-    print("|---|---:|---|---|---|---|---|")
+    print("| set | n | vector | full text | RRF (until session 10) | session 14 | chosen | shipped |")
+    print("|---|---:|---|---|---|---|---|---|")
     for label, sets in (("POOL", pool), ("BLIND", blind)):
         for name, items in sets.items():
-            cells = [metrics(items, None, words, m) for m in ("vector", "fulltext", "rrf")]
+            cells = [metrics(items, None, words, m) for m in ("vector", "fulltext", "rrf", "session14")]
             cells += [metrics(items, p, words, "hybrid") for p in (chosen, shipped)]
             text = " | ".join(f"{r:.3f} / {m:.3f}" for r, m in cells)
             print(f"| {label}: {name} | {len(items)} | {text} |")

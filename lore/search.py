@@ -3,8 +3,9 @@
 One network round trip per search: searches run on connections of their own (one per thread; autocommit,
 no ping before use, replaced when broken) that carry the session settings search needs (pgvector's iterative
 index scan, custom plans), so a search is one prepared statement. Only a search asking for a different HNSW
-candidate list first changes that connection's `hnsw.ef_search` (one statement before it), and a process reads
-which words are frequent (below) once every FREQUENT_TTL_S. Vector mode has a connection of its own per thread
+candidate list first changes that connection's `hnsw.ef_search` (one statement before it), a hybrid search first has
+PostgreSQL's parser split the question into its words (one short prepared statement, `fusion_for`), and a process
+reads which words are frequent (below) once every FREQUENT_TTL_S. Vector mode has a connection of its own per thread
 (opened when a thread first searches in that mode; it also brings the feedback memory up to date for that mode),
 on which its statement runs on a cached plan instead of being planned again each time (`_vector_sql`).
 
@@ -14,39 +15,40 @@ on which its statement runs on a cached plan instead of being planned again each
 - Full text ranks passages on every word of a plain question (OR), but a word that many passages use (from
   PostgreSQL's statistics of the column) does not make a passage a candidate by itself (`_MATCH`).
 - Score fusion of the two candidate lists: every candidate of either list has its own score, its cosine similarity to
-  the question plus the full-text weight (0.2) times its saturated full-text rank, r / (r + 1) with r its ts_rank_cd;
-  three quarters of that, plus a quarter of its page's similarity to the question (`FusionParams.page`: the page vector,
-  documents.embedding, the normalized mean of the page's passage embeddings), is what the candidates are ranked on
-  (`FUSION`, `fusion_for`). Within a page, passages thus rank on their own score alone. The page term lets a page that
-  is about the question as a whole beat a page with one passage that merely shares its words: on 26 question sets of the
-  Python docs it lifts hybrid MRR@10 by 0.037 on average, and by 0.05 on two blind sets written afterwards, most on
-  everyday wordings (docs/benchmarks.md, session 13). A page of one passage has no page vector (it would count that
-  passage's similarity twice): it counts its passage's similarity less the gap between the most similar candidate on a
-  longer page and that page. Full text moves a passage by less than the weight: it decides between passages the
-  embedding finds about equally close, and cannot carry a passage the embedding finds far off past one it finds close.
-  The saturation (as BM25 saturates term frequency) keeps a passage that repeats the question's words from outscoring
-  one that uses them once or twice by much: stuffing buys little. Reciprocal rank fusion, used until session 10, could
-  not tell close from far: a passage found by both lists beat the vector list's first passage whenever full text ranked
-  it high, so a question whose words a wrong page used lost its right page from first place. On 16 question sets (about
-  1,000 questions on the Python docs) it fell below vector search alone on 5 of them; score fusion is at or above the
-  better single mode on 33 of the 34 sets since (session 14); on fresh12's everyday rephrasings, a blind set, it is
-  0.033 below vector alone: full text reorders everyday wordings wrongly there (ts_rank_cd weighs a common word like a
-  rare one), and no natural-question weight from 0.05 to 0.2 brings it level. Telling identifier questions (module.attr,
-  snake_case, ENV_VARS, __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which
-  reciprocal rank fusion needed (0.7 against 0.1), no longer pays: their best weights are the same, and the two stay
-  separate parameters for a corpus where they are not. The fused score is what a hit reports, as vector mode reports the
-  cosine similarity itself, so the feedback memory's bound (`feedback_weight`) is in units of cosine similarity in both
-  modes: feedback reorders passages the search finds about equally close, and needs strong evidence to move one past a
-  passage much closer (when the scores were reciprocal ranks, where first and second place are 0.0003 apart however
-  unequal the passages, the same evidence moved any candidate to the top, and harmed questions it did not concern:
-  docs/benchmarks.md). Two more signals were fitted and left at zero because they did not generalise from the questions
-  they were fitted on to the held-out ones: the share of the question's words that are rare in the corpus (PostgreSQL's
-  statistics), and a bonus for a heading path holding the question's distinctive words (bench/fusion.py,
-  docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of similar past questions
-  about the candidates' documents, computed in this process once the candidates are back. Votes act there, for similar
-  questions only: a query-independent prior from votes helps no question and costs the others (docs/benchmarks.md). With
-  feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that no answer lifting it showed
-  (`_adjusted`; off by default).
+  the question plus the full-text weight (0.2) times its full-text score, the share of the question's words it uses
+  with each word weighted by its rarity in the corpus (`_COVERAGE`, `coverage_weights`: inverse document frequency
+  from PostgreSQL's statistics of the column); two thirds of that (0.675), plus a third (`FusionParams.page`, 0.325)
+  of its page's similarity to the question (the page vector, documents.embedding, the normalized mean of the page's
+  passage embeddings), is what the candidates are ranked on (`FUSION`, `fusion_for`). Within a page, passages thus
+  rank on their own score alone. The page term lets a page that is about the question as a whole beat a page with one
+  passage that merely shares its words (session 13: +0.037 MRR@10 over 26 question sets of the Python docs). A page
+  of one passage has no page vector (it would count that passage's similarity twice): it counts its passage's
+  similarity less the gap between the most similar candidate on a longer page and that page. Full text moves a
+  passage by at most the weight: it decides between passages the embedding finds about equally close, and cannot
+  carry a passage the embedding finds far off past one it finds close. The full-text score counts whether a passage
+  uses a word, not how often (repeating words buys nothing), and a rare word ('nanosleep') for more than the
+  everyday words around it ('make', 'program', 'wait'). Until session 15 it was ts_rank_cd, saturated as
+  r / (r + 1), which weighs a common word like a rare one: on everyday wordings a wrong page that shared their common
+  words moved up, and fresh12's everyday rephrasings (a blind set) fell 0.033 below vector search alone. With the
+  share of words, hybrid MRR@10 over 34 question sets rises from 0.758 to 0.773, it is above the better single mode
+  on every one of them (by 0.018 at least, where it was 0.034 below on one), and on four blind sets written
+  afterwards (fresh14, fresh15) it rises on all four, by 0.017 to 0.052 (docs/benchmarks.md, session 15). The cost: a
+  short page made of exactly a question's words, with an embedding about as close as the right page's, can now rank
+  above it (tests/search/test_fusion.py). Reciprocal rank fusion, used until session 10, could not tell close from
+  far: a passage found by both lists beat the vector list's first passage whenever full text ranked it high; it fell
+  below vector search alone on 13 of the 34 sets. Telling identifier questions (module.attr, snake_case, ENV_VARS,
+  __dunders__, CamelCase, --flags, call(), "quoted", SomeError) from natural ones, which reciprocal rank fusion needed
+  (0.7 against 0.1), no longer pays: their best weights are the same, and the two stay separate parameters for a
+  corpus where they are not. The fused score is what a hit reports, as vector mode reports the cosine similarity
+  itself, so the feedback memory's bound (`feedback_weight`) is in units of cosine similarity in both modes: feedback
+  reorders passages the search finds about equally close, and needs strong evidence to move one past a passage much
+  closer (when the scores were reciprocal ranks, where first and second place are 0.0003 apart however unequal the
+  passages, the same evidence moved any candidate to the top, and harmed questions it did not concern:
+  docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of similar past
+  questions about the candidates' documents, computed in this process once the candidates are back. Votes act there,
+  for similar questions only: a query-independent prior from votes helps no question and costs the others
+  (docs/benchmarks.md). With feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that
+  no answer lifting it showed (`_adjusted`; off by default).
 - Near-duplicates (same text, or almost the same embedding) are collapsed to the best-scored one: candidates
   found by their embeddings' sign bits among the rows the collapse walks, confirmed on the embeddings
   themselves (`_kept_without_near_candidates`, then `_near_pairs`).
@@ -237,13 +239,13 @@ def _vector_sql(acl: Sequence[str], n: int, ef_search: int) -> str:
     return text
 
 
-# The share of the question's distinctive lexemes (`%(wanted)s`: not frequent in the corpus) that a candidate's
-# heading path (document title > section) holds. Computed for the candidates only, and not at all when the
-# heading bonus is off (the CASE folds away on the statement's own values).
-_HEADING_SHARE = """(CASE WHEN %(heading)s::float8 > 0 AND cardinality(%(wanted)s::text[]) > 0 THEN
-    (SELECT count(*) FROM unnest(%(wanted)s::text[]) w
-     WHERE w = ANY(tsvector_to_array(to_tsvector('english', c.heading))))::float8
-    / cardinality(%(wanted)s::text[]) ELSE 0 END)"""
+# A candidate's full-text score in hybrid search: the share of the question's words it uses, each word weighted by
+# how rare it is in the corpus (`coverage_weights`: the weights sum to 1, so the score is between 0 and 1). Whether a
+# passage uses a word, not how often: repeating a word buys nothing. Scored for every candidate of either list, one
+# single-lexeme tsquery per word (`%(lexemes)s`, quoted in Python: `tsquery_literal`) tested against the passage's
+# tsvector, which is a binary search, not a parse.
+_COVERAGE = """(SELECT coalesce(sum(q.w), 0) FROM unnest(%(lexemes)s::tsquery[], %(weights)s::float8[]) q(l, w)
+    WHERE c.tsv @@ q.l)"""
 
 
 def build_query(*, mode: str) -> str:
@@ -252,10 +254,10 @@ def build_query(*, mode: str) -> str:
     A row is (id, document_id, uri, title, heading, text, text_hash, sign bits, score, similarity, is_fts, page
     similarity), and `_adjusted` appends the feedback term; vector mode's rows are brought to it by `_vector_rows`.
     Hybrid scores the union of both candidate lists by the passage's own score, its cosine similarity plus the
-    full-text weight `%(ftw)s` times the saturated full-text rank r / (r + `%(saturation)s`) plus the heading bonus
-    `%(heading)s` (see `fusion_for`), mixed with its page's similarity (the share `%(page)s`): within a page,
-    passages rank on their own score alone. Full-text mode scores the saturated rank alone; vector mode returns the
-    scan's rows for `_vector_rows` to score."""
+    full-text weight `%(ftw)s` times its rarity-weighted share of the question's words (`_COVERAGE`, see
+    `fusion_for`), mixed with its page's similarity (the share `%(page)s`): within a page, passages rank on their own
+    score alone. Full-text mode scores the saturated full-text rank r / (r + `%(saturation)s`) alone (r: ts_rank_cd);
+    vector mode returns the scan's rows for `_vector_rows` to score."""
     if mode == "vector":
         return _VECTOR_SQL  # a template: see _vector_sql
     similarity = "1 - (c.embedding <=> %(qvec)s)"
@@ -272,8 +274,8 @@ ORDER BY f.rank"""
     # longer page stands above its page (the keyword-stuffed page of tests/search/test_fusion.py beat the real one).
     return f"""WITH {_VECTOR_CTE}, {_FULLTEXT_CTE},
 cand AS MATERIALIZED (
-    SELECT {_SELECT_HIT}, s.similarity, 1 - (d.embedding <=> %(qvec)s) AS page_similarity, f.r,
-           {_HEADING_SHARE} AS heading_share
+    SELECT {_SELECT_HIT}, s.similarity, 1 - (d.embedding <=> %(qvec)s) AS page_similarity,
+           f.id IS NOT NULL AS is_fts, {_COVERAGE} AS coverage
     FROM (SELECT id FROM vec UNION SELECT id FROM fts) u
     JOIN chunks c ON c.id = u.id
     JOIN documents d ON d.id = c.document_id
@@ -285,10 +287,9 @@ gap AS (
     ORDER BY similarity DESC, id LIMIT 1
 )
 SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize,
-       (1 - %(page)s::float8) * (similarity + %(ftw)s::float8 * coalesce(r / (r + %(saturation)s::float8), 0)
-                                  + %(heading)s::float8 * heading_share)
+       (1 - %(page)s::float8) * (similarity + %(ftw)s::float8 * coverage)
          + %(page)s::float8 * coalesce(page_similarity, similarity - gap.g, similarity) AS score,
-       similarity, r IS NOT NULL AS is_fts, page_similarity
+       similarity, is_fts, page_similarity
 FROM cand LEFT JOIN gap ON true
 ORDER BY score DESC, id"""
 
@@ -421,27 +422,16 @@ class FusionParams:
 
     natural: float = 0.2  # full-text weight (in cosine similarity) of a natural-language question
     identifier: float = 0.2  # full-text weight of a question that names an identifier or quotes a string
-    page: float = 0.25  # share of the score that is the page's similarity (documents.embedding), not the passage's
-    saturation: float = 1.0  # a passage's full-text rank r counts r / (r + saturation) of the weight
-    rare: float = 0.0  # added to the weight per share of the question's words that are rare in the corpus
-    rare_below: float = 0.002  # a word is rare when fewer than this share of the passages use it
-    heading_weight: float = 0.0  # bonus, in cosine similarity, for a heading that holds all the distinctive words
-    heading_max_share: float = FREQUENT_SHARE  # words more common than this say nothing in a heading
+    page: float = 0.325  # share of the score that is the page's similarity (documents.embedding), not the passage's
 
-    def rare_share(self, lexemes: Sequence[str], shares: dict[str, float], floor: float) -> float:
-        """The share of the question's lexemes used by fewer than `rare_below` of the passages (a lexeme the
-        statistics do not list is rarer than the least common one they do: `floor`). Without statistics (a table
-        never analyzed) nothing is known to be rare: 0."""
-        if not lexemes or not shares:
-            return 0.0
-        return sum(1 for lex in lexemes if shares.get(lex, floor) < self.rare_below) / len(lexemes)
-
-    def fulltext_weight(self, profile: QueryProfile, rare_share: float) -> float:
-        return (self.identifier if profile.identifiers else self.natural) + self.rare * rare_share
+    def fulltext_weight(self, profile: QueryProfile) -> float:
+        return self.identifier if profile.identifiers else self.natural
 
 
 # The parameters in use, chosen by bench/fusion.py on the pooled question sets (docs/benchmarks.md).
 FUSION = FusionParams()
+# Full-text mode ranks passages by their saturated full-text rank r / (r + FULLTEXT_SATURATION) (r: ts_rank_cd).
+FULLTEXT_SATURATION = 1.0
 
 
 def lexeme_shares(settings: Settings) -> dict[str, Any]:
@@ -450,28 +440,44 @@ def lexeme_shares(settings: Settings) -> dict[str, Any]:
     return {"shares": words.shares, "floor": words.floor}
 
 
+def coverage_weights(lexemes: Sequence[str], shares: Mapping[str, float], floor: float) -> list[float]:
+    """Each of the question's lexemes' weight in a passage's full-text score (`_COVERAGE`): its inverse document
+    frequency, log(1 + (1 - s) / s) with s the share of the passages using it, normalized so that the weights sum
+    to 1. A lexeme the statistics do not list is rarer than the least common one they do (`floor`); without
+    statistics (a table never analyzed) every lexeme weighs the same. So a passage that shares only the common
+    words of an everyday question ('make', 'program') scores little, and one that shares its rare word scores
+    much, where ts_rank_cd counted every word alike."""
+    if not lexemes:
+        return []
+    if not shares:
+        return [1.0 / len(lexemes)] * len(lexemes)
+    idf = [math.log1p((1.0 - s) / s) for s in (min(max(shares.get(lex, floor), 1e-6), 0.999) for lex in lexemes)]
+    total = sum(idf)
+    return [w / total for w in idf]
+
+
+def tsquery_literal(lexeme: str) -> str:
+    """A tsquery of this one lexeme, as text: quoted, with quotes doubled and backslashes escaped (PostgreSQL's
+    tsquery input syntax), so no character of the lexeme is read as an operator and nothing is parsed again."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 class Fusion(NamedTuple):
-    """One hybrid search's fusion: the full-text list's weight, and the heading bonus with the lexemes it looks for."""
+    """One hybrid search's fusion: the full-text weight, the page share, and the question's weighted lexemes."""
 
-    ftw: float  # the most a full-text match adds to a candidate's cosine similarity (r / (r + saturation) of it)
+    ftw: float  # the most full text adds to a candidate's cosine similarity (for a passage with every word)
     page: float  # the share of a candidate's score that is its page vector's similarity
-    saturation: float  # the full-text rank at which a match adds half the weight
-    heading: float  # added score for a candidate whose heading path holds every lexeme of `wanted`
-    wanted: list[str]  # the question's lexemes that are not frequent in the corpus
+    lexemes: list[str]  # the question's lexemes, as single-lexeme tsqueries (`tsquery_literal`)
+    weights: list[float]  # their weights (`coverage_weights`)
 
 
-# Full-text mode: the saturated rank alone, saturated as hybrid saturates it.
-_FULLTEXT_ONLY = Fusion(1.0, 0.0, FUSION.saturation, 0.0, [])
 _LEXEMES_SQL = "SELECT tsvector_to_array(to_tsvector('english', %s))"
 
 
 def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = None) -> Fusion:
     """How this question's full-text and vector lists are fused (FUSION, or `params`): its lexemes come from
-    PostgreSQL's own parser (one short statement), their shares from the cached column statistics."""
+    PostgreSQL's own parser (one short prepared statement), their shares from the cached column statistics."""
     params = params or FUSION
-    profile = query_profile(query)
-    if not params.rare and not params.heading_weight:  # the question's words are not needed: no statement
-        return Fusion(params.fulltext_weight(profile, 0.0), params.page, params.saturation, 0.0, [])
     words = _corpus_words(settings)
     try:
         row = _connection(settings).execute(_LEXEMES_SQL, (query,), prepare=True).fetchone()
@@ -479,9 +485,10 @@ def fusion_for(settings: Settings, query: str, *, params: FusionParams | None = 
         _discard(settings)  # the search itself reconnects (or reports the database unreachable)
         row = None
     lexemes = [str(lex) for lex in row[0]] if row is not None else []
-    weight = params.fulltext_weight(profile, params.rare_share(lexemes, words.shares, words.floor))
-    wanted = [lex for lex in lexemes if words.shares.get(lex, words.floor) <= params.heading_max_share]
-    return Fusion(weight, params.page, params.saturation, params.heading_weight, wanted)
+    weights = coverage_weights(lexemes, words.shares, words.floor)
+    return Fusion(
+        params.fulltext_weight(query_profile(query)), params.page, [tsquery_literal(lex) for lex in lexemes], weights
+    )
 
 
 def candidate_count(k: int, mode: str) -> int:
@@ -522,7 +529,10 @@ def search_scored(
     params: dict[str, Any] = {"qvec": qvec, "q": query, "acl": visible_acl(asker), "n": n}
     if mode != "vector":
         params["frequent"] = _frequent_lexemes(settings)
-        params.update(fusion_for(settings, query)._asdict() if mode == "hybrid" else _FULLTEXT_ONLY._asdict())
+        if mode == "hybrid":
+            params.update(fusion_for(settings, query)._asdict())
+        else:
+            params["saturation"] = FULLTEXT_SATURATION
     sql = build_query(mode=mode)
     while True:
         # The HNSW candidate list: at least the rows asked for, and twice k, which keeps a deep search's recall

@@ -282,18 +282,19 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
     assert (fetched != []) == (planted > 0)  # embeddings only when some pair needs an exact comparison
 
 
-def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_rank(
+def test_hybrid_ranks_candidates_by_similarity_plus_their_share_of_the_questions_words(
     db: Settings, kb: dict[str, int]
 ) -> None:
     """Score fusion: every candidate of either list scores its cosine similarity to the question, mixed with its
     page vector's (the normalized mean of its document's passage embeddings, computed here from the stored
     passages; a one-passage document counts its passage's similarity less the gap between the most similar
-    candidate on a longer page and that page), plus the question's full-text weight times its saturated
-    ts_rank_cd, r / (r + saturation), and reports that sum as its score (vector mode reports the similarity
-    itself). A passage only the embedding finds keeps its similarity, so full text cannot carry a passage past one
-    that is more than the weight closer."""
+    candidate on a longer page and that page), plus the question's full-text weight times the share of the
+    question's words the passage uses, each word weighted by its rarity in the corpus (computed here from the
+    passages' texts and PostgreSQL's statistics), and reports that sum as its score (vector mode reports the
+    similarity itself; full-text mode the saturated ts_rank_cd). A passage that uses none of the words keeps its
+    similarity, so full text cannot carry a passage past one that is more than the weight closer."""
     from harness.kb import add_document
-    from lore.search import _TSQUERY, fusion_for
+    from lore.search import _TSQUERY, FULLTEXT_SATURATION, coverage_weights, fusion_for, lexeme_shares
 
     add_document(  # a one-passage document among the candidates
         db,
@@ -301,6 +302,8 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
         title="Release notes",
         sections=[("API 2.3", "The API deploy of 2.3 failed once in staging; it was rolled back the same day.")],
     )
+    with raw_connection(db) as conn:
+        conn.execute("ANALYZE chunks")  # the words' shares come from the statistics
     question = "roll back a failed deploy of the API"
     hybrid = search_scored(db, question, k=30, mode="hybrid", use_feedback=False)
     fulltext = {h.hit.chunk_id for h in search_scored(db, question, k=30, mode="fulltext", use_feedback=False)}
@@ -315,8 +318,20 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
                 {"q": question, "ids": sorted(fulltext)},
             ).fetchall()
         )
+        question_lexemes = conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (question,)).fetchone()
+        used = dict(conn.execute("SELECT id, tsvector_to_array(tsv) FROM chunks WHERE id = ANY(%s)", (got,)).fetchall())
+    lexemes = list(question_lexemes[0]) if question_lexemes else []
+    words = lexeme_shares(db)
+    assert words["shares"], "the statistics list the corpus's words"
+    weight = dict(zip(lexemes, coverage_weights(lexemes, words["shares"], words["floor"]), strict=True))
+    assert len(set(weight.values())) > 1, "the question's words weigh by their rarity"
+
+    def coverage(chunk: int) -> float:
+        return sum(w for lex, w in weight.items() if lex in used[chunk])
+
+    assert {coverage(c) for c in got} - {0.0}, "some candidates use the question's words"
     fusion = fusion_for(db, question)
-    assert 0 < fusion.ftw < 1 and fusion.saturation > 0 and 0 < fusion.page < 1
+    assert 0 < fusion.ftw < 1 and 0 < fusion.page < 1 and sum(fusion.weights) == pytest.approx(1.0)
     with raw_connection(db) as conn:
         register_vectors(conn)
         # the knowledge base is small: every public passage is a candidate of the vector list
@@ -337,10 +352,10 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_saturated_full_text_ra
 
     def saturated(chunk: int) -> float:
         r = ranks.get(chunk, 0.0)
-        return r / (r + fusion.saturation)
+        return r / (r + FULLTEXT_SATURATION)
 
     fused = {
-        h.hit.chunk_id: (1 - fusion.page) * (float(h.similarity or 0.0) + fusion.ftw * saturated(h.hit.chunk_id))
+        h.hit.chunk_id: (1 - fusion.page) * (float(h.similarity or 0.0) + fusion.ftw * coverage(h.hit.chunk_id))
         + fusion.page * page.get(h.hit.document_id, similarity[h.hit.chunk_id] - gap)
         for h in hybrid
     }
