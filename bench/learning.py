@@ -8,10 +8,10 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh15 (60
-each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh11; 700
-questions since session 14), and the figures to report come from the newest blind sets, fresh12 to fresh15
-(`--split fresh12`, not yet run with votes), run once per configuration. In each split, every other question is
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh17 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh15;
+940 questions since session 15, 700 in sessions 14 and 15), and the figures to report come from the newest blind
+sets, fresh16 and fresh17 (`--split fresh16`), run once per configuration. In each split, every other question is
 "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
@@ -59,7 +59,7 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh15 (60 each).
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh17 (60 each).
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in (
@@ -78,12 +78,30 @@ FILES = {
         "fresh13",
         "fresh14",
         "fresh15",
+        "fresh16",
+        "fresh17",
     )
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"). fresh10
-# and fresh11 reported votes in session 14 and joined the pool then; fresh12 and fresh13 (retrieval figures seen in
-# session 14, votes never run) and fresh14 and fresh15 (not run at all) report next.
-TUNED = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10", "fresh11")
+# and fresh11 reported votes in session 14, fresh12 to fresh15 in sessions 14 and 15, and joined the pool after;
+# fresh16 and fresh17 (written in session 15) report next.
+TUNED = (
+    "fresh",
+    "fresh2",
+    "fresh3",
+    "fresh4",
+    "fresh5",
+    "fresh6",
+    "fresh7",
+    "fresh8",
+    "fresh9",
+    "fresh10",
+    "fresh11",
+    "fresh12",
+    "fresh13",
+    "fresh14",
+    "fresh15",
+)
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
