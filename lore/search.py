@@ -31,8 +31,9 @@ on which its statement runs on a cached plan instead of being planned again each
   r / (r + 1), which weighs a common word like a rare one: on everyday wordings a wrong page that shared their common
   words moved up, and fresh12's everyday rephrasings (a blind set) fell 0.033 below vector search alone. With the
   share of words, hybrid MRR@10 over 34 question sets rises from 0.758 to 0.773, it is above the better single mode
-  on every one of them (by 0.018 at least, where it was 0.034 below on one), and on four blind sets written
-  afterwards (fresh14, fresh15) it rises on all four, by 0.017 to 0.052 (docs/benchmarks.md, session 15). The cost: a
+  on every one of them (by 0.018 at least, where it was 0.034 below on one), and on eight blind sets written
+  afterwards (fresh14 to fresh17) it rises on seven, by 0.014 to 0.062, and falls on one by 0.007, staying above the
+  better single mode on all eight (docs/benchmarks.md, session 15). The cost: a
   short page made of exactly a question's words, with an embedding about as close as the right page's, can now rank
   above it (tests/search/test_fusion.py). Reciprocal rank fusion, used until session 10, could not tell close from
   far: a passage found by both lists beat the vector list's first passage whenever full text ranked it high; it fell
