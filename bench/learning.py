@@ -60,48 +60,15 @@ REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
 # fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh17 (60 each).
+BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 18)))
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
-    for name in (
-        "fresh",
-        "fresh2",
-        "fresh3",
-        "fresh4",
-        "fresh5",
-        "fresh6",
-        "fresh7",
-        "fresh8",
-        "fresh9",
-        "fresh10",
-        "fresh11",
-        "fresh12",
-        "fresh13",
-        "fresh14",
-        "fresh15",
-        "fresh16",
-        "fresh17",
-    )
+    for name in BLIND_SETS
 }
-# The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"). fresh10
-# and fresh11 reported votes in session 14, fresh12 to fresh15 in sessions 14 and 15, and joined the pool after;
-# fresh16 and fresh17 (written in session 15) report next.
-TUNED = (
-    "fresh",
-    "fresh2",
-    "fresh3",
-    "fresh4",
-    "fresh5",
-    "fresh6",
-    "fresh7",
-    "fresh8",
-    "fresh9",
-    "fresh10",
-    "fresh11",
-    "fresh12",
-    "fresh13",
-    "fresh14",
-    "fresh15",
-)
+# The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
+# fresh15. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh15 in sessions 14 and 15, and joined the
+# pool after; fresh16 and fresh17 (written in session 15) report next.
+TUNED = BLIND_SETS[: BLIND_SETS.index("fresh15") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
