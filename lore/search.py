@@ -162,6 +162,7 @@ class ScoredHit(NamedTuple):
     fulltext: bool  # matched the full-text query
     feedback: float  # the feedback-memory adjustment that was added
     page: float | None = None  # cosine similarity of the chunk's page vector to the query (hybrid; None without one)
+    words: float | None = None  # hybrid: the rarity-weighted share of the question's words it uses (`_COVERAGE`)
 
 
 # The vector list of a hybrid search: the HNSW scan's nearest candidates (their scores come from the fusion).
@@ -253,7 +254,8 @@ def build_query(*, mode: str) -> str:
     """The search statement for a mode. It returns every candidate (not just the top k), scored, in order: the
     feedback memory's adjustments of the candidates' documents are added afterwards, in Python (`search_scored`).
     A row is (id, document_id, uri, title, heading, text, text_hash, sign bits, score, similarity, is_fts, page
-    similarity), and `_adjusted` appends the feedback term; vector mode's rows are brought to it by `_vector_rows`.
+    similarity, share of the question's words), and `_adjusted` appends the feedback term; vector mode's rows are
+    brought to it by `_vector_rows`.
     Hybrid scores the union of both candidate lists by the passage's own score, its cosine similarity plus the
     full-text weight `%(ftw)s` times its rarity-weighted share of the question's words (`_COVERAGE`, see
     `fusion_for`), mixed with its page's similarity (the share `%(page)s`): within a page, passages rank on their own
@@ -265,7 +267,7 @@ def build_query(*, mode: str) -> str:
     if mode == "fulltext":
         return f"""WITH {_FULLTEXT_CTE}
 SELECT {_SELECT_HIT}, f.r / (f.r + %(saturation)s::float8) AS score, {similarity} AS similarity, true AS is_fts,
-       NULL::float8 AS page_similarity
+       NULL::float8 AS page_similarity, NULL::float8 AS coverage
 FROM fts f JOIN chunks c ON c.id = f.id
 ORDER BY f.rank"""
     # One join to chunks and one to the candidates' documents (their page vectors), one distance each per candidate
@@ -290,7 +292,7 @@ gap AS (
 SELECT id, document_id, uri, title, heading, text, text_hash, binary_quantize,
        (1 - %(page)s::float8) * (similarity + %(ftw)s::float8 * coverage)
          + %(page)s::float8 * coalesce(page_similarity, similarity - gap.g, similarity) AS score,
-       similarity, is_fts, page_similarity
+       similarity, is_fts, page_similarity, coverage
 FROM cand LEFT JOIN gap ON true
 ORDER BY score DESC, id"""
 
@@ -301,7 +303,7 @@ def _vector_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     out = []
     for row in sorted(rows, key=_DISTANCE_ID):
         similarity = 1.0 - float(row[8])
-        out.append((*row[:8], similarity, similarity, False, None))
+        out.append((*row[:8], similarity, similarity, False, None, None))
     return out
 
 
@@ -593,7 +595,7 @@ def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tu
         ceiling = ceilings.get(int(row[1]))
         if ceiling is not None and adj > 0:
             adj = max(0.0, min(adj, ceiling - score))
-        out.append((*row[:8], score + adj, *row[9:12], adj))
+        out.append((*row[:8], score + adj, *row[9:13], adj))
     out.sort(key=lambda r: (-r[8], r[0]))
     return out
 
@@ -739,12 +741,17 @@ def _angles_allow(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 def _scored_hit(row: tuple[Any, ...]) -> ScoredHit:
-    chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts, page = row[:12]
+    chunk_id, document_id, uri, title, heading, text, _, _, score, similarity, is_fts, page, words = row[:13]
     # Positional: k of these are built after every search's reply, and keywords cost twice as much.
     hit = Hit(chunk_id, document_id, uri, title, heading, text, round(float(score), 6))
-    adj = float(row[12]) if len(row) > 12 else 0.0  # the feedback term, when `_adjusted` added one
+    adj = float(row[13]) if len(row) > 13 else 0.0  # the feedback term, when `_adjusted` added one
     return ScoredHit(
-        hit, None if similarity is None else float(similarity), bool(is_fts), adj, None if page is None else float(page)
+        hit,
+        None if similarity is None else float(similarity),
+        bool(is_fts),
+        adj,
+        None if page is None else float(page),
+        None if words is None else float(words),
     )
 
 

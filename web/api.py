@@ -122,13 +122,20 @@ def ok(document: Any, status: int = 200) -> Response:
 
 
 def scored_json(scored: list[Any]) -> list[dict[str, Any]]:
-    """`lore search --json` rows plus why each ranks where it does (vector, page, full-text, feedback)."""
+    """`lore search --json` rows plus why each ranks where it does (vector, page, full-text, share of the question's
+    words, feedback)."""
     return [
         {
             **s.hit.as_json(),
             "document_id": s.hit.document_id,
             "heading": s.hit.heading,
-            "why": {"similarity": s.similarity, "page": s.page, "fulltext": s.fulltext, "feedback": s.feedback},
+            "why": {
+                "similarity": s.similarity,
+                "page": s.page,
+                "fulltext": s.fulltext,
+                "words": s.words,
+                "feedback": s.feedback,
+            },
         }
         for s in scored
     ]

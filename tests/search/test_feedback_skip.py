@@ -219,7 +219,7 @@ def test_a_guarded_lift_passes_none_of_the_unseen_top_documents(monkeypatch: pyt
     monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", 3)
 
     def row(chunk: int, document: int, score: float) -> tuple[object, ...]:
-        return (chunk, document, "", "", "", "", str(chunk), b"", score, 0.5, False, None)
+        return (chunk, document, "", "", "", "", str(chunk), b"", score, 0.5, False, None, None)
 
     rows = [row(1, 10, 0.030), row(2, 20, 0.025), row(3, 30, 0.020), row(4, 40, 0.010)]
     moves = {

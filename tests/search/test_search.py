@@ -257,7 +257,7 @@ def test_collapse_keeps_what_comparing_every_pair_exactly_keeps(planted: int) ->
         bits = len(v).to_bytes(4, "big") + np.packbits(v > 0).tobytes()
         text_hash = "same" if n in (7, 9) else f"h{n}"
         rows.append(
-            (100 + n, 1, "kb://x", "X", "", "text", text_hash, bits, 1.0 - n / 100, float(v @ query), False, None)
+            (100 + n, 1, "kb://x", "X", "", "text", text_hash, bits, 1.0 - n / 100, float(v @ query), False, None, None)
         )
     by_id = {100 + n: v.astype(np.float32) for n, v in enumerate(vectors)}
     fetched: list[list[int]] = []
@@ -362,6 +362,7 @@ def test_hybrid_ranks_candidates_by_similarity_plus_their_share_of_the_questions
     assert any(h.hit.document_id not in page for h in hybrid)
     assert got == sorted(fused, key=lambda c: (-fused[c], c))
     assert all(h.fulltext == (h.hit.chunk_id in fulltext) for h in hybrid)
+    assert [h.words for h in hybrid] == pytest.approx([coverage(c) for c in got], abs=1e-9)  # what "why" shows
     assert [h.hit.score for h in hybrid] == pytest.approx([fused[c] for c in got], abs=1e-6)
     vector_hits = search_scored(db, question, k=30, mode="vector", use_feedback=False)
     assert [h.hit.score for h in vector_hits] == pytest.approx([h.similarity for h in vector_hits], abs=1e-6)

@@ -322,7 +322,12 @@ def test_search_is_the_json_of_lore_search_and_rejects_bad_parameters(console: C
     hits = api.get("/api/v1/search", params={"q": "Nightjar team", "k": 2}).json()
     assert 1 <= len(hits) <= 2 and set(hits[0]) == {"chunk_id", "uri", "title", "score", "text"}
     explained = api.get("/api/v1/search", params={"q": "Nightjar team", "explain": "1"}).json()
-    assert {"similarity", "page", "fulltext", "feedback"} == set(explained[0]["why"])
+    assert {"similarity", "page", "fulltext", "words", "feedback"} == set(explained[0]["why"])
+    # hybrid reports the rarity-weighted share of the question's words each passage uses; vector mode none
+    assert all(0.0 <= hit["why"]["words"] <= 1.0 for hit in explained)
+    assert any(hit["why"]["words"] > 0 for hit in explained)
+    by_meaning = api.get("/api/v1/search", params={"q": "Nightjar team", "explain": "1", "mode": "vector"}).json()
+    assert by_meaning and all(hit["why"]["words"] is None for hit in by_meaning)
     # hybrid (the default) reports the page's similarity for a page of several passages, none for one passage
     with raw_connection(kb) as conn:
         passages = dict(conn.execute("SELECT document_id, count(*) FROM chunks GROUP BY document_id").fetchall())
