@@ -1,8 +1,9 @@
 """Search latency, A/B: another revision's lore/search.py against the working tree's, alternated in one process.
 
 Both versions search the same knowledge base (LORE_HOME) with the same real questions, whose embeddings are computed
-once beforehand; each question is searched by both, in alternating order, for `--rounds` rounds, so load on a shared
-machine falls on both alike. The ratio of the p50s is the figure to report (docs/benchmarks.md).
+once beforehand, taking turns query by query for `--rounds` rounds (`turns.take_turns`, as bench/search.py does: the
+order turns, and neither runs the query the other has just run), so load on a shared machine falls on both alike.
+The ratio of the p50s is the figure to report (docs/benchmarks.md).
 
     LORE_HOME=/work/kb/pydocs .venv/bin/python bench/search_ab.py [--rev HEAD] [--mode hybrid] [--rounds 3]
 """
@@ -15,12 +16,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from turns import take_turns  # noqa: E402
 
 from lore import search as current  # noqa: E402
 from lore.config import Settings  # noqa: E402
@@ -58,14 +62,17 @@ def main() -> None:
         for module in versions.values():  # warm: connections, prepared statements, the word statistics
             for q in queries[:30]:
                 module.search_scored(settings, q, k=10, mode=args.mode, query_embedding=vectors[q])
+
+        def searcher(module: ModuleType) -> Callable[[int], object]:
+            return lambda i: module.search_scored(
+                settings, queries[i], k=10, mode=args.mode, query_embedding=vectors[queries[i]]
+            )
+
+        contenders = [(name, searcher(module)) for name, module in versions.items()]
         times: dict[str, list[float]] = {name: [] for name in versions}
-        names = list(versions)
-        for round_ in range(args.rounds):
-            for i, q in enumerate(queries):
-                for name in names if (i + round_) % 2 else names[::-1]:
-                    start = time.perf_counter()
-                    versions[name].search_scored(settings, q, k=10, mode=args.mode, query_embedding=vectors[q])
-                    times[name].append(time.perf_counter() - start)
+        for _ in range(args.rounds):
+            for name, took in take_turns(contenders, len(queries)).items():
+                times[name].extend(took)
     for name, values in times.items():
         p50, p90 = statistics.median(values), statistics.quantiles(values, n=10)[-1]
         print(f"{name}: p50 {p50 * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms, {len(values)} searches ({args.mode})")
