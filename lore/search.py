@@ -595,7 +595,8 @@ def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tu
         ceiling = ceilings.get(int(row[1]))
         if ceiling is not None and adj > 0:
             adj = max(0.0, min(adj, ceiling - score))
-        out.append((*row[:8], score + adj, *row[9:13], adj))
+        # the statement's columns after the score as they are, then the feedback term
+        out.append((*row[:8], score + adj, *row[9:], adj))
     out.sort(key=lambda r: (-r[8], r[0]))
     return out
 
