@@ -230,6 +230,8 @@ def _load_sql() -> str:
 # How often a searching process asks whether the feedback changed elsewhere (feedback recorded in the same
 # process is seen at once): a vote from another process moves this process's searches within this time.
 CHECK_INTERVAL_S = 1.0
+# The dtype of the question vectors search hands to `moves` (compared by identity: no conversion when it matches).
+_FLOAT32 = np.dtype(np.float32)
 
 
 class FeedbackIndex:
@@ -418,7 +420,6 @@ def _single_threaded_blas() -> None:
 
 
 _indexes: dict[str, FeedbackIndex] = {}
-_FLOAT32 = np.dtype(np.float32)
 _indexes_lock = threading.Lock()
 
 
