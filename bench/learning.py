@@ -8,10 +8,10 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh17 (60
-each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh15;
-940 questions since session 15, 700 in sessions 14 and 15), and the figures to report come from the newest blind
-sets, fresh16 and fresh17 (`--split fresh16`), run once per configuration. In each split, every other question is
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh19 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh17;
+1,060 questions since session 16, 940 in session 15), and the figures to report come from the newest blind sets,
+fresh18 and fresh19 (`--split fresh18`), run once per configuration. In each split, every other question is
 "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import inspect
 import json
 import random
 import re
@@ -59,16 +60,16 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh17 (60 each).
-BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 18)))
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh19 (60 each).
+BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 20)))
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in BLIND_SETS
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
-# fresh15. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh15 in sessions 14 and 15, and joined the
-# pool after; fresh16 and fresh17 (written in session 15) report next.
-TUNED = BLIND_SETS[: BLIND_SETS.index("fresh15") + 1]
+# fresh17. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh17 in sessions 14 and 15, and joined the
+# pool after; fresh18 and fresh19 (written in session 16) report next.
+TUNED = BLIND_SETS[: BLIND_SETS.index("fresh17") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
@@ -401,6 +402,14 @@ def use_memory_module(path: Path) -> None:
 
         module.FeedbackIndex.moves = moves
         lore.feedback_memory.UNSEEN_GUARD = 0
+    elif "bound" not in inspect.signature(module.FeedbackIndex.moves).parameters:
+        # before the spread cap (session 16): the module's own bound, whatever search computes
+        plain = module.FeedbackIndex.moves
+
+        def uncapped(self: Any, settings: Any, qvec: Any, documents: Any = None, *, bound: Any = None) -> Any:
+            return plain(self, settings, qvec, documents)
+
+        module.FeedbackIndex.moves = uncapped
     lore.feedback.refresh_evidence = module.refresh_evidence
     lore.feedback.note_feedback = module.note_feedback
     lore.search.feedback_index = module.feedback_index

@@ -122,15 +122,51 @@ def replay(args: argparse.Namespace) -> None:
         for q in data["questions"]:
             pages = q["pages"]
             matches = {int(p[0]): float(p[3]) for p in pages}
-            moves = index.moves(settings, np.asarray(q["qvec"], np.float32), matches)
+            bound = memory.bound_for(settings, (float(p[2]) for p in pages))
+            moves = index.moves(settings, np.asarray(q["qvec"], np.float32), matches, bound=bound)
             moved = sorted(pages, key=lambda p: -(p[2] + (moves[p[0]].amount if p[0] in moves else 0.0)))
             relevant = tuple(q["relevant"])
             before[q["part"]].append(score_ranking([p[1] for p in pages], relevant, 5)[1])
             after[q["part"]].append(score_ranking([p[1] for p in moved], relevant, 5)[1])
+            if args.changes and after[q["part"]][-1] != before[q["part"]][-1]:
+                print_change(q, pages, moved, moves, held, before[q["part"]][-1], after[q["part"]][-1])
         deltas = {
             part: (sum(after[part]) - sum(before[part])) / max(1, len(before[part])) for part in ("voted", "untouched")
         }
         print(f"  {threshold:.2f} : {weight:.2f}  {deltas['voted']:+.4f} / {deltas['untouched']:+.4f}")
+
+
+def print_change(
+    q: dict[str, Any], pages: list[Any], moved: list[Any], moves: Any, held: Any, was: float, now: float
+) -> None:
+    """One line per question whose MRR@10 moved: the pages that moved past each other at the top, each with its
+    score, its best cosine to the question, its move and the nearest past question with evidence about it."""
+    import numpy as np
+
+    qvec = np.asarray(q["qvec"], np.float32)
+    best = max(float(p[3]) for p in pages)
+    gold = next((p for p in pages if any(r in p[1] for r in q["relevant"])), None)
+
+    def describe(page: list[Any]) -> str:
+        document = int(page[0])
+        amount = moves[document].amount if document in moves else 0.0
+        rows, weights, named = held.evidence.get(document, ([], [], []))
+        near = ""
+        if rows:
+            sims = held.matrix[rows] @ qvec
+            i = int(np.argmax(sims))
+            near = f" near {sims[i]:.2f} w {weights[i]:+.2f}{' named' if named[i] else ''}"
+        return (
+            f"{page[1].rsplit('/', 1)[-1]} s {page[2]:.3f} m {page[3]:.3f} (best-{best - page[3]:.3f})"
+            f" move {amount:+.3f}{near}"
+        )
+
+    top_before, top_after = pages[0], moved[0]
+    print(f"    {q['part']:9} {q['qid']:6} MRR {was:.2f} -> {now:.2f}")
+    print(f"      gold: {describe(gold) if gold else '-'}")
+    for label, page in (("first before", top_before), ("first after", top_after)):
+        if gold is None or page[0] != gold[0]:
+            print(f"      {label}: {describe(page)}")
 
 
 def main() -> None:
@@ -146,6 +182,7 @@ def main() -> None:
     r = sub.add_parser("replay", help="replay settings on collected votes")
     r.add_argument("data", type=Path)
     r.add_argument("--grid", help="threshold:bound cells, comma-separated (default: the collected run's)")
+    r.add_argument("--changes", action="store_true", help="print each question whose MRR@10 moved, and why")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a lore.feedback_memory constant")
     args = parser.parse_args()
     if args.command == "collect":

@@ -46,7 +46,9 @@ on which its statement runs on a cached plan instead of being planned again each
   closer (when the scores were reciprocal ranks, where first and second place are 0.0003 apart however unequal the
   passages, the same evidence moved any candidate to the top, and harmed questions it did not concern:
   docs/benchmarks.md). Then one bounded adjustment: the feedback memory (lore.feedback_memory) of similar past
-  questions about the candidates' documents, computed in this process once the candidates are back. Votes act there,
+  questions about the candidates' documents, computed in this process once the candidates are back, and never larger
+  than the spread of the query's own document scores (the best less the tenth: `feedback_memory.bound_for`), so
+  feedback reorders what the query found and takes a page at most from its tenth place to first. Votes act there,
   for similar questions only: a query-independent prior from votes helps no question and costs the others
   (docs/benchmarks.md). With feedback_memory.UNSEEN_GUARD set, a lifted page does not pass the query's top pages that
   no answer lifting it showed (`_adjusted`; off by default).
@@ -77,7 +79,7 @@ from lore import feedback_memory
 from lore.config import Settings
 from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
-from lore.feedback_memory import FeedbackIndex, Move, feedback_index, fresh_index
+from lore.feedback_memory import FeedbackIndex, Move, bound_for, feedback_index, fresh_index
 from lore.logs import kv
 from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 
@@ -548,7 +550,9 @@ def search_scored(
         if use_feedback and rows:
             index = _feedback_index(settings, vector=mode == "vector")
             if index.size:
-                moves = index.moves(settings, qvec, _document_matches(rows))
+                moves = index.moves(
+                    settings, qvec, _document_matches(rows), bound=bound_for(settings, _document_scores(rows))
+                )
                 if moves:
                     rows = _adjusted(rows, moves)
         hits = _collapse(rows, k, lambda ids: _embeddings(settings, ids))
@@ -580,6 +584,14 @@ def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
         if similarity > best.get(document, -2.0):
             best[document] = similarity
     return best
+
+
+def _document_scores(rows: list[tuple[Any, ...]]) -> list[float]:
+    """Each candidate document's score (its best candidate chunk's), best first (rows come ranked by score)."""
+    best: dict[int, float] = {}
+    for row in rows:
+        best.setdefault(int(row[1]), float(row[8]))
+    return list(best.values())
 
 
 def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tuple[Any, ...]]:

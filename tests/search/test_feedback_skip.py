@@ -18,6 +18,8 @@ def test_the_index_follows_feedback_recorded_here_at_once_and_elsewhere_within_t
 ) -> None:
     feedback_memory._indexes.clear()
     chunks = add_doc(db, uri="kb://deploy", title="Deploy", texts=["Deploy with make ship."])
+    # A second page: feedback moves a page at most as far as the query's candidates' scores spread (bound_for).
+    add_doc(db, uri="kb://lunch", title="Lunch", texts=["The canteen serves lunch from noon."])
     qvec = embed(db, ["how do I deploy?"])[0]
     answer_id = add_answer(db, question="how do I deploy?", chunk_ids=chunks, embedding=qvec)
     with psycopg.connect(database_url(db), autocommit=True) as conn:
@@ -37,7 +39,8 @@ def test_the_index_follows_feedback_recorded_here_at_once_and_elsewhere_within_t
         docs, adj = feedback_memory.feedback_index(db, conn).adjustments(db, qvec)
         assert len(docs) == 1 and adj[0] < 0
     hits = search_scored(db, "how do I deploy?", mode="vector", k=3)
-    assert hits and hits[0].feedback < 0  # the search applies it
+    deploy = [h for h in hits if h.hit.uri == "kb://deploy"]
+    assert deploy and deploy[0].feedback < 0  # the search applies it
 
 
 def test_evidence_follows_votes_corrections_and_deletions(db: Settings) -> None:
@@ -183,8 +186,18 @@ def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_a
     matches: dict[int, float] = {}  # each document's best cosine to the query, as search hands it to the memory
     for h in everything:
         matches[h.hit.document_id] = max(matches.get(h.hit.document_id, -2.0), float(h.similarity or 0.0))
+    # No move is larger than the spread of the documents' scores: the best one's less the SPREAD_RANK-th's (here
+    # the last one's: there are fewer documents).
+    page_scores: dict[int, float] = {}
+    for h in everything:
+        page_scores[h.hit.document_id] = max(page_scores.get(h.hit.document_id, -2.0), float(h.hit.score))
+    ordered = sorted(page_scores.values(), reverse=True)
+    assert len(ordered) < feedback_memory.SPREAD_RANK
+    bound = ordered[0] - ordered[-1]
+    assert bound < db.feedback_weight, "the data must make the spread cap matter"
     with psycopg.connect(database_url(db), autocommit=True) as conn:
-        moves = feedback_memory.feedback_index(db, conn).moves(db, qvec, matches)
+        moves = feedback_memory.feedback_index(db, conn).moves(db, qvec, matches, bound=bound)
+    assert max(abs(m.amount) for m in moves.values()) <= bound
     top = everything[0].hit  # the query's top document before feedback
     capped = 0
 
@@ -232,3 +245,21 @@ def test_a_guarded_lift_passes_none_of_the_unseen_top_documents(monkeypatch: pyt
     assert ranked[3][8] == pytest.approx(0.019)
     monkeypatch.setattr(feedback_memory, "UNSEEN_GUARD", 0)  # off: the lift is added whole
     assert search._adjusted(rows, moves)[0][1] == 40
+
+
+def test_the_bound_is_capped_by_the_spread_of_the_querys_document_scores(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feedback moves a document at most from the query's SPREAD_RANK-th document to its first: the bound is the
+    setting, or the gap between the best and the SPREAD_RANK-th document's score when that is smaller (the last
+    one's when there are fewer)."""
+    monkeypatch.setattr(feedback_memory, "SPREAD_RANK", 3)
+    weight = db.feedback_weight
+    assert feedback_memory.bound_for(db, [0.70, 0.65, 0.60, 0.10]) == pytest.approx(0.10)  # dense: 0.70 - 0.60
+    assert feedback_memory.bound_for(db, [0.40, 0.60, 0.70]) == pytest.approx(0.30)  # any order: 0.70 - 0.40
+    assert feedback_memory.bound_for(db, [0.95, 0.05, 0.01]) == weight  # far apart: the setting holds
+    assert feedback_memory.bound_for(db, [0.70, 0.66]) == pytest.approx(0.04)  # fewer: the last one's
+    assert feedback_memory.bound_for(db, [0.70]) == 0.0  # nothing to reorder
+    assert feedback_memory.bound_for(db, []) == weight
+    monkeypatch.setattr(feedback_memory, "SPREAD_RANK", 0)  # off: the setting alone
+    assert feedback_memory.bound_for(db, [0.70, 0.65, 0.60, 0.10]) == weight
