@@ -9,7 +9,8 @@ compared on the same votes:
    showed) and, per original wording, its candidate pages with the memory off: each page's best score and best
    cosine to the question, and the question's embedding.
 2. `replay`: for each setting, the shipped rule itself (`FeedbackIndex.moves` on that memory, with the setting's
-   threshold and bound and any constant of lore.feedback_memory overridden) moves each page's score; the pages are
+   threshold and bound, the bound capped by `bound_for` as search caps it, and any constant of lore.feedback_memory
+   overridden) moves each page's score; the pages are
    ranked again and MRR@10 is compared with the memory off, on voted questions (lift) and untouched ones (harm).
 
 Pages are ranked by their best candidate, as `lore eval retrieval` ranks them. Search applies a move to each of a
@@ -19,6 +20,7 @@ worth shipping is run there before it ships (docs/benchmarks.md, session 12).
 
     .venv/bin/python bench/learning_replay.py collect --kb /work/kb/pydocs --split pool --users strict --out votes.json
     .venv/bin/python bench/learning_replay.py replay votes.json --grid 0.35:0.4,0.3:0.4 --set MATCH_MARGIN=0.2
+    .venv/bin/python bench/learning_replay.py replay votes.json --set SPREAD_RANK=0 --changes   # without the cap
 """
 
 from __future__ import annotations
@@ -139,8 +141,8 @@ def replay(args: argparse.Namespace) -> None:
 def print_change(
     q: dict[str, Any], pages: list[Any], moved: list[Any], moves: Any, held: Any, was: float, now: float
 ) -> None:
-    """One line per question whose MRR@10 moved: the pages that moved past each other at the top, each with its
-    score, its best cosine to the question, its move and the nearest past question with evidence about it."""
+    """For a question whose MRR@10 moved: its gold page and the pages first before and after the votes, each with
+    its score, its best cosine to the question, its move and the nearest past question with evidence about it."""
     import numpy as np
 
     qvec = np.asarray(q["qvec"], np.float32)
