@@ -5,13 +5,14 @@ its votes stage once and keeps what the memory needs, so that thresholds, bounds
 compared on the same votes:
 
 1. `collect`: on a copy of the knowledge base, the votes stage of bench/learning.py (search-only answers, one user
-   model); then the memory as a searching process holds it (question matrix, evidence by page, what each answer
-   showed) and, per original wording, its candidate pages with the memory off: each page's best score and best
-   cosine to the question, and the question's embedding.
+   model; `--stage comparisons` or `corrections` runs its later stages too, in its order); then the memory as a
+   searching process holds it (question matrix, evidence by page, what each answer showed) and, per original
+   wording, its candidate pages with the memory off: each page's best score and best cosine to the question, and
+   the question's embedding.
 2. `replay`: for each setting, the shipped rule itself (`FeedbackIndex.moves` on that memory, with the setting's
    threshold and bound, the bound capped by `bound_for` as search caps it, and any constant of lore.feedback_memory
-   overridden) moves each page's score; the pages are
-   ranked again and MRR@10 is compared with the memory off, on voted questions (lift) and untouched ones (harm).
+   overridden) moves each page's score; the pages are ranked again and MRR@10 is compared with the memory off, on
+   voted questions (lift) and untouched ones (harm).
 
 Pages are ranked by their best candidate, as `lore eval retrieval` ranks them. Search applies a move to each of a
 page's passages before its near-duplicate collapse, so a replayed figure can differ from bench/learning.py's by a
@@ -21,6 +22,7 @@ worth shipping is run there before it ships (docs/benchmarks.md, session 12).
     .venv/bin/python bench/learning_replay.py collect --kb /work/kb/pydocs --split pool --users strict --out votes.json
     .venv/bin/python bench/learning_replay.py replay votes.json --grid 0.35:0.4,0.3:0.4 --set MATCH_MARGIN=0.2
     .venv/bin/python bench/learning_replay.py replay votes.json --set SPREAD_RANK=0 --changes   # without the cap
+    .venv/bin/python bench/learning_replay.py collect --kb /work/kb/pydocs --split pool --stage corrections --out c.json
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def collect(args: argparse.Namespace) -> None:
         texts = [q.query for q in questions]
         vectors = dict(zip(texts, get_embedder(settings).embed(texts), strict=True))
         asked = learning.ask_and_vote(settings, voted, args.users, None)
+        # The later stages of bench/learning.py, in its order: they add to the votes, as there.
+        if args.stage in ("comparisons", "corrections"):
+            learning.compare_after_regenerate(settings, asked, None)
+        if args.stage == "corrections":
+            from lore.db import raw_connection
+
+            with raw_connection(settings) as conn:
+                uris = [str(r[0]) for r in conn.execute("SELECT uri FROM documents ORDER BY uri").fetchall()]
+            learning.correct(settings, asked, uris)
         # What each answer showed is loaded only for the unseen-page guard: turn it on for this one reload.
         guard, memory.UNSEEN_GUARD = memory.UNSEEN_GUARD, 1
         try:
@@ -84,6 +95,7 @@ def collect(args: argparse.Namespace) -> None:
         out = {
             "split": args.split,
             "users": args.users,
+            "stage": args.stage,
             "threshold": settings.feedback_threshold,
             "weight": settings.feedback_weight,
             "votes": [[a.question.qid, a.votes] for a in asked],
@@ -115,7 +127,8 @@ def replay(args: argparse.Namespace) -> None:
     index._memory = held
     base = Settings()
     cells = args.grid.split(",") if args.grid else [f"{data['threshold']}:{data['weight']}"]
-    print(f"{data['split']} / {data['users']}: voted Δ / untouched Δ MRR@10 after votes (replayed)")
+    stage = data.get("stage", "votes")
+    print(f"{data['split']} / {data['users']}: voted Δ / untouched Δ MRR@10 after {stage} (replayed)")
     for cell in cells:
         threshold, weight = (float(x) for x in cell.split(":"))
         settings = base.model_copy(update={"feedback_threshold": threshold, "feedback_weight": weight})
@@ -180,6 +193,12 @@ def main() -> None:
     c.add_argument("--split", choices=("tune", "report", "all", "pool", *learning.FILES), default="pool")
     c.add_argument("--users", choices=learning.USER_MODELS, default="strict")
     c.add_argument("--threshold", type=float, help="LORE_FEEDBACK_THRESHOLD while the votes are cast")
+    c.add_argument(
+        "--stage",
+        choices=("votes", "comparisons", "corrections"),
+        default="votes",
+        help="the memory after the votes, after the comparisons too, or after the corrections too",
+    )
     c.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("replay", help="replay settings on collected votes")
     r.add_argument("data", type=Path)
