@@ -402,11 +402,11 @@ def use_memory_module(path: Path) -> None:
 
         module.FeedbackIndex.moves = moves
         lore.feedback_memory.UNSEEN_GUARD = 0
-    elif "bound" not in inspect.signature(module.FeedbackIndex.moves).parameters:
-        # before the spread cap (session 16): the module's own bound, whatever search computes
+    elif "scores" not in inspect.signature(module.FeedbackIndex.moves).parameters:
+        # before the spread cap (session 16): the module's own bound, whatever the candidates' scores
         plain = module.FeedbackIndex.moves
 
-        def uncapped(self: Any, settings: Any, qvec: Any, documents: Any = None, *, bound: Any = None) -> Any:
+        def uncapped(self: Any, settings: Any, qvec: Any, documents: Any = None, *, scores: Any = None) -> Any:
             return plain(self, settings, qvec, documents)
 
         module.FeedbackIndex.moves = uncapped

@@ -10,9 +10,9 @@ compared on the same votes:
    wording, its candidate pages with the memory off: each page's best score and best cosine to the question, and
    the question's embedding.
 2. `replay`: for each setting, the shipped rule itself (`FeedbackIndex.moves` on that memory, with the setting's
-   threshold and bound, the bound capped by `bound_for` as search caps it, and any constant of lore.feedback_memory
-   overridden) moves each page's score; the pages are ranked again and MRR@10 is compared with the memory off, on
-   voted questions (lift) and untouched ones (harm).
+   threshold and bound, capped by the pages' scores as search caps it (`bound_for`), and any constant of
+   lore.feedback_memory overridden) moves each page's score; the pages are ranked again and MRR@10 is compared
+   with the memory off, on voted questions (lift) and untouched ones (harm).
 
 Pages are ranked by their best candidate, as `lore eval retrieval` ranks them. Search applies a move to each of a
 page's passages before its near-duplicate collapse, so a replayed figure can differ from bench/learning.py's by a
@@ -137,8 +137,8 @@ def replay(args: argparse.Namespace) -> None:
         for q in data["questions"]:
             pages = q["pages"]
             matches = {int(p[0]): float(p[3]) for p in pages}
-            bound = memory.bound_for(settings, (float(p[2]) for p in pages))
-            moves = index.moves(settings, np.asarray(q["qvec"], np.float32), matches, bound=bound)
+            scores = {int(p[0]): float(p[2]) for p in pages}
+            moves = index.moves(settings, np.asarray(q["qvec"], np.float32), matches, scores=scores)
             moved = sorted(pages, key=lambda p: -(p[2] + (moves[p[0]].amount if p[0] in moves else 0.0)))
             relevant = tuple(q["relevant"])
             before[q["part"]].append(score_ranking([p[1] for p in pages], relevant, 5)[1])

@@ -35,23 +35,23 @@ error trace", upvoted for the traceback page, from lifting it over faulthandler 
 segfaults"; but on 240 benchmark questions it stopped as many right lifts (a rephrasing's answer rarely shows the
 page the original wording puts first), so it is off: docs/benchmarks.md has the figures, with those of RAMP_TOP
 below 1.
-Per document, evidence for it and against it are combined apart: any evidence for a page from a near question
-vetoes the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and
-what is left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are
-scaled by a bound, so no amount of feedback moves a document by more than it: `settings.feedback_weight`, or the
-spread of the query's own candidate documents' scores when that is smaller, the best one's less the SPREAD_RANK-th's
-(`bound_for`; search passes it). A vote thus takes a page at most from the query's tenth place to first. In a dense
-topic of a large knowledge base the first ten pages lie within a fifth of the bound's units, and a lift the size of
-the bound from a neighbouring question, voted for a page of the same topic, passed the page that answers the query:
-on the 1,060 benchmark questions of session 16 the cap cut the harm to untouched questions after votes by about
-three quarters, where a smaller bound for every query would break what a small knowledge base is promised (two 👍
-or a correction lift the right page over one far above it: tests/feedback/test_search_feedback.py). Search
-scores are cosine similarities (hybrid: plus a bounded full-text term), so the bound is in those units: 0.4 by
-default, chosen with the threshold 0.35 on 290 benchmark questions. The threshold is 0.40 since session 14: on 700
-questions it halves the harm to questions no one voted on (MRR@10 after votes -0.010 -> -0.005, after corrections
--0.021 -> -0.008) for the same lift, since two unrelated questions that share a few words can be as close as 0.43
-for this embedder ("build", "binaries": a blind set's one harmed question) and lent each other their votes
-(docs/benchmarks.md).
+Per document, evidence for it and against it are combined apart: any evidence for a page from a near question vetoes
+the evidence against it (a page that upvoted answers to similar questions relied on is not demoted), and what is
+left against a page moves it by at most NEGATIVE_SHARE of the bound (👎 demotes weakly). Both are scaled by a bound,
+so no amount of feedback moves a document by more than it: `settings.feedback_weight`, or the spread of the query's
+own candidate documents' scores when that is smaller, the best one's less the SPREAD_RANK-th's (`bound_for`; search
+passes the scores). A vote thus takes a page at most from the query's tenth place to first. In a dense topic of a
+large knowledge base the first ten pages lie within a fifth of the bound's units, and a lift the size of the bound
+from a neighbouring question, voted for a page of the same topic, passed the page that answers the query: on the
+1,060 benchmark questions of session 16 the cap halved the harm to untouched questions after votes (strict -0.013 ->
+-0.006, lenient -0.017 -> -0.005) for the same strict lift, where a smaller bound for every query would break what a
+small knowledge base is promised (two 👍 or a correction lift the right page over one far above it:
+tests/feedback/test_search_feedback.py). Search scores are cosine similarities (hybrid: plus a bounded full-text
+term), so the bound is in those units: 0.4 by default, chosen with the threshold 0.35 on 290 benchmark questions.
+The threshold is 0.40 since session 14: on 700 questions it halves the harm to questions no one voted on (MRR@10
+after votes -0.010 -> -0.005, after corrections -0.021 -> -0.008) for the same lift, since two unrelated questions
+that share a few words can be as close as 0.43 for this embedder ("build", "binaries": a blind set's one harmed
+question) and lent each other their votes (docs/benchmarks.md).
 
 Search (lore.search) computes the adjustments of its candidates' documents once PostgreSQL has returned them,
 and adds them to each candidate's fused score. Only the past questions with evidence about those documents
@@ -335,11 +335,12 @@ class FeedbackIndex:
         qvec: np.ndarray,
         documents: Iterable[int] | Mapping[int, float] | None = None,
         *,
-        bound: float | None = None,
+        scores: Mapping[int, float] | None = None,
     ) -> dict[int, Move]:
         """Per document with near evidence, how far feedback moves it and, for a lift, what the near questions'
-        answers showed (`adjustments` is this without the latter). `bound` (default `settings.feedback_weight`) is
-        the most any document moves: search passes `bound_for` its candidates' scores."""
+        answers showed (`adjustments` is this without the latter). Given the candidate documents' scores (search
+        has them), no document moves further than they spread (`bound_for`); without them, `settings.feedback_weight`
+        bounds the moves. The bound is worked out only when some evidence is near, which the usual search has not."""
         memory = self._memory
         evidence = memory.evidence
         if not evidence:
@@ -399,7 +400,7 @@ class FeedbackIndex:
                     seen |= memory.shown[row]
                     if named:
                         seen.add(document)
-        bound = float(settings.feedback_weight if bound is None else bound)
+        bound = bound_for(settings, () if scores is None else scores.values())
         # Any support from a near question vetoes the evidence against a document.
         out = {d: Move(bound * (1.0 - doubt), frozenset(shown.get(d, ()))) for d, doubt in doubt_for.items()}
         for d, doubt in doubt_against.items():

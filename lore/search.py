@@ -79,7 +79,7 @@ from lore import feedback_memory
 from lore.config import Settings
 from lore.db import DatabaseError, database_url, first_line, register_vectors
 from lore.embeddings import get_embedder
-from lore.feedback_memory import FeedbackIndex, Move, bound_for, feedback_index, fresh_index
+from lore.feedback_memory import FeedbackIndex, Move, feedback_index, fresh_index
 from lore.logs import kv
 from lore.types import PUBLIC, SEARCH_MODES, Asker, Hit
 
@@ -550,9 +550,7 @@ def search_scored(
         if use_feedback and rows:
             index = _feedback_index(settings, vector=mode == "vector")
             if index.size:
-                moves = index.moves(
-                    settings, qvec, _document_matches(rows), bound=bound_for(settings, _document_scores(rows))
-                )
+                moves = index.moves(settings, qvec, _document_matches(rows), scores=_document_scores(rows))
                 if moves:
                     rows = _adjusted(rows, moves)
         hits = _collapse(rows, k, lambda ids: _embeddings(settings, ids))
@@ -586,12 +584,12 @@ def _document_matches(rows: list[tuple[Any, ...]]) -> dict[int, float]:
     return best
 
 
-def _document_scores(rows: list[tuple[Any, ...]]) -> list[float]:
+def _document_scores(rows: list[tuple[Any, ...]]) -> dict[int, float]:
     """Each candidate document's score (its best candidate chunk's), best first (rows come ranked by score)."""
     best: dict[int, float] = {}
     for row in rows:
         best.setdefault(int(row[1]), float(row[8]))
-    return list(best.values())
+    return best
 
 
 def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tuple[Any, ...]]:
@@ -616,9 +614,7 @@ def _adjusted(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> list[tu
 def _ceilings(rows: list[tuple[Any, ...]], moves: Mapping[int, Move]) -> dict[int, float]:
     """Per lifted document with a guard, the score it may rise to: just below the lowest-scored of the query's
     best UNSEEN_GUARD documents (before feedback) above it that its supporters' answers did not show."""
-    best: dict[int, float] = {}  # document -> its best row's score, in rank order
-    for row in rows:  # rows come ranked by score
-        best.setdefault(int(row[1]), float(row[8]))
+    best = _document_scores(rows)
     guarded = list(best.items())[: feedback_memory.UNSEEN_GUARD]
     ceilings = {}
     for document, move in moves.items():

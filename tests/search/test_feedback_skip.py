@@ -196,7 +196,7 @@ def test_search_adds_each_documents_feedback_adjustment_to_its_score_and_ranks_a
     bound = ordered[0] - ordered[-1]
     assert bound < db.feedback_weight, "the data must make the spread cap matter"
     with psycopg.connect(database_url(db), autocommit=True) as conn:
-        moves = feedback_memory.feedback_index(db, conn).moves(db, qvec, matches, bound=bound)
+        moves = feedback_memory.feedback_index(db, conn).moves(db, qvec, matches, scores=page_scores)
     assert max(abs(m.amount) for m in moves.values()) <= bound
     top = everything[0].hit  # the query's top document before feedback
     capped = 0
