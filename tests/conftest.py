@@ -17,24 +17,29 @@ import pytest
 TEST_HOME = Path(tempfile.mkdtemp(prefix="lore-test-"))
 
 
-def _reserve_redis_database() -> str:
-    """A Redis database of this run's own: 14, or the next one down that no other test run holds.
+def _reserve_redis_database(*, explicit: bool = True) -> str:
+    """A Redis database of this process's own: 14, or the next one down that no other test run holds.
 
     Two suites on one Redis database would share a Celery broker, and each one's workers would take the
-    other's tasks. A run claims database N with the key lore:test-run:N in database 0 (expiring after an hour,
-    in case the run is killed) and drops it when it exits. LORE_TEST_REDIS_URL chooses one explicitly.
+    other's tasks; so would the processes of one suite run by pytest-xdist. A process claims database N with the
+    key lore:test-run:N in database 0 (expiring after an hour, in case the run is killed) and drops it when it
+    exits. LORE_TEST_REDIS_URL chooses the first process's main database explicitly; the others claim theirs.
     """
-    if os.environ.get("LORE_TEST_REDIS_URL"):
-        return os.environ["LORE_TEST_REDIS_URL"]
+    chosen = os.environ.get("LORE_TEST_REDIS_URL", "")
+    if chosen and explicit and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+        return chosen
     import atexit
 
     import redis
 
+    taken = chosen.rstrip("/").rsplit("/", 1)[-1] if chosen else ""
     try:
         claims = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
         owner = f"{os.getpid()}@{TEST_HOME}"
         release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
         for number in range(14, 0, -1):
+            if str(number) == taken:
+                continue
             key = f"lore:test-run:{number}"
             if claims.set(key, owner, nx=True, ex=3600):
                 atexit.register(claims.eval, release, 1, key, owner)
@@ -127,7 +132,7 @@ def redis_url() -> str:
 def spare_redis_url(redis_url: str) -> str:
     """A second Redis database of this run's own (reserved as the first), emptied: for Celery processes that must
     not share a broker with the session's worker, which would take their tasks."""
-    url = _reserve_redis_database()
+    url = _reserve_redis_database(explicit=False)
     assert url != redis_url, "no second Redis database is free for this run"
     import redis
 
