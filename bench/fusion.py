@@ -14,8 +14,8 @@ full-text list's candidates in place of the share of words, and a page share of 
 Choosing: the setting with the best mean MRR@10 over the POOL sets (every question set under bench/ but the blind
 one; a mean over sets, so a small identifier set counts as much as a large everyday one) among the settings that
 keep hybrid at or above the better single mode (vector, full text) on every POOL set. Reporting: the blind sets
-(fresh18 and fresh19 since session 16, written then from the pages alone; questions and everyday rephrasings),
-which choose nothing. fresh10 to fresh17 reported earlier fusions and are in the pool since.
+(fresh20 and fresh21 since session 17, written then from the pages alone; questions and everyday rephrasings),
+which choose nothing. fresh10 to fresh19 reported earlier fusions and are in the pool since.
 Reciprocal rank fusion as shipped until session 10 (full-text weight 0.7 for a question naming an identifier, 0.1
 otherwise) is replayed too.
 
@@ -50,9 +50,9 @@ from lore.search import (
 
 BENCH = Path(__file__).resolve().parent
 # fresh10 and fresh11 reported the page term in session 13, fresh12 and fresh13 checked it again in session 14,
-# fresh14 to fresh17 reported session 15's share of words; all eight are in the pool since. fresh18 and fresh19
-# (written in session 16) report next.
-BLIND = ["fresh18_questions.jsonl", "fresh18_rephrasings.jsonl", "fresh19_questions.jsonl", "fresh19_rephrasings.jsonl"]
+# fresh14 to fresh17 reported session 15's share of words, fresh18 and fresh19 checked it in session 16; all ten are
+# in the pool since. fresh20 and fresh21 (written in session 17) report next.
+BLIND = ["fresh20_questions.jsonl", "fresh20_rephrasings.jsonl", "fresh21_questions.jsonl", "fresh21_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5

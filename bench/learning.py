@@ -8,10 +8,10 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh19 (60
-each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh17;
-1,060 questions since session 16, 940 in session 15), and the figures to report come from the newest blind sets,
-fresh18 and fresh19 (`--split fresh18`), run once per configuration. In each split, every other question is
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh21 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh19;
+1,180 questions since session 17, 1,060 in session 16), and the figures to report come from the newest blind sets,
+fresh20 and fresh21 (`--split fresh20`), run once per configuration. In each split, every other question is
 "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
@@ -60,16 +60,16 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh19 (60 each).
-BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 20)))
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh21 (60 each).
+BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 22)))
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in BLIND_SETS
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
-# fresh17. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh17 in sessions 14 and 15, and joined the
-# pool after; fresh18 and fresh19 (written in session 16) report next.
-TUNED = BLIND_SETS[: BLIND_SETS.index("fresh17") + 1]
+# fresh19. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh19 in sessions 14 to 16, and joined the
+# pool after; fresh20 and fresh21 (written in session 17) report next.
+TUNED = BLIND_SETS[: BLIND_SETS.index("fresh19") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "noisy", "hostile")
 VOTERS = 3
