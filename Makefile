@@ -84,11 +84,13 @@ typecheck: install-dev
 
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), one per core up to four: each has its own embedded
 # server, Redis databases (two of the 14 a run may claim) and Celery worker (tests/conftest.py), and most tests wait
-# on subprocesses and sockets. PYTEST_WORKERS=0 runs it in this process. pytest exits 5 when it collected nothing:
-# that is a failure here, never a silent green.
+# on subprocesses and sockets. Each file's tests run in one process, in order (--dist loadfile): a module-scoped
+# fixture (a handbook ingested once) must not meet another file's test, whose `db` fixture empties the tables.
+# PYTEST_WORKERS=0 runs it in this process. pytest exits 5 when it collected nothing: that is a failure here,
+# never a silent green.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
 pytest: install-dev services
-	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
