@@ -41,12 +41,19 @@ IDLE_PASSAGES_PER_S = 22.0
 
 
 def claim_redis_database() -> str:
-    """A Redis database no test run or other bench holds (the key scheme of tests/conftest.py)."""
+    """A Redis database no test run or other bench holds (the key scheme of tests/conftest.py), given back when this
+    process exits (or after two hours, if it is killed)."""
+    import atexit
+
     import redis
 
     claims = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    owner = f"bench-finetune-{os.getpid()}"
+    release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
     for number in range(2, 14):
-        if claims.set(f"lore:test-run:{number}", f"bench-finetune-{os.getpid()}", nx=True, ex=7200):
+        key = f"lore:test-run:{number}"
+        if claims.set(key, owner, nx=True, ex=7200):
+            atexit.register(claims.eval, release, 1, key, owner)
             redis.Redis.from_url(f"redis://127.0.0.1:6379/{number}").flushdb()
             return f"redis://127.0.0.1:6379/{number}"
     raise SystemExit("no free Redis database")

@@ -45,8 +45,12 @@ def _reserve_redis_database(*, explicit: bool = True) -> str:
                 atexit.register(claims.eval, release, 1, key, owner)
                 return f"redis://127.0.0.1:6379/{number}"
     except redis.RedisError:
-        pass  # not reachable: the redis_url fixture says so, loudly
-    return "redis://127.0.0.1:6379/14"
+        return "redis://127.0.0.1:6379/14"  # not reachable: the redis_url fixture says so, loudly
+    # Sharing a database would let another run's worker take this run's tasks: never fall back to one silently.
+    raise RuntimeError(
+        "no Redis database of 1-14 is free for this test process: other runs hold the keys lore:test-run:N in "
+        "database 0 (a test run's key expires an hour after it started); set LORE_TEST_REDIS_URL or PYTEST_WORKERS=0"
+    )
 
 
 TEST_REDIS_URL = _reserve_redis_database()
