@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 LORE = [sys.executable, "-m", "lore.cli"]
 EVAL_FILES = [
     REPO / "bench" / "eval_python_docs.jsonl",
@@ -41,22 +42,17 @@ IDLE_PASSAGES_PER_S = 22.0
 
 
 def claim_redis_database() -> str:
-    """A Redis database no test run or other bench holds (the key scheme of tests/conftest.py), given back when this
-    process exits (or after two hours, if it is killed)."""
-    import atexit
-
+    """A Redis database no test run or other bench holds (harness.redis_claims, as tests/conftest.py claims), given
+    back when this process exits (or after two hours, if it is killed)."""
     import redis
 
-    claims = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    owner = f"bench-finetune-{os.getpid()}"
-    release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-    for number in range(2, 14):
-        key = f"lore:test-run:{number}"
-        if claims.set(key, owner, nx=True, ex=7200):
-            atexit.register(claims.eval, release, 1, key, owner)
-            redis.Redis.from_url(f"redis://127.0.0.1:6379/{number}").flushdb()
-            return f"redis://127.0.0.1:6379/{number}"
-    raise SystemExit("no free Redis database")
+    from harness.redis_claims import claim_database
+
+    number = claim_database(range(2, 14), f"bench-finetune-{os.getpid()}", ttl_s=7200)
+    if number is None:
+        raise SystemExit("no free Redis database")
+    redis.Redis.from_url(f"redis://127.0.0.1:6379/{number}").flushdb()
+    return f"redis://127.0.0.1:6379/{number}"
 
 
 def run(args: list[str], env: dict[str, str], *, timeout: float = 7200, progress: Path | None = None) -> str:

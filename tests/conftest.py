@@ -21,36 +21,31 @@ def _reserve_redis_database(*, explicit: bool = True) -> str:
     """A Redis database of this process's own: 14, or the next one down that no other test run holds.
 
     Two suites on one Redis database would share a Celery broker, and each one's workers would take the
-    other's tasks; so would the processes of one suite run by pytest-xdist. A process claims database N with the
-    key lore:test-run:N in database 0 (expiring after an hour, in case the run is killed) and drops it when it
-    exits. LORE_TEST_REDIS_URL chooses the first process's main database explicitly; the others claim theirs.
+    other's tasks; so would the processes of one suite run by pytest-xdist. A process claims its database
+    (harness.redis_claims: expiring after an hour, in case the run is killed) and gives it back when it exits.
+    LORE_TEST_REDIS_URL chooses the first process's main database explicitly; the others claim theirs.
     """
     chosen = os.environ.get("LORE_TEST_REDIS_URL", "")
     if chosen and explicit and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
         return chosen
-    import atexit
-
     import redis
+
+    from harness.redis_claims import claim_database
 
     taken = chosen.rstrip("/").rsplit("/", 1)[-1] if chosen else ""
     try:
-        claims = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
-        owner = f"{os.getpid()}@{TEST_HOME}"
-        release = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-        for number in range(14, 0, -1):
-            if str(number) == taken:
-                continue
-            key = f"lore:test-run:{number}"
-            if claims.set(key, owner, nx=True, ex=3600):
-                atexit.register(claims.eval, release, 1, key, owner)
-                return f"redis://127.0.0.1:6379/{number}"
+        numbers = (n for n in range(14, 0, -1) if str(n) != taken)
+        number = claim_database(numbers, f"{os.getpid()}@{TEST_HOME}", ttl_s=3600)
     except redis.RedisError:
         return "redis://127.0.0.1:6379/14"  # not reachable: the redis_url fixture says so, loudly
-    # Sharing a database would let another run's worker take this run's tasks: never fall back to one silently.
-    raise RuntimeError(
-        "no Redis database of 1-14 is free for this test process: other runs hold the keys lore:test-run:N in "
-        "database 0 (a test run's key expires an hour after it started); set LORE_TEST_REDIS_URL or PYTEST_WORKERS=0"
-    )
+    if number is None:
+        # Sharing a database would let another run's worker take this run's tasks: never fall back to one silently.
+        raise RuntimeError(
+            "no Redis database of 1-14 is free for this test process: other runs hold the keys lore:test-run:N in "
+            "database 0 (a test run's key expires an hour after it started); set LORE_TEST_REDIS_URL or "
+            "PYTEST_WORKERS=0"
+        )
+    return f"redis://127.0.0.1:6379/{number}"
 
 
 TEST_REDIS_URL = _reserve_redis_database()
