@@ -6,6 +6,7 @@ The environment is set here, before any Lore module is imported, so every proces
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -147,6 +148,9 @@ def celery_worker_session(migrated: Settings, redis_url: str) -> Iterator[object
     from workers.app import FEEDBACK_QUEUE, INGEST_QUEUE, app
 
     database_url(migrated)
+    # Celery's embedded worker configures the root logger for its own log level (ERROR) on start, in this process:
+    # put it back, or a later test of a warning (caplog) sees nothing, depending on which file ran first.
+    root_level = logging.getLogger().level
     with start_worker(
         app,
         pool="threads",
@@ -155,6 +159,7 @@ def celery_worker_session(migrated: Settings, redis_url: str) -> Iterator[object
         perform_ping_check=False,
         shutdown_timeout=30,
     ) as worker:
+        logging.getLogger().setLevel(root_level)
         yield worker
 
 
