@@ -5,8 +5,8 @@ token. The same table serves every surface that takes a token (MCP over HTTP, `l
 console and its API): a token acts as its user, with that user's permissions (lore.access), and `admin` marks
 the tokens that may administer Lore where a surface offers that.
 
-The rate limit counts calls per token in fixed one-minute windows in Redis (the broker every Lore process
-already reaches), so replicas share one count. When Redis cannot be reached (or the broker is RabbitMQ) each
+The rate limit counts calls per token over the last 60 seconds (a sliding window) in Redis, the broker every
+Lore process already reaches, so replicas share one count. When Redis cannot be reached (or the broker is RabbitMQ) each
 process counts on its own: a broker outage must not take search down with it.
 """
 
@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -172,47 +174,70 @@ def authenticate(settings: Settings, token: str) -> TokenInfo:
 
 # -- rate limit -----------------------------------------------------------------------------------------
 
-_local_counts: dict[tuple[str, int], int] = {}
+# A sliding window: a call is let through when the token made fewer than its limit in the 60 seconds before it.
+# Fixed one-minute buckets would let twice the limit through across a bucket's edge (and refuse nothing to a
+# burst that straddles it). Redis keeps the token's accepted calls as a sorted set scored by time; the script
+# drops those older than the window, counts, and records this call only if it is let through, so a client that
+# keeps calling while refused is not locked out for longer than its oldest call takes to age out.
+_SLIDING_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return -1
+end
+return tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+"""
+
+_local_calls: dict[str, deque[float]] = {}
 _local_lock = threading.Lock()
-_redis_clients: dict[str, Any] = {}
+_redis_scripts: dict[str, Any] = {}
 
 
-def _redis(settings: Settings) -> Any:
+def _sliding_window(settings: Settings) -> Any:
+    """The window's script bound to this process's Redis client, or None where the broker is RabbitMQ."""
     if settings.broker_is_amqp:
         return None
-    client = _redis_clients.get(settings.redis_url)
-    if client is None:
+    script = _redis_scripts.get(settings.redis_url)
+    if script is None:
         import redis
 
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        _redis_clients[settings.redis_url] = client
-    return client
+        script = _redis_scripts[settings.redis_url] = client.register_script(_SLIDING_WINDOW)
+    return script
 
 
-def _count(settings: Settings, token_key: str, window: int) -> int:
-    """Calls of this token in this window so far, this one included."""
-    client = _redis(settings)
-    if client is not None:
+def _admit(settings: Settings, token_key: str, limit: int, now: float) -> float | None:
+    """None when the call is let through (and counted); else when the oldest call in the window was made."""
+    script = _sliding_window(settings)
+    if script is not None:
         import redis
 
-        key = f"lore:rate:token:{token_key}:{window}"
+        now_ms = int(now * 1000)
         try:
-            pipe = client.pipeline()
-            pipe.incr(key)
-            pipe.expire(key, 2 * _WINDOW_S)
-            return int(pipe.execute()[0])
+            oldest_ms = int(
+                script(
+                    keys=[f"lore:rate:token:{token_key}"],
+                    args=[now_ms, _WINDOW_S * 1000, limit, f"{now_ms}:{secrets.token_hex(4)}"],
+                )
+            )
+            return None if oldest_ms < 0 else oldest_ms / 1000
         except redis.RedisError as exc:
             log.warning(kv("rate_limit_local", reason=type(exc).__name__))
     with _local_lock:
-        for stale in [k for k in _local_counts if k[1] < window]:
-            del _local_counts[stale]
-        _local_counts[(token_key, window)] = count = _local_counts.get((token_key, window), 0) + 1
-    return count
+        calls = _local_calls.setdefault(token_key, deque())
+        while calls and calls[0] <= now - _WINDOW_S:
+            calls.popleft()
+        if len(calls) < limit:
+            calls.append(now)
+            return None
+        return calls[0]
 
 
-def consume(settings: Settings, token: TokenInfo) -> None:
-    """Count one call of `token`; RateLimited when it is over its limit for this minute."""
-    now = time.time()
-    window = int(now // _WINDOW_S)
-    if _count(settings, token.key, window) > token.rate_per_minute:
-        raise RateLimited(token.rate_per_minute, max(1, int((window + 1) * _WINDOW_S - now + 0.999)))
+def consume(settings: Settings, token: TokenInfo, *, now: float | None = None) -> None:
+    """Count one call of `token` made at `now` (default: this instant); RateLimited when it made its limit of calls
+    in the minute before it already."""
+    now = time.time() if now is None else now
+    oldest = _admit(settings, token.key, token.rate_per_minute, now)
+    if oldest is not None:
+        raise RateLimited(token.rate_per_minute, max(1, math.ceil(oldest + _WINDOW_S - now)))

@@ -60,3 +60,22 @@ def test_the_rate_limit_counts_per_token(db: Settings, redis_url: str, broker: s
         consume(settings, slow)
     assert 1 <= refused.value.retry_after <= 60
     consume(settings, other)  # a token's count is its own
+
+
+@pytest.mark.parametrize("broker", ["test redis", "unreachable"])
+def test_the_rate_limit_is_a_sliding_minute(db: Settings, redis_url: str, broker: str) -> None:
+    settings = db if broker == "test redis" else db.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    token = authenticate(settings, create_token(settings, user_id="U0A", rate_per_minute=2).token)
+    edge = 60.0 * 30_000_000  # the start of a clock minute: fixed one-minute buckets would start counting again here
+    consume(settings, token, now=edge - 0.5)
+    consume(settings, token, now=edge - 0.4)
+    with pytest.raises(RateLimited) as refused:
+        consume(settings, token, now=edge + 0.1)
+    assert refused.value.retry_after == 60  # the first call leaves the window at edge + 59.5
+    with pytest.raises(RateLimited):
+        consume(settings, token, now=edge + 59.4)
+    consume(settings, token, now=edge + 59.55)  # the first call has aged out; the second has not
+    with pytest.raises(RateLimited) as again:
+        consume(settings, token, now=edge + 59.58)
+    assert again.value.retry_after == 1
+    consume(settings, token, now=edge + 59.65)  # refused calls were not counted: the second call aged out on time
