@@ -1,4 +1,5 @@
-"""The bot's reads of the database: answers by id or message, live-indexed channels, App Home figures."""
+"""The bot's reads of the database: answers by id or message, their sources, live-indexed channels, App Home
+figures."""
 
 from __future__ import annotations
 
@@ -34,6 +35,24 @@ def answer_by_message(settings: Settings, channel_id: str, message_ts: str) -> A
             f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE channel_id = %s AND message_ts = %s", (channel_id, message_ts)
         ).fetchone()
     return AnswerRef(*row) if row else None
+
+
+def answer_sources(settings: Settings, answer_id: int) -> list[tuple[str, str]]:
+    """(uri, title) of the sources an answer cited, in the order it numbered them, each page once."""
+    with raw_connection(settings) as conn:
+        rows = conn.execute(
+            """SELECT c->>'uri', coalesce(c->>'title', '') FROM answers a
+               CROSS JOIN LATERAL jsonb_array_elements(
+                   CASE WHEN jsonb_typeof(a.citations) = 'array' THEN a.citations ELSE '[]'::jsonb END)
+                   WITH ORDINALITY AS e(c, n)
+               WHERE a.id = %s AND c->>'uri' IS NOT NULL
+               ORDER BY e.n""",
+            (answer_id,),
+        ).fetchall()
+    seen: dict[str, str] = {}
+    for uri, title in rows:
+        seen.setdefault(str(uri), str(title))
+    return list(seen.items())
 
 
 def live_index_channels(settings: Settings) -> set[str]:

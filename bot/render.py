@@ -23,6 +23,11 @@ PREFER = "lore_prefer"
 CRITIQUE_OPEN = "lore_critique_open"
 CRITIQUE_VIEW = "lore_critique"
 ASK_HUMAN = "lore_ask_human"
+# "Which source answered it?" after a 👍: one button per source, action ids SOURCE_PICK + its position.
+SOURCE_PICK = "lore_source_pick"
+SOURCE_PICK_LIMIT = 5  # sources offered (an answer cites three to five)
+BUTTON_TEXT_LIMIT = 75  # characters of a button's label (Slack's limit)
+BUTTON_VALUE_LIMIT = 2000  # characters of a button's value (Slack's limit)
 
 _converter = SlackMarkdownConverter()
 
@@ -190,6 +195,42 @@ def critique_offer_blocks(answer_id: int) -> list[dict[str, Any]]:
                 ask_human_button(answer_id),
             ],
         },
+    ]
+
+
+def source_pick_blocks(answer_id: int, sources: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """After a 👍 on an answer with several sources: which one answered it? One button per (uri, title); none
+    (an empty list) when there is nothing to choose between. A source whose uri does not fit a button's value is
+    left out."""
+    buttons: list[dict[str, Any]] = []
+    for uri, title in sources:
+        value = json.dumps({"answer_id": answer_id, "uri": uri})
+        if len(value) > BUTTON_VALUE_LIMIT:
+            continue
+        label = (title or uri).strip()
+        if len(label) > BUTTON_TEXT_LIMIT:
+            label = label[: BUTTON_TEXT_LIMIT - 1].rstrip() + "…"
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": f"{SOURCE_PICK}_{len(buttons)}",
+                "text": {"type": "plain_text", "text": label},
+                "value": value,
+            }
+        )
+        if len(buttons) == SOURCE_PICK_LIMIT:
+            break
+    if len(buttons) < 2:
+        return []
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Thanks — noted. Which source answered it? (optional: it teaches Lore which page to put first)",
+            },
+        },
+        {"type": "actions", "block_id": "lore_source_pick", "elements": buttons},
     ]
 
 

@@ -36,6 +36,7 @@ RECORD_REACTION = "workers.feedback_tasks.record_reaction"
 RECORD_VOTE = "workers.feedback_tasks.record_vote"
 RECORD_COMPARISON = "workers.feedback_tasks.record_comparison"
 RECORD_CRITIQUE = "workers.feedback_tasks.record_critique"
+RECORD_SOURCE_PICK = "workers.feedback_tasks.record_source_pick"
 RECORD_FEEDBACK_BATCH = "workers.feedback_tasks.record_feedback_batch"
 
 # What each feedback task does, for the write-through and for the fallback when the broker is down.
@@ -44,6 +45,7 @@ _FEEDBACK: dict[str, Callable[..., Any]] = {
     RECORD_VOTE: feedback.record_vote,
     RECORD_COMPARISON: feedback.record_comparison,
     RECORD_CRITIQUE: feedback.record_critique,
+    RECORD_SOURCE_PICK: feedback.record_source_pick,
 }
 # Events whose order matters carry an event time; the others are idempotent upserts without one.
 _ORDERED = frozenset({RECORD_REACTION, RECORD_VOTE})
@@ -282,6 +284,9 @@ class WorkerClient:
         return self._submit(
             RECORD_CRITIQUE, answer_id=answer_id, user_id=user_id, critique=critique, correction=correction
         )
+
+    def record_source_pick(self, *, answer_id: int, user_id: str, source_uri: str) -> bool:
+        return self._submit(RECORD_SOURCE_PICK, answer_id=answer_id, user_id=user_id, source_uri=source_uri)
 
     def _submit(self, task_name: str, **kwargs: Any) -> bool:
         try:

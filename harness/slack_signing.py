@@ -157,7 +157,9 @@ def block_action(
     user: str = "U0ASKER",
     response_url: str,
     thread_ts: str | None = None,
+    text: str = "",
 ) -> dict[str, Any]:
+    """A button press as Slack posts it (`text`: the button's label, which Slack sends back with the press)."""
     message_body: dict[str, Any] = {"type": "message", "ts": message_ts, "user": "UBOTLORE", "bot_id": "BBOTLORE"}
     if thread_ts:
         message_body["thread_ts"] = thread_ts
@@ -177,6 +179,7 @@ def block_action(
                 "action_id": action_id,
                 "block_id": "lore_feedback",
                 "type": "button",
+                "text": {"type": "plain_text", "text": text or action_id, "emoji": True},
                 "value": value,
                 "action_ts": str(time.time()),
             }

@@ -219,9 +219,14 @@ def knowledge_base_pairs(corpus: Corpus, *, include_private: bool) -> tuple[list
 
 _FEEDBACK_SQL = """
 SELECT a.id, a.question, a.citations, a.chunk_ids, a.question_embedding,
-       coalesce((SELECT sum(v.value) FROM votes v WHERE v.answer_id = a.id), 0),
+       coalesce((SELECT sum(v.value) FROM votes v WHERE v.answer_id = a.id
+                 AND NOT (v.value > 0 AND EXISTS (SELECT 1 FROM source_picks p
+                                                 WHERE p.answer_id = a.id AND p.user_id = v.user_id))), 0),
        coalesce((SELECT array_agg(c.source_uri ORDER BY c.id) FROM critiques c
-                 WHERE c.answer_id = a.id AND c.source_uri IS NOT NULL), '{}')
+                 WHERE c.answer_id = a.id AND c.source_uri IS NOT NULL), '{}'),
+       coalesce((SELECT array_agg(DISTINCT p.source_uri) FROM source_picks p JOIN votes v
+                 ON v.answer_id = p.answer_id AND v.user_id = p.user_id AND v.value > 0
+                 WHERE p.answer_id = a.id), '{}')
 FROM answers a
 WHERE a.question <> '' AND (%(private)s OR NOT a.private)
   AND (EXISTS (SELECT 1 FROM votes v WHERE v.answer_id = a.id)
@@ -236,8 +241,9 @@ class _Answer:
     top_uri: str | None
     chunk_ids: list[int]
     qvec: np.ndarray | None
-    score: int
+    score: int  # the sum of its votes, but for the 👍 whose voter picked the source that answered it
     corrections: list[str]
+    picks: list[str]  # the sources its 👍 voters said answered it
 
 
 def _top_uri(citations: list[dict[str, Any]], chunk_ids: list[int], corpus: Corpus) -> str | None:
@@ -266,7 +272,7 @@ def page_passage(corpus: Corpus, uri: str, answer: _Answer) -> int | None:
 
 
 def feedback_pairs(settings: Settings, corpus: Corpus, *, include_private: bool) -> tuple[list[Pair], list[EvalRow]]:
-    """(training pairs, held-out questions) from votes, corrections and comparisons."""
+    """(training pairs, held-out questions) from votes, the sources voters picked, corrections and comparisons."""
     with raw_connection(settings) as conn:
         rows = conn.execute(_FEEDBACK_SQL, {"private": include_private}).fetchall()
         compared = conn.execute("SELECT chosen_id, rejected_id FROM comparisons").fetchall()
@@ -278,6 +284,7 @@ def feedback_pairs(settings: Settings, corpus: Corpus, *, include_private: bool)
             None if r[4] is None else np.asarray(r[4], dtype=np.float32),
             int(r[5]),
             [str(u) for u in r[6]],
+            [str(u) for u in r[7]],
         )
         for r in rows
     }
@@ -289,6 +296,8 @@ def feedback_pairs(settings: Settings, corpus: Corpus, *, include_private: bool)
             right[key][answer.top_uri] = answer
         if answer.top_uri and answer.score < 0:
             wrong[key][answer.top_uri] = answer
+        for uri in answer.picks:
+            right[key][uri] = answer
         for uri in answer.corrections:
             right[key][uri] = answer
             if answer.top_uri and answer.top_uri != uri:

@@ -369,6 +369,52 @@ def record_comparison(settings: Settings, *, chosen_id: int, rejected_id: int, u
     note_feedback(settings)
 
 
+# The pages an answer showed: those it cited, and those its context passages came from.
+_ANSWER_SOURCES = """
+SELECT c->>'uri' FROM answers a
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(a.citations) = 'array' THEN a.citations ELSE '[]'::jsonb END) c
+WHERE a.id = %(id)s AND c->>'uri' IS NOT NULL
+UNION
+SELECT d.uri FROM answers a JOIN chunks ch ON ch.id = ANY(a.chunk_ids) JOIN documents d ON d.id = ch.document_id
+WHERE a.id = %(id)s
+"""
+
+
+def record_source_pick(settings: Settings, *, answer_id: int, user_id: str, source_uri: str) -> None:
+    """`user_id` says which of the answer's sources answered the question ("Which source answered it?" after a 👍).
+    Their 👍 then credits that page instead of the answer's main sources; the latest pick wins, and it counts only
+    while their vote on the answer is a 👍. A page the answer did not show is refused."""
+    source_uri = source_uri.strip()
+    with raw_connection(settings) as conn:
+        rows = _require_answers(conn, [answer_id])
+        if channel_opted_out(settings, conn, rows[0][1]):
+            return
+        shown = {str(r[0]) for r in conn.execute(_ANSWER_SOURCES, {"id": answer_id}).fetchall()}
+        if source_uri not in shown:
+            raise FeedbackError(f"{source_uri!r} is not one of the sources of answer {answer_id}")
+        conn.execute(_LOCK, {"answer_id": answer_id, "user_id": user_id})
+        conn.execute(
+            "INSERT INTO source_picks (answer_id, user_id, source_uri) VALUES (%s, %s, %s) "
+            "ON CONFLICT (answer_id, user_id) DO UPDATE SET source_uri = excluded.source_uri, created_at = now()",
+            (answer_id, user_id, source_uri),
+        )
+        refresh_evidence(conn, [answer_id])
+    note_feedback(settings)
+
+
+def record_vote_naming_source(
+    settings: Settings, *, answer_id: int, user_id: str, value: int, via: str, source_uri: str | None = None
+) -> None:
+    """A vote from a surface that can also say which source answered it (the CLI, MCP, the web API). The source
+    goes with a 👍 only; it is checked and recorded first, so a source the answer did not show records nothing."""
+    if source_uri is not None:
+        if value != 1:
+            raise FeedbackError("a source can only be named with an up vote: the source that answered it")
+        record_source_pick(settings, answer_id=answer_id, user_id=user_id, source_uri=source_uri)
+    record_vote(settings, answer_id=answer_id, user_id=user_id, value=value, via=via)
+
+
 _FIND_SOURCE = """
 SELECT uri FROM documents
 WHERE %(text)s LIKE '%%' || uri || '%%'
@@ -434,7 +480,8 @@ SELECT (SELECT count(*) FROM answers),
        (SELECT count(*) FROM votes WHERE value < 0),
        (SELECT count(*) FROM comparisons),
        (SELECT count(*) FROM critiques),
-       (SELECT count(*) FROM critiques WHERE correction IS NOT NULL)
+       (SELECT count(*) FROM critiques WHERE correction IS NOT NULL),
+       (SELECT count(*) FROM source_picks p JOIN votes v USING (answer_id, user_id) WHERE v.value > 0)
 """
 
 _PER_ANSWER = """
@@ -471,7 +518,7 @@ def feedback_stats(settings: Settings, *, days: int = 30, limit: int = 10) -> di
     """Answers, votes and pairs; up-rate by day, by channel and by surface (slack, cli, mcp...); the most downvoted
     answers."""
     with raw_connection(settings) as conn:
-        answers, up, down, pairs, critiques, corrections = conn.execute(_TOTALS).fetchone() or (0,) * 6
+        answers, up, down, pairs, critiques, corrections, named = conn.execute(_TOTALS).fetchone() or (0,) * 7
         by_day = conn.execute(
             _BY.format(key="to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')", order="DESC"), {"limit": days}
         ).fetchall()
@@ -492,6 +539,7 @@ def feedback_stats(settings: Settings, *, days: int = 30, limit: int = 10) -> di
         "pairs": int(pairs),
         "critiques": int(critiques),
         "corrections": int(corrections),
+        "sources_named": int(named),  # 👍 whose voter said which source answered it
         "up_rate": _rate(int(up), int(down)),
         "by_day": rows(by_day, "day"),
         "by_channel": rows(by_channel, "channel"),

@@ -12,6 +12,10 @@ those documents. What each kind of feedback is evidence of (refresh_evidence):
   inline, else the top source) and nothing else, so a right page shown at rank 2 to 4 is never pushed down.
 - A vote's score is the Wilson lower bound of the up share minus that of the down share, which simplifies to
   (up - down) / (n + z^2): one vote counts 0.21, five agreeing ones 0.57, mixed votes cancel.
+- A voter who says which source answered it ("Which source answered it?" after a 👍: source_picks) has their 👍
+  credit that page alone, in place of the main sources: one share of the Wilson score (1 / (n + z^2)), the rest of
+  the answer's votes scored as above. A lenient voter's 👍 for a right page shown second no longer lifts the page
+  the answer led with.
 - "Which is better?" after Regenerate (comparisons) credits the chosen answer's main sources and counts against
   the source the rejected one led with, unless the chosen one relied on it too: COMPARISON_SCORE per pair, more
   than a vote. A correction naming a page is the clearest signal: CORRECTION_SCORE for that page.
@@ -112,8 +116,9 @@ UNSEEN_GUARD = 0
 # (refresh_evidence) so that a search only sums a few rows (the rules: the module docstring). An answer's `lead`
 # is the source it led with: the first source a language model cited inline ([n], possibly in a group like
 # [1, 3]), else its top source (first chunk of its context); its `main` sources are those it cited inline, else
-# the lead. Evidence of a comparison is stored with the chosen answer. `feedback_answers` holds the question
-# embeddings of answers with any evidence.
+# the lead. A 👍 whose voter picked the source that answered it (`picked`) credits that page instead. Evidence of
+# a comparison is stored with the chosen answer. `feedback_answers` holds the question embeddings of answers with
+# any evidence.
 _EVIDENCE_SQL = r"""
 WITH compared AS (
     SELECT chosen_id, rejected_id, count(*)::double precision AS n
@@ -146,13 +151,24 @@ main AS (
     SELECT answer_id, document_id FROM inline WHERE pos > 0
     UNION SELECT answer_id, document_id FROM lead WHERE document_id IS NOT NULL
 ),
+voted AS (
+    SELECT v.answer_id, v.value, d.id AS picked
+    FROM votes v
+    LEFT JOIN source_picks p ON p.answer_id = v.answer_id AND p.user_id = v.user_id AND v.value > 0
+    LEFT JOIN documents d ON d.uri = p.source_uri
+    WHERE v.answer_id = ANY(%(ids)s)
+),
 scored AS (
-    SELECT answer_id, sum(value)::double precision / (count(*) + %(zz)s) AS s
-    FROM votes WHERE answer_id = ANY(%(ids)s) GROUP BY answer_id
+    SELECT answer_id, count(*) + %(zz)s AS n,
+           coalesce(sum(value) FILTER (WHERE picked IS NULL), 0)::double precision / (count(*) + %(zz)s) AS s
+    FROM voted GROUP BY answer_id
 ),
 e AS (
     SELECT s.answer_id, m.document_id, s.s AS w, false AS named
     FROM scored s JOIN main m USING (answer_id) WHERE s.s > 0
+    UNION ALL
+    SELECT v.answer_id, v.picked, 1 / s.n, false
+    FROM voted v JOIN scored s USING (answer_id) WHERE v.picked IS NOT NULL
     UNION ALL
     SELECT s.answer_id, l.document_id, s.s, false FROM scored s JOIN lead l USING (answer_id)
     WHERE s.s < 0 AND l.document_id IS NOT NULL

@@ -304,6 +304,20 @@ class Critique(Base):
     __table_args__ = (UniqueConstraint("answer_id", "user_id"),)
 
 
+class SourcePick(Base):
+    """Which of an upvoted answer's sources answered the question, as its voter said ("Which source answered it?").
+
+    It redirects that user's 👍 from the answer's main sources to the page named; it counts only while the user's
+    vote on the answer is a 👍 (lore.feedback_memory)."""
+
+    __tablename__ = "source_picks"
+
+    answer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    source_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
 class EmbedderModel(Base):
     """A fine-tuned copy of the offline embedder (`lore finetune embedder`): its directory under LORE_HOME and
     how it fared on held-out questions against the model it would replace."""

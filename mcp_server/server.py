@@ -92,7 +92,8 @@ TOOLS = {
             "vote",
             "Vote on an answer",
             "Say whether an answer from `ask` helped: up, down, or clear to withdraw your vote. It counts exactly "
-            "like a thumbs-up or thumbs-down reaction in Slack, and improves later answers to similar questions.",
+            "like a thumbs-up or thumbs-down reaction in Slack, and improves later answers to similar questions. "
+            "With up, `source` may name the cited source (its uri) that answered it.",
             tools.VoteArgs,
             tools.VoteResult,
             tools.vote,

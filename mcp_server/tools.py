@@ -92,6 +92,12 @@ class GetDocumentArgs(_Arguments):
 class VoteArgs(_Arguments):
     answer_id: int = Field(description="The answer_id that `ask` returned.")
     value: Literal["up", "down", "clear"] = Field(description="up (helpful), down (wrong or unhelpful) or clear.")
+    source: str | None = Field(
+        default=None,
+        description="With up, optionally: the uri of the cited source that answered it (Lore then puts that page "
+        "first for similar questions).",
+        max_length=2000,
+    )
 
 
 class NoArgs(_Arguments):
@@ -211,7 +217,7 @@ _VOTABLE = "SELECT 1 FROM answers WHERE id = %s AND (user_id = %s OR channel_id 
 
 
 def vote(settings: Settings, caller: Caller, args: VoteArgs) -> VoteResult:
-    from lore.feedback import FeedbackError, record_vote
+    from lore.feedback import FeedbackError, record_vote_naming_source
 
     if not caller.user_id:
         raise ToolFailure("a vote needs a user: start `lore mcp` with --user or --token")
@@ -221,8 +227,13 @@ def vote(settings: Settings, caller: Caller, args: VoteArgs) -> VoteResult:
     if votable is None:
         raise ToolFailure(f"no answer with id {args.answer_id} (answer_id comes from `ask`)")
     try:
-        record_vote(
-            settings, answer_id=args.answer_id, user_id=caller.user_id, value=VOTE_VALUES[args.value], via=SURFACE
+        record_vote_naming_source(
+            settings,
+            answer_id=args.answer_id,
+            user_id=caller.user_id,
+            value=VOTE_VALUES[args.value],
+            via=SURFACE,
+            source_uri=args.source,
         )
     except FeedbackError as exc:
         raise ToolFailure(str(exc)) from exc

@@ -45,7 +45,7 @@ def test_every_task_the_bot_sends_is_registered_under_that_name() -> None:
 
     public = {k: v for k, v in vars(worker_client).items() if k.isupper() and not k.startswith("_")}
     sent = [v for v in public.values() if isinstance(v, str) and v.startswith("workers.")]
-    assert len(sent) == 7
+    assert len(sent) == 8
     for name in [*sent, INGEST_BATCH]:
         module = name.rsplit(".", 1)[0]
         assert app.tasks[name].name == name and app.tasks[name].__module__ == module, name

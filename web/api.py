@@ -235,13 +235,24 @@ class Api:
         value = VOTES.get(str(body.get("value")))
         if value is None:
             raise BadRequest('value must be "up", "down" or "clear"')
+        source = body.get("source")
+        if source is not None and not isinstance(source, str):
+            raise BadRequest("source must be the uri of one of the answer's sources")
         found = await self._answer(request, me)
-        await run_in_threadpool(
-            lambda: feedback.record_vote(
-                self.settings, answer_id=found["answer_id"], user_id=me.user_id, value=value, via="web"
+        try:
+            await run_in_threadpool(
+                lambda: feedback.record_vote_naming_source(
+                    self.settings,
+                    answer_id=found["answer_id"],
+                    user_id=me.user_id,
+                    value=value,
+                    via="web",
+                    source_uri=source,
+                )
             )
-        )
-        log.info(kv("web_vote", answer_id=found["answer_id"], value=value))
+        except feedback.FeedbackError as exc:
+            raise BadRequest(str(exc)) from exc
+        log.info(kv("web_vote", answer_id=found["answer_id"], value=value, named_source=source is not None))
         updated = await run_in_threadpool(
             queries.answer, self.settings, found["answer_id"], user_id=me.user_id, admin=me.admin
         )

@@ -92,7 +92,8 @@ FROM comparisons c JOIN answers a ON a.id = c.chosen_id ORDER BY c.id DESC LIMIT
 """
 _TOTALS = """
 SELECT count(*) FILTER (WHERE value > 0), count(*) FILTER (WHERE value < 0),
-       (SELECT count(*) FROM comparisons), (SELECT count(*) FROM critiques)
+       (SELECT count(*) FROM comparisons), (SELECT count(*) FROM critiques),
+       (SELECT count(*) FROM source_picks p JOIN votes v USING (answer_id, user_id) WHERE v.value > 0)
 FROM votes
 """
 
@@ -171,7 +172,7 @@ def feedback_page(settings: Settings, *, acl: list[str], days: int = 30, limit: 
         raised = conn.execute(_MEMORY.format(order="DESC", sign=">"), params).fetchall()
         lowered = conn.execute(_MEMORY.format(order="ASC", sign="<"), params).fetchall()
         pairs = conn.execute(_PAIRS, params).fetchall()
-        up, down, comparisons, critiques = conn.execute(_TOTALS).fetchone() or (0,) * 4
+        up, down, comparisons, critiques, named = conn.execute(_TOTALS).fetchone() or (0,) * 5
     per_day = [(d.day.isoformat(), d.answers, d.p50, d.p95) for d in month if d.answers]
     votes_day = {d.day.isoformat(): (d.up, d.down) for d in month if d.up or d.down}
     channels: dict[str, tuple[int, int]] = {}
@@ -185,7 +186,7 @@ def feedback_page(settings: Settings, *, acl: list[str], days: int = 30, limit: 
     return {
         "totals": {
             "answers": int(answers), "up": int(up), "down": int(down), "up_rate": _rate(int(up), int(down)),
-            "pairs": int(comparisons), "critiques": int(critiques),
+            "pairs": int(comparisons), "critiques": int(critiques), "sources_named": int(named),
         },
         "days": days_list,
         "answers_per_day": [(d, int(n)) for d, n, *_ in per_day],

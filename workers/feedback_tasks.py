@@ -141,6 +141,11 @@ def record_critique(**kwargs: Any) -> None:
     _run("record_critique", feedback.record_critique, kwargs)
 
 
+@app.task(name="workers.feedback_tasks.record_source_pick", **_TASK_OPTIONS)
+def record_source_pick(**kwargs: Any) -> None:
+    _run("record_source_pick", feedback.record_source_pick, kwargs)
+
+
 @app.task(name="workers.feedback_tasks.record_feedback_batch", **_TASK_OPTIONS)
 def record_feedback_batch(events: list[dict[str, Any]]) -> int:
     """Votes and vote reactions batched by the bot (bot.worker_client.VoteBatcher), recorded in one transaction.

@@ -1,4 +1,5 @@
-"""Buttons and the critique dialog: votes, "What was wrong?", Regenerate, and "Which is better?"."""
+"""Buttons and the critique dialog: votes, "Which source answered it?", "What was wrong?", Regenerate, and "Which is
+better?"."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ from bot.render import (
     FEEDBACK,
     PREFER,
     REGENERATE,
+    SOURCE_PICK,
     VOTE_DOWN,
     VOTE_UP,
     critique_offer_blocks,
     feedback_value,
+    source_pick_blocks,
 )
 from bot.render import critique_view as build_critique_view
-from bot.state import bot_state
+from bot.state import BotState, bot_state
 from lore.logs import kv
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ def register(app: App) -> None:
     app.view(CRITIQUE_VIEW)(on_critique_submitted)
     app.action(REGENERATE)(on_regenerate)
     app.action(re.compile(f"^{PREFER}"))(on_prefer)
+    app.action(re.compile(f"^{SOURCE_PICK}_"))(on_source_pick)
 
 
 def on_vote_up(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
@@ -69,11 +73,22 @@ def _vote(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext
     if answer_id is None:
         return
     user_id = body["user"]["id"]
-    bot_state(context).workers.vote("vote", answer_id=answer_id, user_id=user_id, value=value, via="button")
-    if value < 0:
+    state = bot_state(context)
+    state.workers.vote("vote", answer_id=answer_id, user_id=user_id, value=value, via="button")
+    _thank(state, respond, answer_id, value)
+
+
+def _thank(state: BotState, respond: Respond, answer_id: int, vote: int) -> None:
+    """The ephemeral reply to a vote: after a 👎 the offer to say what was wrong, after a 👍 on an answer with
+    several sources the question which one answered it."""
+    if vote < 0:
         respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
+        return
+    blocks = source_pick_blocks(answer_id, queries.answer_sources(state.settings, answer_id)) if vote > 0 else []
+    if blocks:
+        respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=blocks)
     else:
-        respond(response_type="ephemeral", replace_original=False, text=THANKS)
+        respond(response_type="ephemeral", replace_original=False, text=THANKS if vote else CLEARED)
 
 
 GONE = "That answer was deleted, so there is nothing to vote on."
@@ -99,10 +114,7 @@ def on_feedback(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltC
         return
     vote = 0 if current == value else value
     state.workers.vote("vote", answer_id=answer_id, user_id=user_id, value=vote, via="button", event_ts=None)
-    if vote < 0:
-        respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
-    else:
-        respond(response_type="ephemeral", replace_original=False, text=THANKS if vote else CLEARED)
+    _thank(state, respond, answer_id, vote)
 
 
 def on_ask_human(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
@@ -169,3 +181,25 @@ def on_prefer(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltCon
         return
     bot_state(context).workers.record_comparison(chosen_id=chosen, rejected_id=rejected, user_id=body["user"]["id"])
     respond(response_type="ephemeral", replace_original=False, text=THANKS)
+
+
+PICKED = "Thanks — noted: {title} answered it."
+NOT_RECORDED = "Sorry — your choice could not be recorded. Please try again in a moment."
+
+
+def on_source_pick(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    """ "Which source answered it?": the user's 👍 on the answer now credits the page they chose."""
+    ack()
+    EVENTS.labels("action").inc()
+    action = (body.get("actions") or [{}])[0]
+    try:
+        choice = json.loads(action["value"])
+        answer_id, uri = int(choice["answer_id"]), str(choice["uri"])
+    except (KeyError, TypeError, ValueError):
+        log.warning(kv("bad_source_pick_value", action=action.get("action_id")))
+        return
+    workers = bot_state(context).workers
+    if workers.record_source_pick(answer_id=answer_id, user_id=body["user"]["id"], source_uri=uri):
+        respond(replace_original=True, text=PICKED.format(title=(action.get("text") or {}).get("text") or uri))
+    else:
+        respond(response_type="ephemeral", replace_original=False, text=NOT_RECORDED)

@@ -17,7 +17,7 @@ from bot.jobs_answer import AnswerJob, submit_job
 from bot.listeners.agent import load_context, show_status
 from bot.metrics import DUPLICATES, EVENTS, record_error
 from bot.regenerate import regenerate
-from bot.render import critique_offer_blocks
+from bot.render import critique_offer_blocks, source_pick_blocks
 from bot.state import BotState, bot_state, strip_mention
 from lore import feedback
 from lore.logs import kv
@@ -233,10 +233,15 @@ def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, 
             # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
             event_ts=event.get("event_ts"),
         )
-        if added and value < 0:
+        if added:
             # A Slack call that may take a while: off the listener threads, which the next votes need.
             state.in_background(
-                offer_critique, state, client, channel_id=channel_id, message_ts=message_ts, user_id=user_id
+                offer_critique if value < 0 else offer_source_pick,
+                state,
+                client,
+                channel_id=channel_id,
+                message_ts=message_ts,
+                user_id=user_id,
             )
     elif added and feedback.is_regenerate_reaction(state.settings, reaction) and first_delivery(state, body):
         original = queries.answer_by_message(state.settings, channel_id, message_ts)
@@ -284,6 +289,23 @@ def forget_deleted(state: BotState, event: dict[str, Any], *, live: bool) -> Non
         log.exception(kv("forget_failed", channel=channel_id, ts=deleted_ts))
     if live and not previous.get("bot_id"):
         state.workers.ingest_message(channel_id, {**previous, "ts": deleted_ts}, deleted=True)
+
+
+def offer_source_pick(state: BotState, client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
+    """After a 👍 on an answer with several sources, ask once per answer and user which one answered it."""
+    answer = queries.answer_by_message(state.settings, channel_id, message_ts)
+    if answer is None:
+        return
+    blocks = source_pick_blocks(answer.answer_id, queries.answer_sources(state.settings, answer.answer_id))
+    if not blocks or not dedupe.claim(state.settings, f"source_pick:{answer.answer_id}:{user_id}", kind="source_pick"):
+        return
+    client.chat_postEphemeral(
+        channel=channel_id,
+        user=user_id,
+        thread_ts=answer.thread_ts,
+        text="Thanks — noted. Which source answered it?",
+        blocks=blocks,
+    )
 
 
 def offer_critique(state: BotState, client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:

@@ -70,22 +70,29 @@ def stats(days: int, as_json: bool) -> None:
 @click.argument("answer_id", type=int)
 @click.argument("value", type=click.Choice(sorted(VOTE_VALUES)))
 @click.option("--user", "user_id", required=True, help="Slack user id the vote is recorded for.")
+@click.option("--source", "source_uri", help="With up: the uri of the answer's source that answered it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def vote(answer_id: int, value: str, user_id: str, as_json: bool) -> None:
-    """Record a vote exactly as a reaction by that user would (latest wins; `clear` removes it)."""
-    from lore.feedback import FeedbackError, record_vote
+def vote(answer_id: int, value: str, user_id: str, source_uri: str | None, as_json: bool) -> None:
+    """Record a vote exactly as a reaction by that user would (latest wins; `clear` removes it), and with --source
+    which of the answer's sources answered it, as "Which source answered it?" in Slack does."""
+    from lore.feedback import FeedbackError, record_vote_naming_source
 
     settings = load_settings()
     try:
-        record_vote(settings, answer_id=answer_id, user_id=user_id, value=VOTE_VALUES[value], via="cli")
+        record_vote_naming_source(
+            settings, answer_id=answer_id, user_id=user_id, value=VOTE_VALUES[value], via="cli", source_uri=source_uri
+        )
     except FeedbackError as exc:
         fail(str(exc), EXIT_USAGE)
     except DatabaseError as exc:
         fail(str(exc))
     if as_json:
-        emit_json({"answer_id": answer_id, "user": user_id, "vote": value, "value": VOTE_VALUES[value]})
+        named = {"source": source_uri} if source_uri else {}
+        emit_json({"answer_id": answer_id, "user": user_id, "vote": value, "value": VOTE_VALUES[value], **named})
     else:
-        click.echo(f"answer {answer_id}: {user_id} voted {value}")
+        click.echo(
+            f"answer {answer_id}: {user_id} voted {value}" + (f", answered by {source_uri}" if source_uri else "")
+        )
 
 
 @feedback.command("export")

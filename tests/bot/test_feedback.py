@@ -1,5 +1,5 @@
-"""Feedback from Slack: buttons, reactions (with retries and removal), the critique dialog, Regenerate and
-"Which is better?", and deletion, through the real endpoint, Celery worker and PostgreSQL."""
+"""Feedback from Slack: buttons, reactions (with retries and removal), "Which source answered it?", the critique
+dialog, Regenerate and "Which is better?", and deletion, through the real endpoint, Celery worker and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import itertools
 import json
 from typing import Any
 
+from harness.kb import add_document
 from harness.polling import wait_until
 from harness.slack_api import BOT_USER_ID, FakeSlack
 from harness.slack_signing import API_APP_ID, TEAM_ID, app_mention, block_action, message
@@ -64,6 +65,75 @@ def test_vote_buttons_record_votes_and_thank_ephemerally(
     offer = fake_slack.wait_for("respond", 2)[1]
     button = offer["blocks"][-1]["elements"][0]
     assert button["action_id"] == "lore_critique_open" and button["value"] == str(answer_id)
+
+
+ROLLBACK_URI, ROLLBACK_TITLE = "https://docs.example.com/rollback", "Rollback runbook"
+
+
+def _evidence(bot: RunningBot) -> list[tuple[Any, ...]]:
+    return _rows(bot, "SELECT d.uri, e.w > 0 FROM feedback_evidence e JOIN documents d ON d.id = e.document_id")
+
+
+def test_a_thumbs_up_asks_which_source_answered_it_and_the_answer_credits_that_page(
+    bot: RunningBot, fake_slack: FakeSlack, celery_worker: object, answerer: ScriptedAnswerer
+) -> None:
+    add_document(
+        bot.settings,
+        uri=ROLLBACK_URI,
+        title=ROLLBACK_TITLE,
+        sections=[(ROLLBACK_TITLE, "To deploy a fix or undo a bad deploy, run make rollback, then deploy again.")],
+    )
+    answerer.reply = lambda question: "Deploy with **make deploy** [1]; if it goes wrong, **make rollback** [2]."
+    answer_id, ts = _ask(bot, fake_slack, "1600003050.000100")
+    cited = _rows(bot, "SELECT c->>'uri' FROM answers, jsonb_array_elements(citations) c WHERE id = %s", answer_id)
+    assert sorted(u for (u,) in cited) == sorted([ROLLBACK_URI, "https://docs.example.com/deploy"])
+    lead = cited[0][0]
+    bot.sender.interaction(block_action("lore_vote_up", str(answer_id), message_ts=ts, response_url=bot.response_url))
+    wait_until(lambda: _votes(bot) == [(answer_id, "U0ASKER", 1, "button")])
+    offer = fake_slack.wait_for("respond")[0]
+    assert offer["response_type"] == "ephemeral" and "Which source answered it?" in json.dumps(offer["blocks"])
+    buttons = offer["blocks"][-1]["elements"]
+    assert [json.loads(b["value"]) for b in buttons] == [{"answer_id": answer_id, "uri": u} for (u,) in cited]
+    # Until a source is named, the 👍 credits every source the answer cited inline.
+    wait_until(lambda: sorted(_evidence(bot)) == sorted((u, True) for (u,) in cited))
+    # The asker says the second source answered it: their 👍 now credits that page alone.
+    second = buttons[1]
+    bot.sender.interaction(
+        block_action(
+            second["action_id"],
+            second["value"],
+            message_ts=ts,
+            response_url=bot.response_url,
+            text=second["text"]["text"],
+        )
+    )
+    wait_until(
+        lambda: (
+            _rows(bot, "SELECT answer_id, user_id, source_uri FROM source_picks")
+            == [(answer_id, "U0ASKER", cited[1][0])]
+        )
+    )
+    wait_until(lambda: _evidence(bot) == [(cited[1][0], True)])
+    confirmed = fake_slack.wait_for("respond", 2)[1]
+    assert confirmed["replace_original"] is True and second["text"]["text"] in confirmed["text"]
+    # A malformed choice is logged and changes nothing.
+    bad = block_action("lore_source_pick_0", "not json", message_ts=ts, response_url=bot.response_url)
+    assert bot.sender.interaction(bad).status_code == 200
+    # A 👍 by reaction asks too, once per answer and user however often it is toggled.
+    bot.sender.event(_reaction("reaction_added", "+1", ts=ts))
+    asked = fake_slack.wait_for("chat.postEphemeral")[0]
+    assert asked["user"] == "U0VOTER" and asked["thread_ts"] == "1600003050.000100"
+    assert [json.loads(b["value"])["uri"] for b in asked["blocks"][-1]["elements"]] == [u for (u,) in cited]
+    bot.sender.event(_reaction("reaction_removed", "+1", ts=ts))
+    bot.sender.event(_reaction("reaction_added", "+1", ts=ts))
+    wait_until(lambda: len(_votes(bot)) == 2)
+    settle()
+    assert len(fake_slack.calls_to("chat.postEphemeral")) == 1
+    # Withdrawing the 👍 withdraws what the pick said; the choice itself is kept for when the 👍 comes back.
+    bot.sender.event(_reaction("reaction_removed", "+1", ts=ts))
+    bot.sender.interaction(block_action("lore_vote_down", str(answer_id), message_ts=ts, response_url=bot.response_url))
+    wait_until(lambda: _evidence(bot) == [(lead, False)])
+    assert len(_rows(bot, "SELECT 1 FROM source_picks")) == 1
 
 
 def test_critique_dialog_opens_and_its_submission_is_stored(

@@ -1,6 +1,7 @@
-"""What a vote means to the feedback memory: 👍 credits an answer's main sources, 👎 only weakly counts against the
-source it led with, comparisons and corrections weigh most, and a page is never pushed down for appearing in a
-downvoted answer it did not lead (lore.feedback_memory's rules, through the real recording and search paths)."""
+"""What a vote means to the feedback memory: 👍 credits an answer's main sources (or the source its voter said
+answered it), 👎 only weakly counts against the source it led with, comparisons and corrections weigh most, and a
+page is never pushed down for appearing in a downvoted answer it did not lead (lore.feedback_memory's rules, through
+the real recording and search paths)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from lore import feedback_memory
 from lore.config import Settings
 from lore.db import database_url
-from lore.feedback import record_comparison, record_critique, record_vote
+from lore.feedback import FeedbackError, record_comparison, record_critique, record_source_pick, record_vote
 from lore.search import search_scored
 from tests.feedback.helpers import add_answer, add_doc, embed
 
@@ -139,6 +140,40 @@ def test_a_model_answer_is_credited_to_the_sources_it_cited_inline_and_blamed_on
     plain = add_answer(db, question=QUESTION, answer="Use a parser.", chunk_ids=chunks, citations=[])
     _vote(db, plain, 1)
     assert {uri for a, uri in _evidence(db) if a == plain} == {"kb://optparse"}
+
+
+def test_a_voter_who_names_the_source_that_answered_it_credits_that_page_instead_of_the_lead(db: Settings) -> None:
+    kb = _kb(db)
+    # A search-only answer led with optparse; argparse, shown second, is what answered it.
+    chunks = [kb["optparse"][0], kb["argparse"][0], kb["getopt"][0]]
+    citations = [
+        {"number": n, "uri": f"kb://{name}", "title": name}
+        for n, name in enumerate(("optparse", "argparse", "getopt"), 1)
+    ]
+    answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=chunks, citations=citations)
+    _vote(db, answer, 1)
+    assert set(_evidence(db)) == {(answer, "kb://optparse")}  # without a named source, a 👍 credits the lead
+    record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://argparse")
+    record_source_pick(db, answer_id=answer, user_id="U1", source_uri="kb://argparse")
+    share = 1 / (3 + feedback_memory.WILSON_Z**2)  # one vote's share of three
+    assert _evidence(db) == pytest.approx({(answer, "kb://argparse"): 2 * share, (answer, "kb://optparse"): share})
+    moves = _moves(db, SIMILAR)
+    assert moves["kb://argparse"] > moves["kb://optparse"] > 0 and moves["kb://getopt"] == 0.0
+    # The latest choice wins; a pick counts only while its voter's vote is a 👍.
+    record_source_pick(db, answer_id=answer, user_id="U2", source_uri="kb://getopt")
+    record_vote(db, answer_id=answer, user_id="U1", value=-1, via="button")
+    evidence = _evidence(db)
+    assert evidence[(answer, "kb://argparse")] == pytest.approx(share)
+    assert evidence[(answer, "kb://getopt")] == pytest.approx(share)
+    assert evidence[(answer, "kb://optparse")] == pytest.approx(-share)  # U1's 👎, against the lead as ever
+    record_vote(db, answer_id=answer, user_id="U1", value=1, via="button")  # the 👍 back: so is U1's choice
+    assert _evidence(db)[(answer, "kb://argparse")] == pytest.approx(2 * share)
+    # A page the answer did not show, and an answer that does not exist, are refused.
+    with pytest.raises(FeedbackError, match="not one of the sources"):
+        record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://bread")
+    with pytest.raises(FeedbackError, match="does not exist"):
+        record_source_pick(db, answer_id=answer + 1000, user_id="U0", source_uri="kb://argparse")
+    assert _evidence(db)[(answer, "kb://argparse")] == pytest.approx(2 * share)
 
 
 def test_which_is_better_outweighs_votes_and_moves_with_the_latest_choice(db: Settings) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from lore.cli import main
 from lore.config import Settings
+from lore.db import raw_connection
 from lore.feedback import record_comparison
 from tests.feedback.helpers import add_answer, rand_vec, votes
 
@@ -78,3 +79,21 @@ def test_train_reward_with_too_little_data_does_nothing(db: Settings) -> None:
     assert not (db.home / "reward" / "model.npz").exists()
     code, out, _ = lore("feedback", "train-reward")
     assert code == 0 and "not enough feedback" in out and "nothing changed" in out
+
+
+def test_a_vote_may_name_the_source_that_answered_it(db: Settings) -> None:
+    citations = [{"number": 1, "uri": "kb://a", "title": "A"}, {"number": 2, "uri": "kb://b", "title": "B"}]
+    a = add_answer(db, question="q", answer="a [1] b [2]", citations=citations, embedding=rand_vec(3))
+    code, out, err = lore("feedback", "vote", str(a), "up", "--user", "U1", "--source", "kb://b", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"answer_id": a, "user": "U1", "vote": "up", "value": 1, "source": "kb://b"}
+    code, _, err = lore("feedback", "vote", str(a), "up", "--user", "U2", "--source", "kb://c")
+    assert code == 2 and "'kb://c' is not one of the sources of answer" in err
+    code, _, err = lore("feedback", "vote", str(a), "down", "--user", "U2", "--source", "kb://a")
+    assert code == 2 and "only be named with an up vote" in err
+    assert votes(db) == {(a, "U1"): 1}  # the refused ones recorded nothing
+    with raw_connection(db) as conn:
+        assert conn.execute("SELECT user_id, source_uri FROM source_picks").fetchall() == [("U1", "kb://b")]
+    assert json.loads(lore("feedback", "stats", "--json")[1])["sources_named"] == 1
+    assert lore("feedback", "vote", str(a), "down", "--user", "U1")[0] == 0  # a named source counts with its 👍 only
+    assert json.loads(lore("feedback", "stats", "--json")[1])["sources_named"] == 0

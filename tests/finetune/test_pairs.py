@@ -17,6 +17,7 @@ from lore.embedder_pairs import (
     normalize_question,
 )
 from lore.embeddings import get_embedder
+from lore.feedback import record_source_pick
 from tests.finetune.helpers import add_answer, build_kb, vote
 
 
@@ -94,6 +95,11 @@ def test_feedback_pairs_respect_what_each_signal_means(db: Settings) -> None:
         conn.execute(
             "INSERT INTO comparisons (chosen_id, rejected_id, user_id) VALUES (%s, %s, 'U4')", (chosen, rejected)
         )
+    # A voter said which source answered it: that page is the answer, not the one the answer led with.
+    named_q = _question("copy a whole directory tree", held_out=False)
+    named = add_answer(db, named_q, cited=[uris["pathlib"], uris["shutil"]])
+    vote(db, named, 1)
+    record_source_pick(db, answer_id=named, user_id="U1", source_uri=uris["shutil"])
     # Held out: never a training pair. Private: not used at all by default.
     held_q = _question("parse command line options", held_out=True)
     vote(db, add_answer(db, held_q, cited=[uris["argparse"]]), 1)
@@ -111,6 +117,7 @@ def test_feedback_pairs_respect_what_each_signal_means(db: Settings) -> None:
     assert by_query[json_q] == [(uris["json"], {uris["csv"]})]
     assert by_query[tmp_q] == [(uris["tempfile"], {uris["shutil"]})]
     assert by_query[cmp_q] == [(uris["collections"], {uris["itertools"]})]
+    assert by_query[named_q] == [(uris["shutil"], set())]
     assert held_q not in by_query and private_q not in by_query
     assert [(row.query, row.relevant) for row in held] == [(held_q.strip(), (uris["argparse"],))]
     assert private_q in {p.query for p in feedback_pairs(db, corpus, include_private=True)[0]}

@@ -86,6 +86,14 @@ async def _member_session(client: Client) -> int:
     voted = structured(await client.call_tool("vote", {"answer_id": answer["answer_id"], "value": "down"}))
     assert voted == {"answer_id": answer["answer_id"], "value": "down", "user": MEMBER}
     structured(await client.call_tool("vote", {"answer_id": answer["answer_id"], "value": "up"}))  # latest wins
+    # With up, the caller may name the cited source that answered it; only a source the answer showed.
+    cited = answer["citations"][0]["uri"]
+    named = {"answer_id": answer["answer_id"], "value": "up"}
+    assert "not one of the sources" in error_text(await client.call_tool("vote", {**named, "source": "kb://elsewhere"}))
+    assert "only be named with an up vote" in error_text(
+        await client.call_tool("vote", {**named, "value": "down", "source": cited})
+    )
+    structured(await client.call_tool("vote", {**named, "source": cited}))
     return int(answer["answer_id"])
 
 

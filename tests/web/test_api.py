@@ -232,6 +232,17 @@ def test_votes_are_recorded_as_from_slack_and_answers_are_their_askers(console: 
     assert got["votes"]["down"] == 1 and got["question"] == QUESTION
     cleared = console.bearer(member).post(f"/api/v1/answers/{answer_id}/vote", json={"value": "clear"})
     assert cleared.json()["votes"] == {"up": 0, "down": 0, "mine": None}
+    # With a 👍, the voter may name the source that answered it; a page the answer did not show records nothing.
+    vote = f"/api/v1/answers/{answer_id}/vote"
+    shown = asked["citations"][0]["uri"]
+    for body in ({"value": "up", "source": "kb://not-shown"}, {"value": "down", "source": shown}):
+        refused = console.bearer(member).post(vote, json=body)
+        assert refused.status_code == 400 and "source" in refused.json()["error"]
+    assert console.bearer(member).get(f"/api/v1/answers/{answer_id}").json()["votes"]["mine"] is None
+    named = console.bearer(member).post(vote, json={"value": "up", "source": shown})
+    assert named.status_code == 200 and named.json()["votes"]["mine"] == "up"
+    with raw_connection(kb) as conn:
+        assert conn.execute("SELECT user_id, source_uri FROM source_picks").fetchall() == [(MEMBER, shown)]
 
 
 def test_an_outsider_sees_no_private_channel_on_any_route(console: Console, kb: Settings) -> None:
