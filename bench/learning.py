@@ -8,17 +8,19 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh21 (60
-each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh19;
-1,180 questions since session 17, 1,060 in session 16), and the figures to report come from the newest blind sets,
-fresh20 and fresh21 (`--split fresh20`), run once per configuration. In each split, every other question is
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh23 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh21;
+1,300 questions since session 18, 1,180 in session 17), and the figures to report come from the newest blind sets,
+fresh22 and fresh23 (`--split fresh22`), run once per configuration. In each split, every other question is
 "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
    `lore ask` and the bot run), and three users vote on the answer:
-   strict: 👍 iff the top citation is a gold page; lenient: 👍 iff any cited source is; noisy: strict with 15 % of
-   votes flipped (fixed seed); hostile: the first user 👎 everything, the two others are strict;
+   strict: 👍 iff the top citation is a gold page; lenient: 👍 iff any cited source is; naming: lenient users who
+   answer "Which source answered it?" (asked after a 👍 on an answer with several sources) with the first gold
+   page cited; noisy: strict with 15 % of votes flipped (fixed seed); hostile: the first user 👎 everything, the
+   two others are strict;
 2. the ORIGINAL wordings are searched with the feedback memory off (the anchor, same run) and on (as answers
    search): MRR@10 and recall@5 by page, on voted questions (lift) and untouched ones (harm);
 3. "which is better?": each 👎'd answer is regenerated (the bot's Regenerate settings) and, when exactly one of
@@ -60,18 +62,18 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh21 (60 each).
-BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 22)))
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh23 (60 each).
+BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 24)))
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in BLIND_SETS
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
-# fresh19. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh19 in sessions 14 to 16, and joined the
-# pool after; fresh20 and fresh21 (written in session 17) report next.
-TUNED = BLIND_SETS[: BLIND_SETS.index("fresh19") + 1]
+# fresh21. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh21 in sessions 14 to 17, and joined the
+# pool after; fresh22 and fresh23 (written in session 18) report next.
+TUNED = BLIND_SETS[: BLIND_SETS.index("fresh21") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
-USER_MODELS = ("strict", "lenient", "noisy", "hostile")
+USER_MODELS = ("strict", "lenient", "naming", "noisy", "hostile")
 VOTERS = 3
 NOISE = 0.15
 SEED = 20
@@ -181,7 +183,7 @@ def user_votes(model: str, answer: Any, relevant: tuple[str, ...], rng: random.R
     strict = 1 if top is not None and is_gold(top, relevant) else -1
     if model == "strict":
         return [strict] * VOTERS
-    if model == "lenient":
+    if model in ("lenient", "naming"):
         return [1 if any(is_gold(c.uri, relevant) for c in answer.citations) else -1] * VOTERS
     if model == "noisy":
         return [-strict if rng.random() < NOISE else strict for _ in range(VOTERS)]
@@ -235,9 +237,18 @@ class Asked:
     votes: list[int]
 
 
+def named_source(answer: Any, relevant: tuple[str, ...]) -> str | None:
+    """What a "naming" user answers to "Which source answered it?": the first gold page the answer cites, asked only
+    when it cites several pages (as the bot asks)."""
+    uris = list(dict.fromkeys(str(c.uri) for c in answer.citations))
+    if len(uris) < 2:
+        return None
+    return next((uri for uri in uris if is_gold(uri, relevant)), None)
+
+
 def ask_and_vote(settings: Any, voted: list[Question], user_model: str, chat_model: Any) -> list[Asked]:
     from lore.agent import answer_question
-    from lore.feedback import record_vote
+    from lore.feedback import record_source_pick, record_vote
 
     rng = random.Random(SEED)
     asked = []
@@ -245,8 +256,13 @@ def ask_and_vote(settings: Any, voted: list[Question], user_model: str, chat_mod
         for rephrasing in q.rephrasings:
             answer = answer_question(settings, rephrasing, chat_model=chat_model)
             votes = user_votes(user_model, answer, q.relevant, rng)
+            picked = named_source(answer, q.relevant) if user_model == "naming" else None
             for n, value in enumerate(votes):
                 record_vote(settings, answer_id=int(answer.answer_id or 0), user_id=f"U{n}", value=value, via="cli")
+                if picked and value > 0:
+                    record_source_pick(
+                        settings, answer_id=int(answer.answer_id or 0), user_id=f"U{n}", source_uri=picked
+                    )
             asked.append(Asked(answer, q, rephrasing, votes))
     return asked
 
