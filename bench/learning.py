@@ -19,8 +19,8 @@ Protocol, per user model and attribution (search-only answers; a scripted chat m
    `lore ask` and the bot run), and three users vote on the answer:
    strict: 👍 iff the top citation is a gold page; lenient: 👍 iff any cited source is; naming: lenient users who
    answer "Which source answered it?" (asked after a 👍 on an answer with several sources) with the first gold
-   page cited; noisy: strict with 15 % of votes flipped (fixed seed); hostile: the first user 👎 everything, the
-   two others are strict;
+   page cited; naming-one: the same, but only the first of the three users answers it; noisy: strict with 15 %
+   of votes flipped (fixed seed); hostile: the first user 👎 everything, the two others are strict;
 2. the ORIGINAL wordings are searched with the feedback memory off (the anchor, same run) and on (as answers
    search): MRR@10 and recall@5 by page, on voted questions (lift) and untouched ones (harm);
 3. "which is better?": each 👎'd answer is regenerated (the bot's Regenerate settings) and, when exactly one of
@@ -73,7 +73,7 @@ FILES = {
 # pool after; fresh22 and fresh23 (written in session 18) report next.
 TUNED = BLIND_SETS[: BLIND_SETS.index("fresh21") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
-USER_MODELS = ("strict", "lenient", "naming", "noisy", "hostile")
+USER_MODELS = ("strict", "lenient", "naming", "naming-one", "noisy", "hostile")
 VOTERS = 3
 NOISE = 0.15
 SEED = 20
@@ -183,7 +183,7 @@ def user_votes(model: str, answer: Any, relevant: tuple[str, ...], rng: random.R
     strict = 1 if top is not None and is_gold(top, relevant) else -1
     if model == "strict":
         return [strict] * VOTERS
-    if model in ("lenient", "naming"):
+    if model in ("lenient", "naming", "naming-one"):
         return [1 if any(is_gold(c.uri, relevant) for c in answer.citations) else -1] * VOTERS
     if model == "noisy":
         return [-strict if rng.random() < NOISE else strict for _ in range(VOTERS)]
@@ -256,10 +256,11 @@ def ask_and_vote(settings: Any, voted: list[Question], user_model: str, chat_mod
         for rephrasing in q.rephrasings:
             answer = answer_question(settings, rephrasing, chat_model=chat_model)
             votes = user_votes(user_model, answer, q.relevant, rng)
-            picked = named_source(answer, q.relevant) if user_model == "naming" else None
+            picked = named_source(answer, q.relevant) if user_model.startswith("naming") else None
+            namers = 1 if user_model == "naming-one" else VOTERS
             for n, value in enumerate(votes):
                 record_vote(settings, answer_id=int(answer.answer_id or 0), user_id=f"U{n}", value=value, via="cli")
-                if picked and value > 0:
+                if picked and value > 0 and n < namers:
                     record_source_pick(
                         settings, answer_id=int(answer.answer_id or 0), user_id=f"U{n}", source_uri=picked
                     )
