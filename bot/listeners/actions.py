@@ -188,7 +188,7 @@ NOT_RECORDED = "Sorry — your choice could not be recorded. Please try again in
 
 
 def on_source_pick(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-    """ "Which source answered it?": the user's 👍 on the answer now credits the page they chose."""
+    """A press of a "Which source answered it?" button: the user's 👍 on the answer now credits the page they chose."""
     ack()
     EVENTS.labels("action").inc()
     action = (body.get("actions") or [{}])[0]
