@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     up_reactions: str = Field(default="+1,thumbsup", validation_alias="LORE_UP_REACTIONS")
     down_reactions: str = Field(default="-1,thumbsdown", validation_alias="LORE_DOWN_REACTIONS")
     regenerate_reactions: str = Field(default="repeat", validation_alias="LORE_REGENERATE_REACTIONS")
+    # After a 👍 on an answer with several sources, ask the voter (ephemerally, once) which one answered it.
+    ask_which_source: bool = Field(default=True, validation_alias="LORE_ASK_WHICH_SOURCE")
     admin_users: str = Field(default="", validation_alias="LORE_ADMIN_USERS")
     opt_out_channels: str = Field(default="", validation_alias="LORE_OPT_OUT_CHANNELS")
     live_index_channels: str = Field(default="", validation_alias="LORE_LIVE_INDEX_CHANNELS")

@@ -84,7 +84,8 @@ def _thank(state: BotState, respond: Respond, answer_id: int, vote: int) -> None
     if vote < 0:
         respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=critique_offer_blocks(answer_id))
         return
-    blocks = source_pick_blocks(answer_id, queries.answer_sources(state.settings, answer_id)) if vote > 0 else []
+    asks = vote > 0 and state.settings.ask_which_source
+    blocks = source_pick_blocks(answer_id, queries.answer_sources(state.settings, answer_id)) if asks else []
     if blocks:
         respond(response_type="ephemeral", replace_original=False, text=THANKS, blocks=blocks)
     else:

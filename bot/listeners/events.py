@@ -233,7 +233,7 @@ def on_reaction(body: dict[str, Any], event: dict[str, Any], client: WebClient, 
             # by Slack or Celery), a later "remove" or "switch" must still win over an earlier "add".
             event_ts=event.get("event_ts"),
         )
-        if added:
+        if added and (value < 0 or state.settings.ask_which_source):
             # A Slack call that may take a while: off the listener threads, which the next votes need.
             state.in_background(
                 offer_critique if value < 0 else offer_source_pick,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from harness.kb import add_document
 from harness.polling import wait_until
 from harness.slack_api import BOT_USER_ID, FakeSlack
 from harness.slack_signing import API_APP_ID, TEAM_ID, app_mention, block_action, message
+from lore.config import Settings
 from lore.db import raw_connection
 from tests.bot.conftest import RunningBot, ScriptedAnswerer, final_message, settle
 
@@ -134,6 +136,27 @@ def test_a_thumbs_up_asks_which_source_answered_it_and_the_answer_credits_that_p
     bot.sender.interaction(block_action("lore_vote_down", str(answer_id), message_ts=ts, response_url=bot.response_url))
     wait_until(lambda: _evidence(bot) == [(lead, False)])
     assert len(_rows(bot, "SELECT 1 FROM source_picks")) == 1
+
+
+def test_a_team_can_turn_the_source_question_off(
+    start_bot: Callable[..., RunningBot],
+    bot_settings: Settings,
+    fake_slack: FakeSlack,
+    celery_worker: object,
+    answerer: ScriptedAnswerer,
+) -> None:
+    bot = start_bot(bot_settings.model_copy(update={"ask_which_source": False}), answerer)
+    add_document(bot.settings, uri=ROLLBACK_URI, title=ROLLBACK_TITLE, sections=[(ROLLBACK_TITLE, "make rollback")])
+    answerer.reply = lambda question: "Deploy with **make deploy** [1]; if it goes wrong, **make rollback** [2]."
+    answer_id, ts = _ask(bot, fake_slack, "1600003060.000100")
+    assert len(_rows(bot, "SELECT jsonb_array_elements(citations) FROM answers WHERE id = %s", answer_id)) == 2
+    bot.sender.interaction(block_action("lore_vote_up", str(answer_id), message_ts=ts, response_url=bot.response_url))
+    thanks = fake_slack.wait_for("respond")[0]
+    assert thanks["text"] == "Thanks — noted" and "blocks" not in thanks
+    bot.sender.event(_reaction("reaction_added", "+1", ts=ts))
+    wait_until(lambda: len(_votes(bot)) == 2)
+    settle()
+    assert fake_slack.calls_to("chat.postEphemeral") == []
 
 
 def test_critique_dialog_opens_and_its_submission_is_stored(
