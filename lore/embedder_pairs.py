@@ -292,7 +292,7 @@ def feedback_pairs(settings: Settings, corpus: Corpus, *, include_private: bool)
     wrong: dict[str, dict[str, _Answer]] = defaultdict(dict)
     for answer in answers.values():
         key = normalize_question(answer.question)
-        if answer.top_uri and answer.score > 0:
+        if answer.top_uri and answer.score > 0 and not answer.picks:  # the unnamed 👍 follow the named pages
             right[key][answer.top_uri] = answer
         if answer.top_uri and answer.score < 0:
             wrong[key][answer.top_uri] = answer

@@ -153,27 +153,49 @@ def test_a_voter_who_names_the_source_that_answered_it_credits_that_page_instead
     answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=chunks, citations=citations)
     _vote(db, answer, 1)
     assert set(_evidence(db)) == {(answer, "kb://optparse")}  # without a named source, a 👍 credits the lead
-    record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://argparse")
-    record_source_pick(db, answer_id=answer, user_id="U1", source_uri="kb://argparse")
     share = 1 / (3 + feedback_memory.WILSON_Z**2)  # one vote's share of three
-    assert _evidence(db) == pytest.approx({(answer, "kb://argparse"): 2 * share, (answer, "kb://optparse"): share})
+    # One voter of three says argparse answered it: the two others saw the same answer, and follow.
+    record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://argparse")
+    assert _evidence(db) == pytest.approx({(answer, "kb://argparse"): 3 * share})
     moves = _moves(db, SIMILAR)
-    assert moves["kb://argparse"] > moves["kb://optparse"] > 0 and moves["kb://getopt"] == 0.0
-    # The latest choice wins; a pick counts only while its voter's vote is a 👍.
+    assert moves["kb://argparse"] > 0 and moves["kb://optparse"] == 0.0 and moves["kb://getopt"] == 0.0
+    # Named pages share the unnamed 👍 as they were named.
+    record_source_pick(db, answer_id=answer, user_id="U1", source_uri="kb://getopt")
+    assert _evidence(db) == pytest.approx(
+        {(answer, "kb://argparse"): 1.5 * share, (answer, "kb://getopt"): 1.5 * share}
+    )
+    # The latest choice wins; a pick counts only while its voter's vote is a 👍, and a 👎 counts against the lead.
+    record_source_pick(db, answer_id=answer, user_id="U1", source_uri="kb://argparse")
     record_source_pick(db, answer_id=answer, user_id="U2", source_uri="kb://getopt")
     record_vote(db, answer_id=answer, user_id="U1", value=-1, via="button")
-    evidence = _evidence(db)
-    assert evidence[(answer, "kb://argparse")] == pytest.approx(share)
-    assert evidence[(answer, "kb://getopt")] == pytest.approx(share)
-    assert evidence[(answer, "kb://optparse")] == pytest.approx(-share)  # U1's 👎, against the lead as ever
+    assert _evidence(db) == pytest.approx(
+        {(answer, "kb://argparse"): share, (answer, "kb://getopt"): share, (answer, "kb://optparse"): -share}
+    )
     record_vote(db, answer_id=answer, user_id="U1", value=1, via="button")  # the 👍 back: so is U1's choice
-    assert _evidence(db)[(answer, "kb://argparse")] == pytest.approx(2 * share)
+    assert _evidence(db) == pytest.approx({(answer, "kb://argparse"): 2 * share, (answer, "kb://getopt"): share})
     # A page the answer did not show, and an answer that does not exist, are refused.
     with pytest.raises(FeedbackError, match="not one of the sources"):
         record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://bread")
     with pytest.raises(FeedbackError, match="does not exist"):
         record_source_pick(db, answer_id=answer + 1000, user_id="U0", source_uri="kb://argparse")
     assert _evidence(db)[(answer, "kb://argparse")] == pytest.approx(2 * share)
+
+
+def test_without_named_for_all_only_the_voters_who_named_a_source_are_redirected(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feedback_memory, "NAMED_FOR_ALL", False)  # the variant bench/learning.py compares against
+    kb = _kb(db)
+    chunks = [kb["optparse"][0], kb["argparse"][0]]
+    citations = [
+        {"number": 1, "uri": "kb://optparse", "title": "o"},
+        {"number": 2, "uri": "kb://argparse", "title": "a"},
+    ]
+    answer = add_answer(db, question=QUESTION, model="search-only", chunk_ids=chunks, citations=citations)
+    _vote(db, answer, 1)
+    record_source_pick(db, answer_id=answer, user_id="U0", source_uri="kb://argparse")
+    share = 1 / (3 + feedback_memory.WILSON_Z**2)
+    assert _evidence(db) == pytest.approx({(answer, "kb://argparse"): share, (answer, "kb://optparse"): 2 * share})
 
 
 def test_which_is_better_outweighs_votes_and_moves_with_the_latest_choice(db: Settings) -> None:
