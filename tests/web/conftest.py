@@ -31,6 +31,7 @@ CLIENT_ID, CLIENT_SECRET = "1234.5678", "console-tests-client-secret"
 ATTACHED_CODE = "BUDGET-7781"
 ATTACHED = f"# Nightjar budget\n\nThe Nightjar budget for next year is 1.2 million euros, code {ATTACHED_CODE}.\n"
 BUDGET_QUESTION = "What is the Nightjar budget code?"
+SOURCES_QUESTION = "Which of my sources mention Nightjar?"
 
 
 def leaked(text: str) -> list[str]:
@@ -48,6 +49,9 @@ def echo_context(body: dict[str, Any]) -> str:
     """A scripted model that answers from the context it was given: the canary it saw, else the public page."""
     prompt = json.dumps(body.get("messages", []))
     seen = [canary for canary, _ in CANARIES.values() if canary in prompt]
+    if SOURCES_QUESTION in prompt:  # cite the first two sources it was given
+        numbers = re.findall(r'<source id=\\"(\d+)\\"', prompt)[:2]
+        return "Nightjar is in " + " and ".join(f"[{n}]" for n in numbers) + "."
     if ATTACHED_CODE in prompt:  # cite the source that holds it, by its number in the prompt
         found = re.search(r'<source id=\\"(\d+)\\"[^<]*?Nightjar budget', prompt)
         return f"The Nightjar budget code is {ATTACHED_CODE} [{found.group(1) if found else 1}]."

@@ -19,6 +19,7 @@ from tests.web.conftest import (
     ATTACHED,
     ATTACHED_CODE,
     BUDGET_QUESTION,
+    SOURCES_QUESTION,
     Console,
     console_env,
     echo_context,
@@ -153,12 +154,13 @@ def test_console_end_to_end_in_a_browser(live: Console, browser: Any, kb: Settin
     assert "xoxb-console-tests" not in page.content() and "console-tests-client-secret" not in page.content()
     shot(page, "settings")
 
-    drop_a_file_into_the_conversation(page, live)
+    drop_a_file_into_the_conversation(page, live, kb)
     context.close()
 
 
-def drop_a_file_into_the_conversation(page: Any, live: Console) -> None:
-    """Drag and drop a file onto the conversation, then ask about it: the answer uses it; Knowledge never shows it."""
+def drop_a_file_into_the_conversation(page: Any, live: Console, live_kb: Settings) -> None:
+    """Drag and drop a file onto the conversation, then ask about it: the answer uses it; Knowledge never shows it.
+    Then an answer citing two sources: after Helpful, the voter may say which one answered it."""
     page.goto(f"{live.url}/console/ask")
     transfer = page.evaluate_handle(
         """(text) => { const dt = new DataTransfer();
@@ -177,6 +179,22 @@ def drop_a_file_into_the_conversation(page: Any, live: Console) -> None:
     assert ATTACHED_CODE in page.inner_text("dialog#passage .text")
     page.click("dialog#passage form button")
     shot(page, "ask-attachment")
+    # Two sources cited: after Helpful, the console asks which one answered it; the choice is the vote's source.
+    page.fill("#question", SOURCES_QUESTION)
+    page.press("#question", "Enter")
+    turn = page.locator(".turn").last
+    turn.locator(".actions:not([hidden])").wait_for(timeout=60_000)
+    cited = turn.locator(".citations li").all_inner_texts()
+    assert sorted(cited) == ["Nightjar budget", "Project Nightjar"], cited
+    turn.locator(".vote[data-value=up]").click()
+    turn.locator(".answered-by:not([hidden]) button.source-pick").nth(1).wait_for()
+    assert turn.locator(".answered-by button.source-pick").all_inner_texts() == cited
+    turn.locator(".answered-by button.source-pick").nth(1).click()
+    turn.locator(f".status:has-text('Recorded: {cited[1]} answered it')").wait_for()
+    assert turn.locator(".answered-by").is_hidden()
+    with raw_connection(live_kb) as conn:
+        picked = conn.execute("SELECT p.user_id, d.title FROM source_picks p JOIN documents d ON d.uri = p.source_uri")
+        assert picked.fetchall() == [("local", cited[1])]
     page.goto(f"{live.url}/console/knowledge?q=Nightjar+budget+code")
     assert ATTACHED_CODE not in page.inner_text("main") and "Nightjar budget" not in page.inner_text("#documents")
 

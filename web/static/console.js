@@ -141,6 +141,7 @@ function setupTurn(turn, final) {
       for (const other of actions.querySelectorAll(".vote")) other.classList.remove("chosen");
       if (value !== "clear") button.classList.add("chosen");
       status.textContent = value === "clear" ? "Vote cleared" : `Recorded: ${value === "up" ? "helpful" : "not helpful"}`;
+      askWhichSource(turn, id, value === "up" ? final.passages || [] : [], status);
     });
   }
   actions.querySelector(".critique-open").addEventListener("click", () => {
@@ -156,6 +157,27 @@ function setupTurn(turn, final) {
     form.hidden = true;
   });
   actions.querySelector(".regenerate").addEventListener("click", () => regenerate(turn, final));
+}
+
+// After a thumbs-up on an answer with several sources: which one answered it? (optional; it teaches Lore which
+// page to put first for similar questions)
+function askWhichSource(turn, id, passages, status) {
+  const box = turn.querySelector(".answered-by");
+  for (const old of box.querySelectorAll("button")) old.remove();
+  const sources = [...new Map(passages.map((p) => [p.uri, p])).values()];
+  box.hidden = sources.length < 2;
+  for (const source of sources.length < 2 ? [] : sources.slice(0, 5)) {
+    const choose = document.createElement("button");
+    choose.className = "source-pick";
+    choose.textContent = source.title || source.uri;
+    choose.addEventListener("click", async () => {
+      const response = await post(`/api/v1/answers/${id}/vote`, { value: "up", source: source.uri });
+      const result = await response.json();
+      status.textContent = response.ok ? `Recorded: ${choose.textContent} answered it` : result.error;
+      if (response.ok) box.hidden = true;
+    });
+    box.append(choose);
+  }
 }
 
 async function regenerate(turn, original) {
