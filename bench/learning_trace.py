@@ -8,6 +8,7 @@ and after. Every untouched question that moved is listed with the voted rephrasi
 
     .venv/bin/python bench/learning_trace.py --kb /work/kb/pydocs --split all --users strict
     .venv/bin/python bench/learning_trace.py --kb /work/kb/pydocs --split pool --threshold 0.35 --set UNSEEN_GUARD=1
+    .venv/bin/python bench/learning_trace.py --kb /work/kb/pydocs --split fresh23 --corrections   # and corrections
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def trace(args: argparse.Namespace) -> list[dict[str, Any]]:
     import numpy as np
 
     from lore.config import get_settings
+    from lore.db import raw_connection
     from lore.embeddings import get_embedder
     from lore.migrations import upgrade_database
 
@@ -50,6 +52,10 @@ def trace(args: argparse.Namespace) -> list[dict[str, Any]]:
     learning.reset_feedback(settings)
     before = {q.qid: learning.ranking(settings, q, vectors, feedback=False) for q in questions}
     asked = learning.ask_and_vote(settings, voted, args.users, None)
+    if args.corrections:  # then the 👎 voters name the gold page, as the benchmark's last stage
+        with raw_connection(settings) as conn:
+            uris = [str(r[0]) for r in conn.execute("SELECT uri FROM documents ORDER BY uri").fetchall()]
+        learning.correct(settings, asked, uris)
     after = {q.qid: learning.ranking(settings, q, vectors, feedback=True) for q in questions}
     print(f"threshold {settings.feedback_threshold}; {len(asked)} rephrasings asked, {args.users} users")
     print("question: gold rank before -> after | per rephrasing: cosine, votes, lead gold?, lead rank before -> after")
@@ -106,6 +112,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="a LORE_HOME to use as it is (a copy: its feedback is emptied)")
     parser.add_argument("--split", default="all", choices=("tune", "all", "pool", *learning.FILES))
     parser.add_argument("--users", default="strict", choices=learning.USER_MODELS)
+    parser.add_argument("--corrections", action="store_true", help="after the votes, the 👎 voters name the gold page")
     parser.add_argument("--threshold", type=float, help="LORE_FEEDBACK_THRESHOLD for this run")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="as in bench/learning.py")
     parser.add_argument("--out", type=Path, help="write the per-rephrasing rows as JSON here")
