@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -293,32 +294,49 @@ def forget_deleted(state: BotState, event: dict[str, Any], *, live: bool) -> Non
 
 def offer_source_pick(state: BotState, client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
     """After a 👍 on an answer with several sources, ask once per answer and user which one answered it."""
-    answer = queries.answer_by_message(state.settings, channel_id, message_ts)
-    if answer is None:
-        return
-    blocks = source_pick_blocks(answer.answer_id, queries.answer_sources(state.settings, answer.answer_id))
-    if not blocks or not dedupe.claim(state.settings, f"source_pick:{answer.answer_id}:{user_id}", kind="source_pick"):
-        return
-    client.chat_postEphemeral(
-        channel=channel_id,
-        user=user_id,
-        thread_ts=answer.thread_ts,
+    _offer_once(
+        state,
+        client,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        user_id=user_id,
+        kind="source_pick",
         text="Thanks — noted. Which source answered it?",
-        blocks=blocks,
+        blocks_for=lambda answer_id: source_pick_blocks(answer_id, queries.answer_sources(state.settings, answer_id)),
     )
 
 
 def offer_critique(state: BotState, client: WebClient, *, channel_id: str, message_ts: str, user_id: str) -> None:
     """Offer the "what was wrong?" dialog once per answer and user (not again on each 👎 toggle or retry)."""
+    _offer_once(
+        state,
+        client,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        user_id=user_id,
+        kind="critique_offer",
+        text="Thanks — noted. Want to say what was wrong?",
+        blocks_for=critique_offer_blocks,
+    )
+
+
+def _offer_once(
+    state: BotState,
+    client: WebClient,
+    *,
+    channel_id: str,
+    message_ts: str,
+    user_id: str,
+    kind: str,
+    text: str,
+    blocks_for: Callable[[int], list[dict[str, Any]]],
+) -> None:
+    """An ephemeral offer after a reaction on an answer, to that user once per answer (claimed as `kind`), in the
+    answer's thread; nothing when the answer is unknown or `blocks_for` has nothing to offer."""
     answer = queries.answer_by_message(state.settings, channel_id, message_ts)
     if answer is None:
         return
-    if not dedupe.claim(state.settings, f"critique_offer:{answer.answer_id}:{user_id}", kind="critique_offer"):
+    blocks = blocks_for(answer.answer_id)
+    if not blocks or not dedupe.claim(state.settings, f"{kind}:{answer.answer_id}:{user_id}", kind=kind):
         return
-    client.chat_postEphemeral(
-        channel=channel_id,
-        user=user_id,
-        thread_ts=answer.thread_ts,
-        text="Thanks — noted. Want to say what was wrong?",
-        blocks=critique_offer_blocks(answer.answer_id),
-    )
+    client.chat_postEphemeral(channel=channel_id, user=user_id, thread_ts=answer.thread_ts, text=text, blocks=blocks)
