@@ -36,6 +36,9 @@ class Parsed:
 
     title: str
     blocks: list[Block]
+    # Where the page sits in its site (a documentation generator's breadcrumb, outermost first, without the
+    # site's root and the page itself): put in front of every heading path, so passages say what part they are in.
+    context: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -167,6 +167,13 @@ _MAIN_XPATHS = (
     "//div[contains(concat(' ', @class, ' '), ' md-content ')]",
     "//*[@id='content']",
 )
+# Sphinx's breadcrumb (the `related` bar): the page's parent sections, between the site root (nav-item-0, or
+# none) and the page itself (nav-item-this).
+_BREADCRUMB_XPATH = (
+    "(//div[contains(concat(' ', @class, ' '), ' related ')])[1]"
+    "//li[contains(concat(' ', @class, ' '), ' nav-item ') and not(contains(concat(' ', @class, ' '), ' nav-item-0 '))"
+    " and not(contains(concat(' ', @class, ' '), ' nav-item-this '))]"
+)
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "table",
@@ -224,6 +231,7 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
     if doc.xpath(_GENERATED_PAGE_XPATH):
         raise NotContent("a generated index or search page (links to other pages): skipped")
     page_title = _clean(doc.findtext(".//title") or "")
+    breadcrumb = [name for li in doc.xpath(_BREADCRUMB_XPATH) if (name := _clean(li.text_content()).strip(" »>|/"))]
     tables_of_contents = doc.xpath(_TOCTREE_XPATH)
     for element in doc.xpath(_DROP_XPATH) + tables_of_contents + [e for tag in _DROP_TAGS for e in doc.iter(tag)]:
         if element.getparent() is not None:
@@ -238,7 +246,7 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
             raise NotContent("a table of contents (links to other pages): skipped")
         raise SourceError("no text content in the HTML page")
     title = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "") or page_title or fallback_title
-    return Parsed(title, blocks)
+    return Parsed(title, blocks, breadcrumb)
 
 
 def _html_fallback(data: bytes, title: str) -> Parsed:

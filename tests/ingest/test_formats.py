@@ -4,15 +4,17 @@ tables keep their text. Parsers only (no database)."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import docx
 import pytest
 
-from ingest.chunking import chunk_document
+from ingest.chunking import ChunkText, chunk_document
 from ingest.document import NotContent, Parsed, RawDocument
 from ingest.loaders.files import PARSERS, load_path
+from lore.embeddings import LocalEmbedder
 from tests.ingest.helpers import SPHINX_GENINDEX, SPHINX_MODINDEX, SPHINX_SEARCH, make_pdf
 
 
@@ -126,6 +128,88 @@ def test_long_prose_is_sized_for_the_embedder() -> None:
     for chunk in chunks:
         assert len(chunk.embed_input.split()) <= 160
         assert chunk.text.endswith("pipeline.")  # split at sentence ends, never mid-sentence
+
+
+# Trimmed from what Sphinx writes for the Python docs' c-api/file.html: the `related` bar, top and bottom.
+_SPHINX_NESTED_PAGE = b"""<html><head><title>File Objects</title></head><body>
+<div class="related" role="navigation"><h3>Navigation</h3><ul>
+  <li class="right"><a href="../genindex.html">index</a></li>
+  <li class="right"><a href="module.html">next</a> |</li>
+  <li><a href="https://www.python.org/">Python</a> &#187;</li>
+  <li class="nav-item nav-item-0"><a href="../index.html">3.11.2 Documentation</a> &#187;</li>
+  <li class="nav-item nav-item-1"><a href="index.html">Python/C API Reference Manual</a> &#187;</li>
+  <li class="nav-item nav-item-2"><a href="concrete.html" accesskey="U">Concrete Objects Layer</a> &#187;</li>
+  <li class="nav-item nav-item-this"><a href="">File Objects</a></li></ul></div>
+<div class="document"><div class="body" role="main"><section id="file-objects">
+  <h1>File Objects<a class="headerlink" href="#file-objects">\xc2\xb6</a></h1>
+  <p>These APIs are a minimal emulation of the Python 2 C API for built-in file objects.</p>
+  <section id="more"><h2>Reading</h2><p>PyFile_GetLine reads one line.</p></section></section></div></div>
+<div class="related" role="navigation"><ul>
+  <li class="nav-item nav-item-0"><a href="../index.html">3.11.2 Documentation</a> &#187;</li>
+  <li class="nav-item nav-item-1"><a href="index.html">Python/C API Reference Manual</a> &#187;</li>
+  <li class="nav-item nav-item-this"><a href="">File Objects</a></li></ul></div></body></html>"""
+
+
+def test_a_sphinx_breadcrumb_leads_every_heading_path_outside_the_word_budget() -> None:
+    parsed = _parse("file.html", _SPHINX_NESTED_PAGE)
+    # The site's root and the page itself are left out; the bottom bar (a copy) is not read twice.
+    assert parsed.context == ["Python/C API Reference Manual", "Concrete Objects Layer"]
+    chunks = chunk_document(parsed, chunk_words=160)
+    crumb = "Python/C API Reference Manual > Concrete Objects Layer"
+    assert [(c.heading, c.text) for c in chunks] == [
+        (
+            f"{crumb} > File Objects",
+            "These APIs are a minimal emulation of the Python 2 C API for built-in file objects.",
+        ),
+        (f"{crumb} > File Objects > Reading", "PyFile_GetLine reads one line."),
+    ]
+    # Passages are cut where they would be without the breadcrumb: it is context, not part of the word budget.
+    sentences = " ".join(f"Step {i} of reading a file object is described here." for i in range(60))
+    long_page = _SPHINX_NESTED_PAGE.replace(b"PyFile_GetLine reads one line.", sentences.encode())
+    with_crumb = chunk_document(_parse("file.html", long_page), chunk_words=40)
+    without = chunk_document(Parsed(parsed.title, _parse("file.html", long_page).blocks), chunk_words=40)
+    assert len(with_crumb) > 3
+    assert [c.text for c in with_crumb] == [c.text for c in without]
+
+
+def test_a_page_without_a_breadcrumb_has_no_context() -> None:
+    assert _parse("guide.md", b"# Guide\n\nText.\n").context == []
+    html = b"<html><head><title>T</title></head><body><main><h1>T</h1><p>Body text.</p></main></body></html>"
+    assert _parse("t.html", html).context == []
+
+
+def test_passages_fit_the_embedders_tokens_however_dense_the_text() -> None:
+    """160 words of identifiers are far more than the 256 tokens the bundled model reads: given its tokenizer, the
+    chunker cuts them into passages it reads whole, losing no word and keeping code between lines."""
+    embedder = LocalEmbedder()
+    assert embedder.max_tokens == 256
+    identifiers = " ".join(f"PyUnicode_AsUTF8AndSize_{i}x" for i in range(150))
+    prose = "Plain words are cheap for the tokenizer, so this sentence stays whole. " * 6
+    code = "\n".join(f"PyObject *obj_{i} = PyLong_FromSsize_t(value_{i});" for i in range(40))
+    text = f"# Unicode\n\n## Conversions\n\n{identifiers}.\n\n{prose}\n\n```c\n{code}\n```\n".encode()
+    parsed = _parse("unicode.md", text)
+    words_only = chunk_document(parsed, chunk_words=160)
+    assert max(embedder.count_tokens(c.embed_input) for c in words_only) > 256  # what the embedder used to cut
+    fitted = chunk_document(parsed, chunk_words=160, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
+    assert len(fitted) > len(words_only)
+    assert all(embedder.count_tokens(c.embed_input) <= 256 for c in fitted)
+    assert {c.heading for c in fitted} == {"Unicode > Conversions"}
+    assert [c.ord for c in fitted] == list(range(len(fitted)))
+
+    # Nothing lost or reordered: the same words, and code blocks still whole lines inside their fences.
+    def words(chunks: list[ChunkText]) -> list[str]:
+        return [w for c in chunks for w in c.text.split() if w != "```"]
+
+    assert words(fitted) == words(words_only)
+    fenced = [
+        line for c in fitted for block in re.findall(r"```\n(.*?)\n```", c.text, re.S) for line in block.split("\n")
+    ]
+    assert fenced == code.split("\n")
+    # Passages the embedder already reads whole are left as they were.
+    short = _parse("short.md", b"# Short\n\nA few plain words.\n")
+    assert chunk_document(short, chunk_words=160, max_tokens=256, count_tokens=embedder.count_tokens) == (
+        chunk_document(short, chunk_words=160)
+    )
 
 
 def test_directory_walk_skips_build_assets_and_hidden_files(tmp_path: Path) -> None:
