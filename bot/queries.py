@@ -73,7 +73,9 @@ def home_figures(settings: Settings, *, with_downvoted: bool) -> dict[str, Any]:
                    (SELECT max(updated_at) FROM documents),
                    (SELECT count(*) FROM answers WHERE created_at >= now() - interval '7 days'),
                    (SELECT count(*) FROM votes WHERE value = 1 AND updated_at >= now() - interval '7 days'),
-                   (SELECT count(*) FROM votes WHERE value = -1 AND updated_at >= now() - interval '7 days')
+                   (SELECT count(*) FROM votes WHERE value = -1 AND updated_at >= now() - interval '7 days'),
+                   (SELECT count(*) FROM source_picks p JOIN votes v USING (answer_id, user_id)
+                    WHERE v.value = 1 AND p.created_at >= now() - interval '7 days')
             """
         ).fetchone()
         downvoted: list[dict[str, Any]] = []
@@ -100,6 +102,7 @@ def home_figures(settings: Settings, *, with_downvoted: bool) -> dict[str, Any]:
         "answers_week": row[4],
         "up_week": row[5],
         "down_week": row[6],
+        "sources_named_week": row[7],  # 👍 whose voter said which source answered it (and still stands)
         "downvoted": downvoted,
     }
 

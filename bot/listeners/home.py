@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def home_view(figures: dict[str, Any], *, admin: bool) -> dict[str, Any]:
+    named = figures["sources_named_week"]
     last = figures["last_sync"].strftime("%Y-%m-%d %H:%M UTC") if figures["last_sync"] else "never"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Lore"}},
@@ -35,7 +36,8 @@ def home_view(figures: dict[str, Any], *, admin: bool) -> dict[str, Any]:
             "text": {
                 "type": "mrkdwn",
                 "text": f"*This week*: {figures['answers_week']} answers · "
-                f"{figures['up_week']} 👍 · {figures['down_week']} 👎",
+                f"{figures['up_week']} 👍 · {figures['down_week']} 👎 · "
+                f"{named} source{'' if named == 1 else 's'} named",
             },
         },
     ]

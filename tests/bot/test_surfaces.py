@@ -135,6 +135,12 @@ def test_app_home_shows_the_knowledge_base_and_admins_see_the_most_downvoted(
             "INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U1', -1), (%s, 'U2', -1), (%s, 'U3', 1)",
             (ids[0], ids[0], ids[1]),
         )
+        # A named source counts while its voter's 👍 stands: U1's pick sits under a 👎 and is not counted.
+        conn.execute(
+            "INSERT INTO source_picks (answer_id, user_id, source_uri) VALUES (%s, 'U3', 'file:///b.md'), "
+            "(%s, 'U1', 'file:///a.md')",
+            (ids[1], ids[0]),
+        )
     running = start_bot(bot_settings.model_copy(update={"admin_users": "U0ADMIN"}), answerer)
     home_opened = {
         "type": "app_home_opened",
@@ -149,7 +155,7 @@ def test_app_home_shows_the_knowledge_base_and_admins_see_the_most_downvoted(
     fields = [f["text"] for f in admin_view["view"]["blocks"][1]["fields"]]
     assert fields[:3] == ["*Documents*\n3", "*Chunks*\n0", "*Sources*\n2"]
     text = str(admin_view["view"])
-    assert "2 answers · 1 👍 · 2 👎" in text and "2 👎 — why is the build red?" in text
+    assert "2 answers · 1 👍 · 2 👎 · 1 source named" in text and "2 👎 — why is the build red?" in text
     running.sender.event({**home_opened, "user": "U0MEMBER"})
     member_view = fake_slack.wait_for("views.publish", 2)[1]
     assert member_view["user_id"] == "U0MEMBER" and "Most downvoted" not in str(member_view["view"])
