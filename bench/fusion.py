@@ -51,8 +51,9 @@ from lore.search import (
 BENCH = Path(__file__).resolve().parent
 # fresh10 and fresh11 reported the page term in session 13, fresh12 and fresh13 checked it again in session 14,
 # fresh14 to fresh17 reported session 15's share of words, fresh18 to fresh21 checked it in sessions 16 and 17; all
-# twelve are in the pool since. fresh22 and fresh23 (written in session 18) report next.
-BLIND = ["fresh22_questions.jsonl", "fresh22_rephrasings.jsonl", "fresh23_questions.jsonl", "fresh23_rephrasings.jsonl"]
+# twelve are in the pool since, and so are fresh22 and fresh23 (session 18's). fresh24 and fresh25 (written in
+# session 19) report next.
+BLIND = ["fresh24_questions.jsonl", "fresh24_rephrasings.jsonl", "fresh25_questions.jsonl", "fresh25_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5
