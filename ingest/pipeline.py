@@ -235,12 +235,7 @@ class Pipeline:
             parsed = raw.parse(raw)
             chunks = [
                 ChunkText(c.ord, _clean(c.heading), _clean(c.text))
-                for c in chunk_document(
-                    parsed,
-                    chunk_words=self.settings.chunk_words,
-                    max_tokens=getattr(self.embedder, "max_tokens", None),
-                    count_tokens=getattr(self.embedder, "count_tokens", None),
-                )
+                for c in chunk_document(parsed, chunk_words=self.settings.chunk_words)
             ]
         except NotContent as exc:
             return _NotContent(raw.uri, raw.source, str(exc))

@@ -174,6 +174,8 @@ def pseudo_questions(corpus: Corpus, i: int, *, first_of_section: bool) -> list[
     heading = corpus.headings[i]
     if first_of_section and heading:
         parts = [p.strip() for p in heading.split(" > ") if p.strip()]
+        if corpus.titles[i] in parts:  # a documentation site's breadcrumb before the page's title: context only
+            parts = parts[parts.index(corpus.titles[i]) :]
         if parts:
             query = parts[-1] if len(parts) == 1 else f"{parts[-1]} ({parts[0]})"
             pairs.append(Pair(query, i, "heading"))

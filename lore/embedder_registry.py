@@ -67,11 +67,8 @@ class ModelUnavailable(RuntimeError):
 class VectorEmbedder(Protocol):
     name: str
     dim: int
-    max_tokens: int
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
-
-    def count_tokens(self, text: str) -> int: ...
 
 
 class State(NamedTuple):
@@ -160,14 +157,6 @@ class ActiveEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.model().embed(texts)
-
-    # What the active model reads of a text: the ingest pipeline cuts passages to fit (ingest/chunking.py).
-    @property
-    def max_tokens(self) -> int:
-        return self.model().max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.model().count_tokens(text)
 
     def _current(self, *, force: bool) -> tuple[State, VectorEmbedder]:
         now = time.monotonic()

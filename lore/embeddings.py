@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -130,11 +130,7 @@ class OnnxEmbedder(BatchingEmbedder):
         super().__init__(batch_size=batch_size)
         self.model_dir = Path(model_dir)
         self.name = name
-        spec = read_model_spec(self.model_dir)
-        self.dim = spec.dim
-        # What the model reads of a text, special tokens included: the chunker cuts passages to fit it.
-        self.max_tokens = spec.max_seq_length
-        self._counter: Any = None
+        self.dim = read_model_spec(self.model_dir).dim
         self.home = home
         self.build_missing = build_missing
         self.threads = threads
@@ -164,22 +160,6 @@ class OnnxEmbedder(BatchingEmbedder):
         model = self.load()
         self.encode_calls += 1
         return model.encode(texts, batch_size=self.batch_size)
-
-    def count_tokens(self, text: str) -> int:
-        """How many tokens the model would read of text if it read it all (the serving tokenizer truncates, so this
-        one is a second, untruncated copy of it: cheap, and it needs no ONNX file)."""
-        if self._counter is None:
-            from tokenizers import Tokenizer
-
-            path = self.model_dir / "tokenizer.json"
-            try:
-                counter = Tokenizer.from_file(str(path))
-            except Exception as exc:
-                raise EmbeddingError(f"cannot load the tokenizer {path}: {exc}") from exc
-            counter.no_truncation()
-            counter.no_padding()
-            self._counter = counter
-        return len(self._counter.encode(text).ids)
 
 
 class LocalEmbedder(OnnxEmbedder):

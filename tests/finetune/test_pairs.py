@@ -38,6 +38,11 @@ def test_pseudo_questions_come_from_headings_identifiers_definitions_and_sentenc
     # A heading under its page title asks for the first passage of its section.
     basic = [p for p in train + held if p.kind == "heading" and p.query.startswith("Basic Usage")]
     assert basic and corpus.headings[basic[0].positive].endswith("Basic Usage")
+    # The Sphinx breadcrumb in front of the heading path ("The Python Standard Library > Internet Data Handling")
+    # is not what the question is about: the page's title is.
+    assert corpus.headings[basic[0].positive].startswith("The Python Standard Library > Internet Data Handling > ")
+    assert basic[0].query == f"Basic Usage ({corpus.titles[basic[0].positive]})"
+    assert corpus.titles[basic[0].positive].startswith("json")
     # A sentence taken as the question is taken out of its positive (no copy to match).
     for pair in train + held:
         if pair.kind in ("sentence", "definition"):

@@ -4,17 +4,15 @@ tables keep their text. Parsers only (no database)."""
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import docx
 import pytest
 
-from ingest.chunking import ChunkText, chunk_document
+from ingest.chunking import chunk_document
 from ingest.document import NotContent, Parsed, RawDocument
 from ingest.loaders.files import PARSERS, load_path
-from lore.embeddings import LocalEmbedder
 from tests.ingest.helpers import SPHINX_GENINDEX, SPHINX_MODINDEX, SPHINX_SEARCH, make_pdf
 
 
@@ -176,40 +174,6 @@ def test_a_page_without_a_breadcrumb_has_no_context() -> None:
     assert _parse("guide.md", b"# Guide\n\nText.\n").context == []
     html = b"<html><head><title>T</title></head><body><main><h1>T</h1><p>Body text.</p></main></body></html>"
     assert _parse("t.html", html).context == []
-
-
-def test_passages_fit_the_embedders_tokens_however_dense_the_text() -> None:
-    """160 words of identifiers are far more than the 256 tokens the bundled model reads: given its tokenizer, the
-    chunker cuts them into passages it reads whole, losing no word and keeping code between lines."""
-    embedder = LocalEmbedder()
-    assert embedder.max_tokens == 256
-    identifiers = " ".join(f"PyUnicode_AsUTF8AndSize_{i}x" for i in range(150))
-    prose = "Plain words are cheap for the tokenizer, so this sentence stays whole. " * 6
-    code = "\n".join(f"PyObject *obj_{i} = PyLong_FromSsize_t(value_{i});" for i in range(40))
-    text = f"# Unicode\n\n## Conversions\n\n{identifiers}.\n\n{prose}\n\n```c\n{code}\n```\n".encode()
-    parsed = _parse("unicode.md", text)
-    words_only = chunk_document(parsed, chunk_words=160)
-    assert max(embedder.count_tokens(c.embed_input) for c in words_only) > 256  # what the embedder used to cut
-    fitted = chunk_document(parsed, chunk_words=160, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens)
-    assert len(fitted) > len(words_only)
-    assert all(embedder.count_tokens(c.embed_input) <= 256 for c in fitted)
-    assert {c.heading for c in fitted} == {"Unicode > Conversions"}
-    assert [c.ord for c in fitted] == list(range(len(fitted)))
-
-    # Nothing lost or reordered: the same words, and code blocks still whole lines inside their fences.
-    def words(chunks: list[ChunkText]) -> list[str]:
-        return [w for c in chunks for w in c.text.split() if w != "```"]
-
-    assert words(fitted) == words(words_only)
-    fenced = [
-        line for c in fitted for block in re.findall(r"```\n(.*?)\n```", c.text, re.S) for line in block.split("\n")
-    ]
-    assert fenced == code.split("\n")
-    # Passages the embedder already reads whole are left as they were.
-    short = _parse("short.md", b"# Short\n\nA few plain words.\n")
-    assert chunk_document(short, chunk_words=160, max_tokens=256, count_tokens=embedder.count_tokens) == (
-        chunk_document(short, chunk_words=160)
-    )
 
 
 def test_directory_walk_skips_build_assets_and_hidden_files(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from ingest.loaders.files import PARSERS
 from ingest.pipeline import ingest_sources
 from lore.config import Settings
 from lore.db import raw_connection
-from lore.embeddings import LocalEmbedder
 from tests.conftest import REPO
 from tests.ingest.helpers import SPHINX_GENINDEX
 
@@ -129,18 +128,6 @@ def test_identical_text_is_embedded_once(db: Settings, tmp_path: Path) -> None:
     assert (second.documents_added, second.chunks_added, second.chunks_embedded) == (1, 1, 0)  # vector reused
     vectors = {str(v) for (v,) in _rows(db, "SELECT embedding FROM chunks")}
     assert len(vectors) == 1
-
-
-def test_every_stored_passage_is_read_whole_by_the_embedder(db: Settings, tmp_path: Path) -> None:
-    """Through the pipeline as served (the active embedder), dense identifiers are cut to the model's 256 tokens."""
-    identifiers = " ".join(f"Py_tp_getattro_{i}_slot" for i in range(150))
-    (tmp_path / "slots.md").write_text(f"# Type slots\n\n## All of them\n\n{identifiers}.\n")
-    report = ingest_sources(db, [str(tmp_path)])
-    embedder = LocalEmbedder()
-    rows = _rows(db, "SELECT heading, text FROM chunks ORDER BY ord")
-    assert report.chunks_added == len(rows) > 1
-    assert all(embedder.count_tokens(f"{heading}\n{text}") <= embedder.max_tokens for heading, text in rows)
-    assert " ".join(text for _, text in rows).split() == f"{identifiers}.".split()
 
 
 def test_bulk_load_rebuilds_the_indexes_and_a_missing_index_comes_back(db: Settings, tmp_path: Path) -> None:

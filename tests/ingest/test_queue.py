@@ -21,7 +21,6 @@ from ingest.chunking import chunk_document
 from ingest.document import RawDocument
 from ingest.parsers import parse_markdown
 from lore.config import Settings
-from lore.embeddings import LocalEmbedder
 from tests.conftest import TEST_AMQP_URL
 from tests.ingest.helpers import rows
 
@@ -71,7 +70,6 @@ def rabbitmq() -> str:
 def _corpus(root: Path) -> dict[str, int]:
     """Files of two sections each; returns file uri -> expected number of chunks."""
     expected = {}
-    embedder = LocalEmbedder()
     for n in range(FILES):
         sections = []
         for part in range(2):
@@ -82,11 +80,7 @@ def _corpus(root: Path) -> dict[str, int]:
         raw = RawDocument(
             uri=path.as_uri(), source=str(path), source_kind="file", data=path.read_bytes(), parse=parse_markdown
         )
-        # The pipeline cuts passages to what the embedder reads: these made-up words cost several tokens each.
-        chunks = chunk_document(
-            parse_markdown(raw), chunk_words=160, max_tokens=embedder.max_tokens, count_tokens=embedder.count_tokens
-        )
-        expected[path.as_uri()] = len(chunks)
+        expected[path.as_uri()] = len(chunk_document(parse_markdown(raw), chunk_words=160))
     return expected
 
 
