@@ -167,13 +167,34 @@ _MAIN_XPATHS = (
     "//div[contains(concat(' ', @class, ' '), ' md-content ')]",
     "//*[@id='content']",
 )
-# Sphinx's breadcrumb (the `related` bar): the page's parent sections, between the site root (nav-item-0, or
-# none) and the page itself (nav-item-this).
+# A page's breadcrumb (its parent sections, outermost first), as documentation generators and intranet templates
+# write it: Sphinx's `related` bar, or an element marked as a breadcrumb by its aria-label (Bootstrap, Docusaurus,
+# pydata-sphinx-theme), a class (Read the Docs' wy-breadcrumbs, ol.breadcrumb), an id (Confluence's HTML export)
+# or MkDocs Material's navigation path. The first in document order is read, item by item (_breadcrumb).
+_SPHINX_RELATED = "contains(concat(' ', normalize-space(@class), ' '), ' related ')"
 _BREADCRUMB_XPATH = (
-    "(//div[contains(concat(' ', @class, ' '), ' related ')])[1]"
-    "//li[contains(concat(' ', @class, ' '), ' nav-item ') and not(contains(concat(' ', @class, ' '), ' nav-item-0 '))"
-    " and not(contains(concat(' ', @class, ' '), ' nav-item-this '))]"
+    f"//div[{_SPHINX_RELATED}]"
+    " | //*[self::nav or self::div or self::ol or self::ul]["
+    "translate(normalize-space(@aria-label), 'BREADCUMS', 'breadcums') = 'breadcrumb'"
+    " or translate(normalize-space(@aria-label), 'BREADCUMS', 'breadcums') = 'breadcrumbs'"
+    " or contains(translate(@class, 'BREADCUM', 'breadcum'), 'breadcrumb')"
+    " or @id = 'breadcrumbs' or @id = 'breadcrumb-section']"
+    " | //nav[contains(concat(' ', normalize-space(@class), ' '), ' md-path ')]"
 )
+# An element marked as a breadcrumb that holds any of these is a page wrapper (`<div class="has-breadcrumbs">`),
+# not the breadcrumb itself.
+_PAGE_CONTENT_XPATH = (
+    ".//*[self::main or self::article or self::section or self::h1 or self::h2 or self::pre or self::table]"
+)
+# Sphinx's bar also holds the index, next and previous links: its breadcrumb items are the `nav-item` ones.
+_SPHINX_ITEM_XPATH = ".//li[contains(concat(' ', normalize-space(@class), ' '), ' nav-item ')]"
+# Items that are the page itself, the site's root or a side link (View page source, Edit on GitHub).
+_CURRENT_CLASSES = frozenset({"active", "current", "nav-item-this", "breadcrumbs__item--active"})
+_ROOT_NAMES = frozenset({"home", "docs", "documentation"})
+_CRUMB_SEPARATORS = " \u00bb\u203a>/|\u00b7"
+_TITLE_SEPARATORS = re.compile(r" (?:\u2014|\u2013|-|\||\u00b7) ")
+# Kept at most (the innermost ones): the breadcrumb says where a passage is, not the whole site map.
+MAX_BREADCRUMB = 4
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "table",
@@ -231,14 +252,14 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
     if doc.xpath(_GENERATED_PAGE_XPATH):
         raise NotContent("a generated index or search page (links to other pages): skipped")
     page_title = _clean(doc.findtext(".//title") or "")
-    breadcrumb = [name for li in doc.xpath(_BREADCRUMB_XPATH) if (name := _clean(li.text_content()).strip(" »>|/"))]
+    breadcrumb = _breadcrumb(doc, page_title)
     tables_of_contents = doc.xpath(_TOCTREE_XPATH)
     for element in doc.xpath(_DROP_XPATH) + tables_of_contents + [e for tag in _DROP_TAGS for e in doc.iter(tag)]:
         if element.getparent() is not None:
             element.drop_tree()
     main = next((found[0] for xp in _MAIN_XPATHS if (found := doc.xpath(xp))), None)
     if main is None:
-        return _html_fallback(data, page_title or fallback_title)
+        return _html_fallback(data, page_title or fallback_title, breadcrumb)
     blocks: list[Block] = []
     _walk_html(main, blocks)
     if not any(b.kind != "heading" for b in blocks):
@@ -249,7 +270,7 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
     return Parsed(title, blocks, breadcrumb)
 
 
-def _html_fallback(data: bytes, title: str) -> Parsed:
+def _html_fallback(data: bytes, title: str, context: list[str]) -> Parsed:
     """Pages without a main/article container: trafilatura's boilerplate removal, read back as Markdown."""
     import trafilatura
 
@@ -264,7 +285,49 @@ def _html_fallback(data: bytes, title: str) -> Parsed:
     if not extracted or not extracted.strip():
         raise SourceError("no text content in the HTML page")
     parsed = markdown_to_parsed(extracted, title)
-    return Parsed(title or parsed.title, parsed.blocks)
+    return Parsed(title or parsed.title, parsed.blocks, context)
+
+
+def _breadcrumb(doc: object, page_title: str) -> list[str]:
+    """The page's breadcrumb without the site's root, the page itself and side links, outermost first; its element
+    is removed so its words are not indexed as the page's text. Called before anything else is dropped."""
+    element, sphinx = None, False
+    for found in doc.xpath(_BREADCRUMB_XPATH):  # type: ignore[attr-defined]
+        sphinx = bool(found.xpath(f"self::div[{_SPHINX_RELATED}]"))
+        if sphinx or not found.xpath(_PAGE_CONTENT_XPATH):
+            element = found
+            break
+    if element is None:
+        return []
+    titles = {page_title, _TITLE_SEPARATORS.split(page_title, maxsplit=1)[0]}
+    h1 = next(doc.iter("h1"), None)  # type: ignore[attr-defined]
+    if h1 is not None:
+        titles.add(" ".join(h1.text_content().split()).rstrip(" \u00b6#\u200b"))
+    page_names = {title.casefold() for title in titles if title}
+    names = []
+    for item in element.xpath(_SPHINX_ITEM_XPATH if sphinx else ".//li"):
+        name = " ".join(_item_text(item).split()).strip(_CRUMB_SEPARATORS)
+        classes = item.get("class", "")
+        marks = item.xpath("descendant-or-self::*/@class | descendant-or-self::*/@aria-label")
+        current = item.xpath("descendant-or-self::*[@aria-current='page']") or any(
+            _CURRENT_CLASSES.intersection(mark.split()) for mark in marks
+        )
+        home = any("home" in mark.lower() for mark in marks) or "nav-item-0" in classes.split()
+        if name and not (current or home or name.casefold() in page_names | _ROOT_NAMES or "aside" in classes.lower()):
+            names.append(name)
+    if element.getparent() is not None:
+        element.drop_tree()
+    return names[-MAX_BREADCRUMB:]
+
+
+def _item_text(element: object) -> str:
+    """A breadcrumb item's own text: without a list nested in it (its items are read in turn) or an icon's."""
+    parts = [element.text or ""]  # type: ignore[attr-defined]
+    for child in element:  # type: ignore[attr-defined]
+        if isinstance(child.tag, str) and child.tag not in ("ul", "ol", "svg", "script", "style", "template"):
+            parts.append(_item_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 def _walk_html(element: object, blocks: list[Block]) -> None:

@@ -176,6 +176,177 @@ def test_a_page_without_a_breadcrumb_has_no_context() -> None:
     assert _parse("t.html", html).context == []
 
 
+# Trimmed from what other generators write around a page's breadcrumb: each case is the page, the breadcrumb read
+# from it (without the site's root, the page itself and side links) and labels that must not be indexed as text.
+_RTD_PAGE = """<!DOCTYPE html><html class="writer-html5" lang="en"><head><meta charset="utf-8" />
+<title>Module foo &mdash; Acme 2.1 documentation</title></head><body class="wy-body-for-nav">
+<div class="wy-grid-for-nav">
+<nav data-toggle="wy-nav-shift" class="wy-nav-side"><div class="wy-side-scroll"><div class="wy-side-nav-search">
+<a href="index.html" class="icon icon-home">Acme</a></div><div class="wy-menu wy-menu-vertical" role="navigation"
+aria-label="Navigation menu"><ul class="current"><li class="toctree-l1 current"><a class="reference internal"
+href="api.html">API Reference</a></li></ul></div></div></nav>
+<section data-toggle="wy-nav-shift" class="wy-nav-content-wrap"><div class="wy-nav-content"><div class="rst-content">
+{breadcrumb}
+<div role="main" class="document" itemscope="itemscope" itemtype="http://schema.org/Article">
+<div itemprop="articleBody">
+<section id="module-foo"><h1>Module foo<a class="headerlink" href="#module-foo" title="Link to this heading">\u00b6</a>
+</h1><p>The foo module parses widget manifests.</p></section></div></div>
+<footer><hr/><div role="contentinfo"><p>&#169; Copyright 2024, Acme.</p></div></footer></div></div></section></div>
+</body></html>"""
+_RTD_BREADCRUMB = """<div role="navigation" aria-label="Page navigation"><ul class="wy-breadcrumbs">
+<li><a href="index.html" class="icon icon-home" aria-label="Home"></a></li>
+<li class="breadcrumb-item"><a href="api.html">API Reference</a></li>
+<li class="breadcrumb-item active">Module foo</li>
+<li class="wy-breadcrumbs-aside"><a href="_sources/foo.rst.txt" rel="nofollow">View page source</a></li>
+</ul><hr/></div>"""
+_RTD_OLD_BREADCRUMB = """<div role="navigation" aria-label="breadcrumbs navigation"><ul class="wy-breadcrumbs">
+<li><a href="index.html">Docs</a> &raquo;</li>
+<li><a href="api.html">API Reference</a> &raquo;</li>
+<li>Module foo</li>
+<li class="wy-breadcrumbs-aside"><a href="_sources/foo.rst.txt" rel="nofollow"> View page source</a></li>
+</ul><hr/></div>"""
+_PYDATA_PAGE = """<!DOCTYPE html><html lang="en" data-content_root="../"><head><meta charset="utf-8" />
+<title>IO tools &#8212; pandas 2.2.2 documentation</title></head>
+<body data-bs-spy="scroll" data-bs-target=".bd-toc-nav">
+<header class="bd-header navbar navbar-expand-lg bd-navbar"><div class="bd-header__inner bd-page-width">
+<a class="navbar-brand logo" href="../index.html">pandas</a><ul class="bd-navbar-elements navbar-nav">
+<li class="nav-item current active"><a class="nav-link nav-internal" href="index.html">User Guide</a></li>
+</ul></div></header>
+<div class="bd-container"><div class="bd-container__inner bd-page-width">
+<div class="bd-sidebar-primary bd-sidebar"><nav class="bd-docs-nav bd-links" aria-label="Section Navigation">
+<ul class="current nav bd-sidenav"><li class="toctree-l1 current active"><a class="current reference internal" href="#">
+IO tools</a></li></ul></nav></div>
+<main id="main-content" class="bd-main" role="main"><div class="bd-content"><div class="bd-article-container">
+<div class="bd-header-article d-print-none"><div class="header-article-items header-article__inner">
+<div class="header-article-items__start"><div class="header-article-item">
+<nav aria-label="Breadcrumb" class="d-print-none"><ul class="bd-breadcrumbs">
+<li class="breadcrumb-item breadcrumb-home"><a href="../index.html" class="nav-link" aria-label="Home">
+<i class="fa-solid fa-home"></i></a></li>
+<li class="breadcrumb-item"><a href="index.html" class="nav-link">User Guide</a></li>
+<li class="breadcrumb-item active" aria-current="page">IO tools</li>
+</ul></nav></div></div></div></div>
+<article class="bd-article"><section id="io-tools"><h1>IO tools<a class="headerlink" href="#io-tools"
+title="Link to this heading">#</a></h1><p>The pandas I/O API is a set of top level reader functions.</p></section>
+</article></div></div></main></div></div><footer class="bd-footer">Created using Sphinx 7.3.7.</footer></body></html>"""
+_MATERIAL_PAGE = """<!doctype html><html lang="en" class="no-js"><head><meta charset="utf-8">
+<title>Installing the agent - Acme Handbook</title></head><body dir="ltr" data-md-color-scheme="default">
+<header class="md-header" data-md-component="header"><nav class="md-header__inner md-grid" aria-label="Header">
+<div class="md-header__title"><span class="md-ellipsis">Installing the agent</span></div></nav></header>
+<div class="md-container" data-md-component="container"><main class="md-main" data-md-component="main">
+<div class="md-main__inner md-grid"><div class="md-sidebar md-sidebar--primary" data-md-component="sidebar"
+data-md-type="navigation"><nav class="md-nav md-nav--primary" aria-label="Navigation" data-md-level="0">
+<ul class="md-nav__list"><li class="md-nav__item md-nav__item--active"><a href="./"
+class="md-nav__link md-nav__link--active">Installing the agent</a></li></ul></nav></div>
+<div class="md-content" data-md-component="content"><article class="md-content__inner md-typeset">
+<nav class="md-path" aria-label="Navigation"><ol class="md-path__list">
+<li class="md-path__item"><a href="../../" class="md-path__link"><span class="md-ellipsis">Setup</span></a></li>
+<li class="md-path__item"><a href="../" class="md-path__link"><span class="md-ellipsis">Agents</span></a></li>
+</ol></nav>
+<h1 id="installing-the-agent">Installing the agent</h1><p>Download the package and run the installer.</p>
+</article></div></div></main><footer class="md-footer">Made with Material for MkDocs</footer></div></body></html>"""
+_DOCUSAURUS_PAGE = """<!doctype html><html lang="en" dir="ltr" class="docs-wrapper plugin-docs docs-doc-page"><head>
+<meta charset="UTF-8"><title data-rh="true">Deploying | Acme Platform</title></head>
+<body class="navigation-with-keyboard">
+<div id="__docusaurus"><nav aria-label="Main" class="navbar navbar--fixed-top"><a class="navbar__brand" href="/">
+Acme Platform</a></nav><div class="main-wrapper mainWrapper_z2l0"><div class="docsWrapper_hBAB">
+<div class="docRoot_UBD9">
+<aside class="theme-doc-sidebar-container docSidebarContainer_YfHR"><nav aria-label="Docs sidebar" class="menu">
+<a class="menu__link" href="/docs/guides/deploying">Deploying</a></nav></aside>
+<main class="docMainContainer_TBSr"><div class="container padding-top--md padding-bottom--lg"><div class="row">
+<div class="col docItemCol_VOVn"><div class="docItemContainer_Djhp"><article>
+<nav class="theme-doc-breadcrumbs breadcrumbsContainer_Z_bl" aria-label="Breadcrumbs"><ul class="breadcrumbs"
+itemscope="" itemtype="https://schema.org/BreadcrumbList">
+<li class="breadcrumbs__item"><a aria-label="Home page" class="breadcrumbs__link" href="/"><svg viewBox="0 0 24 24"
+class="breadcrumbHomeIcon_YNFT"><path d="M10 19v-5h4v5" fill="currentColor"></path></svg></a></li>
+<li itemscope="" itemprop="itemListElement" itemtype="https://schema.org/ListItem" class="breadcrumbs__item">
+<span class="breadcrumbs__link" itemprop="name">Guides</span><meta itemprop="position" content="1"></li>
+<li itemscope="" itemprop="itemListElement" itemtype="https://schema.org/ListItem"
+class="breadcrumbs__item breadcrumbs__item--active"><span class="breadcrumbs__link" itemprop="name">Deploying</span>
+<meta itemprop="position" content="2"></li></ul></nav>
+<div class="theme-doc-markdown markdown"><h1>Deploying</h1><p>Releases go out from the main branch every weekday.</p>
+</div></article></div></div></div></div></main></div></div></div></div></body></html>"""
+_BOOTSTRAP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Payments \u00b7 Acme Intranet</title></head><body>
+<header class="navbar navbar-expand-lg bg-body-tertiary"><a class="navbar-brand" href="/">Acme Intranet</a></header>
+<main class="container"><nav aria-label="breadcrumb"><ol class="breadcrumb">
+<li class="breadcrumb-item"><a href="/">Home</a></li>
+<li class="breadcrumb-item"><a href="/teams">Teams</a></li>
+<li class="breadcrumb-item active" aria-current="page">Payments</li></ol></nav>
+<h1>Payments</h1><p>The payments group owns checkout and refunds.</p></main></body></html>"""
+_CONFLUENCE_PAGE = """<!DOCTYPE html><html><head><title>Engineering : Deploying the payments service</title>
+<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"></head><body class="theme-default aui-theme-default">
+<div id="page"><div id="main" class="aui-page-panel"><div id="main-header"><div id="breadcrumb-section">
+<ol id="breadcrumbs"><li class="first"><span><a href="index.html">Engineering</a></span></li>
+<li><span><a href="Runbooks_123.html">Runbooks</a></span></li></ol></div>
+<h1 id="title-heading" class="pagetitle"><span id="title-text">Engineering : Deploying the payments service</span></h1>
+</div><div id="content" class="view"><div class="page-metadata">Created by <span class="author"> Jane Doe</span>, last
+modified on Mar 02, 2023</div><div id="main-content" class="wiki-content group"><h2 id="Deploying-Steps">Steps</h2>
+<p>Tag the release, then promote the build from staging.</p></div></div></div>
+<div id="footer" role="contentinfo"><section class="footer-body"><p>Document generated by Confluence on Mar 02, 2023
+</p></section></div></div></body></html>"""
+# A bare breadcrumb list inside the page's main container (not in a nav the page drops anyway), and deep: the
+# innermost four parents are kept.
+_DEEP_INTRANET_PAGE = """<html><head><title>On-call rota</title></head><body><div id="content">
+<ol class="breadcrumb"><li><a href="/">Home</a> /</li><li><a href="/org">Organisation</a> /</li>
+<li><a href="/org/eng">Engineering</a> /</li><li><a href="/org/eng/platform">Platform</a> /</li>
+<li><a href="/org/eng/platform/ops">Operations</a> /</li><li><a href="/org/eng/platform/ops/sre">SRE</a> /</li>
+<li class="current">On-call rota</li></ol>
+<h1>On-call rota</h1><p>Each engineer is on call for one week at a time.</p></div></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("page", "context", "unindexed"),
+    [
+        pytest.param(
+            _RTD_PAGE.replace("{breadcrumb}", _RTD_BREADCRUMB),
+            ["API Reference"],
+            ["API Reference", "View page source"],
+            id="sphinx_rtd_theme",
+        ),
+        pytest.param(
+            _RTD_PAGE.replace("{breadcrumb}", _RTD_OLD_BREADCRUMB),
+            ["API Reference"],
+            ["API Reference", "Docs", "View page source"],
+            id="sphinx_rtd_theme-old",
+        ),
+        pytest.param(_PYDATA_PAGE, ["User Guide"], ["User Guide"], id="pydata-sphinx-theme"),
+        pytest.param(_MATERIAL_PAGE, ["Setup", "Agents"], ["Setup", "Agents"], id="mkdocs-material"),
+        pytest.param(_DOCUSAURUS_PAGE, ["Guides"], ["Guides"], id="docusaurus"),
+        pytest.param(_BOOTSTRAP_PAGE, ["Teams"], ["Home", "Teams"], id="bootstrap"),
+        pytest.param(_CONFLUENCE_PAGE, ["Engineering", "Runbooks"], ["Runbooks"], id="confluence-export"),
+        pytest.param(
+            _DEEP_INTRANET_PAGE,
+            ["Engineering", "Platform", "Operations", "SRE"],
+            ["Home", "Organisation", "Engineering", "Platform", "Operations", "SRE"],
+            id="intranet-deep",
+        ),
+    ],
+)
+def test_breadcrumbs_of_other_generators_become_the_context(
+    page: str, context: list[str], unindexed: list[str]
+) -> None:
+    parsed = _parse("page.html", page.encode())
+    assert parsed.context == context
+    text = "\n".join(b.text for b in parsed.blocks if b.kind != "heading")
+    assert text  # the page's own text is kept
+    assert [label for label in unindexed if label in text] == []
+
+
+def test_lists_and_navs_without_breadcrumb_markers_are_not_the_breadcrumb() -> None:
+    """Only an element marked as a breadcrumb is read: not a content list, a table of contents or a related-links
+    box before it, nor a page wrapper whose class merely mentions breadcrumbs."""
+    page = b"""<html><head><title>Rotating keys</title></head><body><div class="layout has-breadcrumbs">
+    <nav aria-label="Table of contents"><ul><li><a href="#before">Before you start</a></li></ul></nav>
+    <div class="related-links"><ul><li><a href="/vpn">VPN access</a></li></ul></div>
+    <main><ol><li>Create the new key.</li><li>Revoke the old one.</li></ol>
+    <ol class="breadcrumb"><li><a href="/">Home</a></li><li><a href="/security">Security</a></li></ol>
+    <h1>Rotating keys</h1><p>Keys are rotated every ninety days.</p></main></div></body></html>"""
+    parsed = _parse("keys.html", page)
+    assert parsed.context == ["Security"]
+    text = "\n".join(b.text for b in parsed.blocks if b.kind != "heading")
+    assert "- Create the new key." in text and "- Revoke the old one." in text
+
+
 def test_directory_walk_skips_build_assets_and_hidden_files(tmp_path: Path) -> None:
     for name in ("guide.md", "_static/jquery.js", "_sources/guide.rst.txt", ".git/config.md", "logo.png", "app.py"):
         path = tmp_path / name
