@@ -255,7 +255,7 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
     breadcrumb = _breadcrumb(doc, page_title)
     tables_of_contents = doc.xpath(_TOCTREE_XPATH)
     for element in doc.xpath(_DROP_XPATH) + tables_of_contents + [e for tag in _DROP_TAGS for e in doc.iter(tag)]:
-        if element.getparent() is not None:
+        if element.getparent() is not None and not _is_content_header(element):
             element.drop_tree()
     main = next((found[0] for xp in _MAIN_XPATHS if (found := doc.xpath(xp))), None)
     if main is None:
@@ -268,6 +268,16 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
         raise SourceError("no text content in the HTML page")
     title = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "") or page_title or fallback_title
     return Parsed(title, blocks, breadcrumb)
+
+
+def _is_content_header(element: object) -> bool:
+    """An article's own header (Docusaurus writes `<article><header><h1>`) holds its title: content, unlike a
+    site's header bar."""
+    return bool(
+        element.tag == "header"  # type: ignore[attr-defined]
+        and element.xpath("ancestor::article or ancestor::main")  # type: ignore[attr-defined]
+        and element.xpath(".//*[self::h1 or self::h2 or self::h3]")  # type: ignore[attr-defined]
+    )
 
 
 def _html_fallback(data: bytes, title: str, context: list[str]) -> Parsed:

@@ -68,6 +68,18 @@ json.dumps({"a": 1})
     ]
 
 
+def test_an_articles_own_header_is_content_and_the_sites_header_is_not() -> None:
+    """Docusaurus writes a page's title in its article's header; the site's header bar is still dropped."""
+    html = b"""<html><head><title>Deploying | Acme Platform</title></head><body>
+    <header class="navbar"><h1>Acme Platform</h1><a href="/">Docs</a></header>
+    <main><article><header><h1>Deploying</h1></header>
+    <p>Run make deploy from a clean checkout of main.</p></article></main></body></html>"""
+    parsed = _parse("deploying.html", html)
+    assert parsed.title == "Deploying"
+    chunks = chunk_document(parsed, chunk_words=160)
+    assert [(c.heading, c.text) for c in chunks] == [("Deploying", "Run make deploy from a clean checkout of main.")]
+
+
 def test_generated_index_and_search_pages_are_not_content() -> None:
     """A documentation site's generated index and search pages only point at other pages: skipped, with a reason
     (NotContent, which the pipeline counts as skipped rather than failed)."""
