@@ -1,8 +1,10 @@
 """Structure-aware chunking: sections under their heading path, packed to a word budget the embedder can read.
 
 The embedder reads at most 256 tokens (about 180 words), so chunks aim at `settings.chunk_words` words
-*including* their heading path, which is stored in the chunk's `heading` column and prefixed to the text that
-is embedded. Prose splits at paragraph, then sentence boundaries; code blocks split only between lines.
+*including* their heading path within the document, which is stored in the chunk's `heading` column and prefixed
+to the text that is embedded. A page's breadcrumb (`Parsed.context`, its site's sections above it) leads that path
+but is left out of the budget, so it never moves passage boundaries. Prose splits at paragraph, then sentence
+boundaries; code blocks split only between lines.
 
 Words are a proxy: 160 words of technical text often run past 256 word pieces (identifiers split into many), and a
 quarter of the Python docs' passages lose their ends to the embedder, found there by full text only. Cutting them
@@ -21,7 +23,8 @@ from ingest.document import Block, Parsed
 # Bump when parsing or chunking changes, so re-ingest re-chunks documents whose bytes did not change
 # (2: generated index and search pages of documentation sites are skipped, and removed if indexed before;
 # 3: Sphinx tables of contents are navigation, dropped, and a page with nothing else is skipped;
-# 4: a Sphinx page's breadcrumb is kept in front of its heading paths).
+# 4: an HTML page's breadcrumb (Sphinx, Read the Docs, MkDocs Material, Docusaurus, Bootstrap, Confluence) is kept
+# in front of its heading paths, and an article's own <header> is content).
 CHUNKER_VERSION = "4"
 HEADING_SEPARATOR = " > "
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`*\[-])")

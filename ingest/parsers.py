@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import PurePosixPath
+from typing import Any
 
 from ingest.document import Block, NotContent, Parsed, RawDocument, SourceError
 
@@ -182,15 +183,18 @@ _BREADCRUMB_XPATH = (
     " | //nav[contains(concat(' ', normalize-space(@class), ' '), ' md-path ')]"
 )
 # An element marked as a breadcrumb that holds any of these is a page wrapper (`<div class="has-breadcrumbs">`),
-# not the breadcrumb itself.
+# not the breadcrumb itself: a breadcrumb holds links, never paragraphs or headings.
 _PAGE_CONTENT_XPATH = (
-    ".//*[self::main or self::article or self::section or self::h1 or self::h2 or self::pre or self::table]"
+    ".//*[self::main or self::article or self::section or self::p or self::h1 or self::h2 or self::h3 or self::h4"
+    " or self::h5 or self::h6 or self::pre or self::table or self::dl or self::blockquote]"
 )
 # Sphinx's bar also holds the index, next and previous links: its breadcrumb items are the `nav-item` ones.
 _SPHINX_ITEM_XPATH = ".//li[contains(concat(' ', normalize-space(@class), ' '), ' nav-item ')]"
-# Items that are the page itself, the site's root or a side link (View page source, Edit on GitHub).
+# Items that are the page itself, the site's root or a side link (View page source, Edit on GitHub), by their
+# class names (whole names) or aria-label.
 _CURRENT_CLASSES = frozenset({"active", "current", "nav-item-this", "breadcrumbs__item--active"})
-_ROOT_NAMES = frozenset({"home", "docs", "documentation"})
+_HOME_CLASS = re.compile(r"(?:^|[-_])home(?:$|[-_])")  # breadcrumb-home, icon-home, fa-home, home
+_ROOT_NAMES = frozenset({"home", "home page", "docs", "documentation"})
 _CRUMB_SEPARATORS = " \u00bb\u203a>/|\u00b7"
 _TITLE_SEPARATORS = re.compile(r" (?:\u2014|\u2013|-|\||\u00b7) ")
 # Kept at most (the innermost ones): the breadcrumb says where a passage is, not the whole site map.
@@ -198,7 +202,7 @@ MAX_BREADCRUMB = 4
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "table",
-    "figure", "figcaption", "details", "summary", "hr", "body", *_HEADINGS,
+    "figure", "figcaption", "details", "summary", "hr", "body", "header", *_HEADINGS,
 }  # fmt: skip
 
 
@@ -272,10 +276,11 @@ def html_to_parsed(data: bytes, fallback_title: str) -> Parsed:
 
 def _is_content_header(element: object) -> bool:
     """An article's own header (Docusaurus writes `<article><header><h1>`) holds its title: content, unlike a
-    site's header bar."""
+    site's header bar (outside the article, or role="banner")."""
     return bool(
         element.tag == "header"  # type: ignore[attr-defined]
-        and element.xpath("ancestor::article or ancestor::main")  # type: ignore[attr-defined]
+        and element.get("role") != "banner"  # type: ignore[attr-defined]
+        and element.xpath("ancestor::article")  # type: ignore[attr-defined]
         and element.xpath(".//*[self::h1 or self::h2 or self::h3]")  # type: ignore[attr-defined]
     )
 
@@ -303,31 +308,45 @@ def _breadcrumb(doc: object, page_title: str) -> list[str]:
     is removed so its words are not indexed as the page's text. Called before anything else is dropped."""
     element, sphinx = None, False
     for found in doc.xpath(_BREADCRUMB_XPATH):  # type: ignore[attr-defined]
-        sphinx = bool(found.xpath(f"self::div[{_SPHINX_RELATED}]"))
-        if sphinx or not found.xpath(_PAGE_CONTENT_XPATH):
+        if found.xpath(f"self::div[{_SPHINX_RELATED}]"):
+            if found.xpath(_SPHINX_ITEM_XPATH):  # a "related" box of another site is not Sphinx's bar
+                element, sphinx = found, True
+                break
+        elif not found.xpath(_PAGE_CONTENT_XPATH):
             element = found
             break
     if element is None:
         return []
-    titles = {page_title, _TITLE_SEPARATORS.split(page_title, maxsplit=1)[0]}
-    h1 = next(doc.iter("h1"), None)  # type: ignore[attr-defined]
-    if h1 is not None:
+    title = " ".join(page_title.split())
+    titles = {title, _TITLE_SEPARATORS.split(title, maxsplit=1)[0]}
+    for h1 in doc.iter("h1"):  # type: ignore[attr-defined]
         titles.add(" ".join(h1.text_content().split()).rstrip(" \u00b6#\u200b"))
-    page_names = {title.casefold() for title in titles if title}
+    page_names = {name.casefold() for name in titles if name}
     names = []
     for item in element.xpath(_SPHINX_ITEM_XPATH if sphinx else ".//li"):
+        if any(ancestor.tag == "li" for ancestor in _ancestors_within(item, element)):
+            continue  # a dropdown of sibling pages inside a breadcrumb item is not more parents
         name = " ".join(_item_text(item).split()).strip(_CRUMB_SEPARATORS)
-        classes = item.get("class", "")
-        marks = item.xpath("descendant-or-self::*/@class | descendant-or-self::*/@aria-label")
-        current = item.xpath("descendant-or-self::*[@aria-current='page']") or any(
-            _CURRENT_CLASSES.intersection(mark.split()) for mark in marks
-        )
-        home = any("home" in mark.lower() for mark in marks) or "nav-item-0" in classes.split()
-        if name and not (current or home or name.casefold() in page_names | _ROOT_NAMES or "aside" in classes.lower()):
+        tokens = {token for c in item.xpath("descendant-or-self::*/@class") for token in c.lower().split()}
+        labels = {" ".join(label.lower().split()) for label in item.xpath("descendant-or-self::*/@aria-label")}
+        current = bool(item.xpath("descendant-or-self::*[@aria-current='page']")) or bool(_CURRENT_CLASSES & tokens)
+        home = "nav-item-0" in tokens or bool(labels & _ROOT_NAMES) or any(_HOME_CLASS.search(t) for t in tokens)
+        aside = any("aside" in token for token in tokens)
+        if name and not (current or home or aside or name.casefold() in page_names | _ROOT_NAMES):
             names.append(name)
     if element.getparent() is not None:
         element.drop_tree()
     return names[-MAX_BREADCRUMB:]
+
+
+def _ancestors_within(element: object, container: object) -> list[Any]:
+    """element's ancestors below container (nearest first)."""
+    found = []
+    parent = element.getparent()  # type: ignore[attr-defined]
+    while parent is not None and parent is not container:
+        found.append(parent)
+        parent = parent.getparent()
+    return found
 
 
 def _item_text(element: object) -> str:

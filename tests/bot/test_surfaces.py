@@ -135,11 +135,17 @@ def test_app_home_shows_the_knowledge_base_and_admins_see_the_most_downvoted(
             "INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U1', -1), (%s, 'U2', -1), (%s, 'U3', 1)",
             (ids[0], ids[0], ids[1]),
         )
-        # A named source counts while its voter's 👍 stands: U1's pick sits under a 👎 and is not counted.
+        # A named source counts while its voter's 👍 stands, in the week it was named: U1's pick sits under a 👎,
+        # U4's is older than a week.
         conn.execute(
-            "INSERT INTO source_picks (answer_id, user_id, source_uri) VALUES (%s, 'U3', 'file:///b.md'), "
-            "(%s, 'U1', 'file:///a.md')",
-            (ids[1], ids[0]),
+            "INSERT INTO votes (answer_id, user_id, value, updated_at) VALUES (%s, 'U4', 1, now() - interval '8 days')",
+            (ids[1],),
+        )
+        conn.execute(
+            "INSERT INTO source_picks (answer_id, user_id, source_uri, created_at) VALUES "
+            "(%s, 'U3', 'file:///b.md', now()), (%s, 'U1', 'file:///a.md', now()), "
+            "(%s, 'U4', 'file:///a.md', now() - interval '8 days')",
+            (ids[1], ids[0], ids[1]),
         )
     running = start_bot(bot_settings.model_copy(update={"admin_users": "U0ADMIN"}), answerer)
     home_opened = {

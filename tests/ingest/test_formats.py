@@ -182,10 +182,27 @@ def test_a_sphinx_breadcrumb_leads_every_heading_path_outside_the_word_budget() 
     assert [c.text for c in with_crumb] == [c.text for c in without]
 
 
-def test_a_page_without_a_breadcrumb_has_no_context() -> None:
-    assert _parse("guide.md", b"# Guide\n\nText.\n").context == []
+def test_a_page_without_a_breadcrumb_chunks_as_before() -> None:
+    """No breadcrumb, no context: heading paths are the page's own, for HTML and the formats that have none."""
     html = b"<html><head><title>T</title></head><body><main><h1>T</h1><p>Body text.</p></main></body></html>"
-    assert _parse("t.html", html).context == []
+    document = docx.Document()
+    document.add_heading("Office Guide", level=1)
+    document.add_paragraph("The printer on floor 3 is called Gutenberg.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    pages = [
+        _parse("t.html", html),
+        _parse("guide.md", b"# Guide\n\n## Setup\n\nText.\n"),
+        _parse("policy.pdf", make_pdf(["Travel policy", "Hotels up to 180 EUR per night."])),
+        _parse("guide.docx", buffer.getvalue()),
+    ]
+    for parsed in pages:
+        assert parsed.context == []
+        chunks = chunk_document(parsed, chunk_words=160)
+        assert chunks and all(c.heading.split(" > ")[0] == parsed.title for c in chunks)
+    assert [c.heading for c in chunk_document(pages[1], chunk_words=160)] == ["Guide > Setup"]
+    crumbed = chunk_document(Parsed(pages[1].title, pages[1].blocks, ["Handbook"]), chunk_words=160)
+    assert [c.heading for c in crumbed] == ["Handbook > Guide > Setup"]
 
 
 # Trimmed from what other generators write around a page's breadcrumb: each case is the page, the breadcrumb read
@@ -357,6 +374,52 @@ def test_lists_and_navs_without_breadcrumb_markers_are_not_the_breadcrumb() -> N
     assert parsed.context == ["Security"]
     text = "\n".join(b.text for b in parsed.blocks if b.kind != "heading")
     assert "- Create the new key." in text and "- Revoke the old one." in text
+
+
+def test_breadcrumb_look_alikes_nested_menus_and_odd_labels() -> None:
+    # A wrapper whose class mentions breadcrumbs holds the page's content: it is not the breadcrumb.
+    wrapper = b"""<html><head><title>Keys</title></head><body><main><div class="page has-breadcrumbs">
+    <ol class="crumbs"><li><a href="/">Home</a></li><li><a href="/sec">Security</a></li></ol>
+    <h3>Rotating keys</h3><p>Keys are rotated every ninety days.</p>
+    <ul><li>Create the new key.</li><li>Revoke the old one.</li></ul></div></main></body></html>"""
+    parsed = _parse("keys.html", wrapper)
+    assert parsed.context == []
+    assert "Keys are rotated every ninety days." in "\n".join(b.text for b in parsed.blocks)
+    # A dropdown of sibling pages inside a breadcrumb item is not more parents.
+    dropdown = b"""<html><head><title>Payments</title></head><body><nav aria-label="breadcrumb"><ol class="breadcrumb">
+    <li class="breadcrumb-item"><a href="/teams">Teams</a><ul class="dropdown-menu"><li><a href="/b">Billing</a></li>
+    <li><a href="/s">Search</a></li><li><a href="/i">Infra</a></li></ul></li>
+    <li class="breadcrumb-item active" aria-current="page">Payments</li></ol></nav>
+    <main><h1>Payments</h1><p>The payments team owns checkout.</p></main></body></html>"""
+    assert _parse("payments.html", dropdown).context == ["Teams"]
+    # Another site's "related" box before the real breadcrumb is not Sphinx's bar.
+    related = b"""<html><head><title>Post</title></head><body><div class="related"><ul><li><a href="/o">Other post</a>
+    </li></ul></div><main><nav aria-label="breadcrumb"><ol><li><a href="/blog">Blog</a></li><li><a href="/ops">Ops</a>
+    </li><li aria-current="page">Post</li></ol></nav><h1>Post</h1><p>Text of the post.</p></main></body></html>"""
+    parsed = _parse("post.html", related)
+    assert parsed.context == ["Blog", "Ops"]
+    assert "Ops" not in "\n".join(b.text for b in parsed.blocks if b.kind != "heading")
+    # Labels that merely contain "home" or "current" do not drop a parent; a title over several lines still names
+    # the page, so its own (unmarked) entry is dropped.
+    labels = b"""<html><head><title>
+      Module foo
+      &mdash; Acme docs</title></head><body><nav aria-label="Breadcrumbs"><ul>
+    <li><a href="/" class="icon icon-home" aria-label="Home"></a></li>
+    <li><a href="/brew" aria-label="Homebrew packages">Homebrew</a></li>
+    <li><a href="/sec" aria-label="Go to the current section">Packaging</a></li>
+    <li>Module foo</li></ul></nav><main><h1>Module foo</h1><p>Text.</p></main></body></html>"""
+    assert _parse("foo.html", labels).context == ["Homebrew", "Packaging"]
+
+
+def test_an_article_header_is_a_block_of_its_own() -> None:
+    html = b"""<html><head><title>Deploying | Acme</title></head><body><main>
+    <header class="site-header" role="banner"><h1>Acme</h1></header>
+    <article><header><h1>Deploying</h1></header>Run make deploy.<br>Then wait.</article></main></body></html>"""
+    parsed = _parse("deploying.html", html)
+    assert parsed.title == "Deploying"
+    assert [(b.kind, b.text) for b in parsed.blocks][0] == ("heading", "Deploying")
+    assert "Acme" not in " ".join(b.text for b in parsed.blocks)
+    assert [c.heading for c in chunk_document(parsed, chunk_words=160)] == ["Deploying"]
 
 
 def test_directory_walk_skips_build_assets_and_hidden_files(tmp_path: Path) -> None:
