@@ -51,9 +51,9 @@ from lore.search import (
 BENCH = Path(__file__).resolve().parent
 # fresh10 and fresh11 reported the page term in session 13, fresh12 and fresh13 checked it again in session 14,
 # fresh14 to fresh17 reported session 15's share of words, fresh18 to fresh21 checked it in sessions 16 and 17; all
-# twelve are in the pool since, and so are fresh22 and fresh23 (session 18's). fresh24 and fresh25 (written in
-# session 19) report next.
-BLIND = ["fresh24_questions.jsonl", "fresh24_rephrasings.jsonl", "fresh25_questions.jsonl", "fresh25_rephrasings.jsonl"]
+# twelve are in the pool since, and so are fresh22 to fresh25 (sessions 18 and 19). fresh26 and fresh27 (written at
+# the end of session 19, unseen) report next.
+BLIND = ["fresh26_questions.jsonl", "fresh26_rephrasings.jsonl", "fresh27_questions.jsonl", "fresh27_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5
