@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 from pathlib import PurePosixPath
-from typing import Any
 
 from ingest.document import Block, NotContent, Parsed, RawDocument, SourceError
 
@@ -321,10 +320,10 @@ def _breadcrumb(doc: object, page_title: str) -> list[str]:
     titles = {title, _TITLE_SEPARATORS.split(title, maxsplit=1)[0]}
     for h1 in doc.iter("h1"):  # type: ignore[attr-defined]
         titles.add(" ".join(h1.text_content().split()).rstrip(" \u00b6#\u200b"))
-    page_names = {name.casefold() for name in titles if name}
+    not_parents = {name.casefold() for name in titles if name} | _ROOT_NAMES
     names = []
     for item in element.xpath(_SPHINX_ITEM_XPATH if sphinx else ".//li"):
-        if any(ancestor.tag == "li" for ancestor in _ancestors_within(item, element)):
+        if _nested_item(item, element):
             continue  # a dropdown of sibling pages inside a breadcrumb item is not more parents
         name = " ".join(_item_text(item).split()).strip(_CRUMB_SEPARATORS)
         tokens = {token for c in item.xpath("descendant-or-self::*/@class") for token in c.lower().split()}
@@ -332,21 +331,21 @@ def _breadcrumb(doc: object, page_title: str) -> list[str]:
         current = bool(item.xpath("descendant-or-self::*[@aria-current='page']")) or bool(_CURRENT_CLASSES & tokens)
         home = "nav-item-0" in tokens or bool(labels & _ROOT_NAMES) or any(_HOME_CLASS.search(t) for t in tokens)
         aside = any("aside" in token for token in tokens)
-        if name and not (current or home or aside or name.casefold() in page_names | _ROOT_NAMES):
+        if name and not (current or home or aside or name.casefold() in not_parents):
             names.append(name)
     if element.getparent() is not None:
         element.drop_tree()
     return names[-MAX_BREADCRUMB:]
 
 
-def _ancestors_within(element: object, container: object) -> list[Any]:
-    """element's ancestors below container (nearest first)."""
-    found = []
-    parent = element.getparent()  # type: ignore[attr-defined]
-    while parent is not None and parent is not container:
-        found.append(parent)
-        parent = parent.getparent()
-    return found
+def _nested_item(item: object, container: object) -> bool:
+    """Whether a list item sits inside another list item of the container."""
+    for ancestor in item.iterancestors():  # type: ignore[attr-defined]
+        if ancestor is container:
+            return False
+        if ancestor.tag == "li":
+            return True
+    return False
 
 
 def _item_text(element: object) -> str:
