@@ -74,18 +74,13 @@ def compare(first: Path, second: Path) -> None:
 
 
 def cost(homes: list[Path]) -> None:
-    from tokenizers import Tokenizer
-
     from lore.config import Settings
     from lore.db import raw_connection
     from lore.embeddings import LocalEmbedder
-    from lore.onnx_embedder import bundled_model_dir, read_model_spec
+    from lore.onnx_embedder import bundled_model_dir, load_tokenizer, read_model_spec
 
     embedder = LocalEmbedder()
-    limit = read_model_spec(bundled_model_dir()).max_seq_length
-    tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    tokenizer = load_tokenizer(bundled_model_dir(), read_model_spec(bundled_model_dir()))  # truncates as it embeds
     inputs: dict[Path, list[str]] = {}
     for home in homes:
         with raw_connection(Settings(LORE_HOME=str(home))) as conn:  # type: ignore[call-arg]
@@ -96,7 +91,7 @@ def cost(homes: list[Path]) -> None:
             ).fetchall()
         inputs[home] = [f"{heading}\n{text}" if heading else text for heading, text in rows]
     # What the embedder reads of each home's passages (it truncates at its limit), counted before the slow part.
-    tokens = {home: sum(min(len(e.ids), limit) for e in tokenizer.encode_batch(inputs[home])) for home in homes}
+    tokens = {home: sum(len(e.ids) for e in tokenizer.encode_batch(inputs[home])) for home in homes}
     embedder.embed(["warm up"] * 64)
     seconds = {home: 0.0 for home in homes}
     for _ in range(3):

@@ -13,17 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
-    from tokenizers import Tokenizer
-
     from lore.config import get_settings
     from lore.db import raw_connection
-    from lore.onnx_embedder import bundled_model_dir, read_model_spec
+    from lore.onnx_embedder import bundled_model_dir, load_tokenizer, read_model_spec
 
-    model_dir = bundled_model_dir()
-    limit = read_model_spec(model_dir).max_seq_length
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    spec = read_model_spec(bundled_model_dir())
+    limit = spec.max_seq_length
+    tokenizer = load_tokenizer(bundled_model_dir(), spec)
+    tokenizer.no_truncation()  # whole lengths: how far past the limit each passage runs
     with raw_connection(get_settings()) as conn:
         rows = conn.execute("SELECT heading, text FROM chunks").fetchall()
     lengths = [len(e.ids) for e in tokenizer.encode_batch([f"{h}\n{t}" if h else t for h, t in rows])]
