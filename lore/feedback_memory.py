@@ -7,7 +7,9 @@ time, for the documents the search found (its candidates), the nearest past ques
 those documents. What each kind of feedback is evidence of (refresh_evidence):
 
 - 👍 says the answer's main sources helped: the sources a language model cited inline ([n]), or, when it cited
-  none or no model wrote the answer, the top source. Sources ranked below the top are not credited.
+  none, the top source. A search-only answer's main sources are its top source and those of the sentences it
+  quotes ("> sentence [n]", lore.extract: what the reader took as the answer; QUOTED_MAIN). Other sources ranked
+  below the top are not credited.
 - 👎 says the answer as shown failed: it counts against the source the answer led with (the first one cited
   inline, else the top source) and nothing else, so a right page shown at rank 2 to 4 is never pushed down.
 - A vote's score is the Wilson lower bound of the up share minus that of the down share, which simplifies to
@@ -115,6 +117,10 @@ SPREAD_RANK = 10
 # the source, it lifts the voted questions +0.012 instead of +0.003 (12 worse instead of 21), as much as when all
 # three name it; the harm to untouched questions is the same (-0.004). See docs/benchmarks.md, session 18.
 NAMED_FOR_ALL = True
+# Whether a search-only answer's main sources include, beside its top source, the sources of the sentences it quotes
+# (lore.extract: "> sentence [n]" lines): what the reader took as the answer. A 👍 then credits them too, so a
+# lenient voter's 👍 for a right page quoted from second place does not lift the top source past it.
+QUOTED_MAIN = True
 # A page lifted by near questions' feedback may not pass any of the query's best UNSEEN_GUARD documents that none
 # of those questions' answers showed (0: no guard). See FeedbackIndex.moves.
 UNSEEN_GUARD = 0
@@ -154,8 +160,19 @@ lead AS (
         (SELECT ch.document_id FROM chunks ch WHERE ch.id = ans.chunk_ids[1])) AS document_id
     FROM ans
 ),
+quoted AS (
+    SELECT ans.id AS answer_id, d.id AS document_id
+    FROM ans
+    CROSS JOIN LATERAL regexp_matches(ans.answer, '^> .*\[([0-9]+)\]$', 'gn') m
+    JOIN LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(ans.citations) = 'array' THEN ans.citations ELSE '[]'::jsonb END) c
+        ON c->>'number' = m[1]
+    JOIN documents d ON d.uri = c->>'uri'
+    WHERE %(quoted)s AND NOT ans.generated
+),
 main AS (
     SELECT answer_id, document_id FROM inline WHERE pos > 0
+    UNION SELECT answer_id, document_id FROM quoted
     UNION SELECT answer_id, document_id FROM lead WHERE document_id IS NOT NULL
 ),
 voted AS (
@@ -232,6 +249,7 @@ def refresh_evidence(conn: psycopg.Connection[Any], answer_ids: list[int]) -> No
         "correction": CORRECTION_SCORE,
         "comparison": COMPARISON_SCORE,
         "follow": bool(NAMED_FOR_ALL),
+        "quoted": bool(QUOTED_MAIN),
     }
     with conn.pipeline():
         for statement in _REFRESH:

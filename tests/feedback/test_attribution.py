@@ -9,11 +9,13 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from lore import feedback_memory
 from lore.config import Settings
 from lore.db import database_url
 from lore.feedback import FeedbackError, record_comparison, record_critique, record_source_pick, record_vote
+from lore.prompts import Source, extractive_answer, search_only_answer
 from lore.search import search_scored
 from tests.feedback.helpers import add_answer, add_doc, embed
 
@@ -140,6 +142,36 @@ def test_a_model_answer_is_credited_to_the_sources_it_cited_inline_and_blamed_on
     plain = add_answer(db, question=QUESTION, answer="Use a parser.", chunk_ids=chunks, citations=[])
     _vote(db, plain, 1)
     assert {uri for a, uri in _evidence(db) if a == plain} == {"kb://optparse"}
+
+
+def test_a_search_only_answer_is_credited_to_the_sources_it_quotes_and_blamed_on_its_top_source(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = _kb(db)
+    names = ("optparse", "argparse", "getopt")
+    chunks = [kb[name][0] for name in names]
+    citations = [{"number": n, "uri": f"kb://{name}", "title": name} for n, name in enumerate(names, 1)]
+    sources = [Source(n, f"kb://{name}", name, (f"{name} text",)) for n, name in enumerate(names, 1)]
+    # The answer's quoted sentence comes from argparse, shown second; optparse is its top source. A document's own
+    # "[3]" inside a quote names nothing: only the number the answer put at the end of the quote counts.
+    text = extractive_answer([(2, "argparse parses options, see [3] for more.")], sources)
+    answer = add_answer(db, question=QUESTION, answer=text, model="search-only", chunk_ids=chunks, citations=citations)
+    _vote(db, answer, 1)
+    assert {uri for _, uri in _evidence(db)} == {"kb://optparse", "kb://argparse"}  # the top source and the quoted
+    moves = _moves(db, SIMILAR)
+    assert moves["kb://argparse"] > 0 and moves["kb://getopt"] == 0.0
+    # A 👎 still counts against the top source alone: never against a quoted page below it.
+    _vote(db, answer, -1)
+    assert set(_evidence(db)) == {(answer, "kb://optparse")}
+    # Whole passages ("[n] title" then "> excerpt") quote nothing: a 👍 credits the top source.
+    plain = search_only_answer(sources)
+    whole = add_answer(db, question=QUESTION, answer=plain, model="search-only", chunk_ids=chunks, citations=citations)
+    _vote(db, whole, 1)
+    assert {uri for a, uri in _evidence(db) if a == whole} == {"kb://optparse"}
+    # QUOTED_MAIN off (the rule before): the quoted page is not credited.
+    monkeypatch.setattr(feedback_memory, "QUOTED_MAIN", False)
+    _vote(db, answer, 1)
+    assert {uri for a, uri in _evidence(db) if a == answer} == {"kb://optparse"}
 
 
 def test_a_voter_who_names_the_source_that_answered_it_credits_that_page_instead_of_the_lead(db: Settings) -> None:
@@ -406,3 +438,44 @@ def test_migration_0013_marks_the_evidence_a_correction_named(migrated: Settings
             "SELECT d.uri, e.named FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
         ).fetchall()
     assert dict(rows) == {"kb://named": True, "kb://led": False}
+
+
+def test_migration_0016_credits_the_quoted_sources_of_upvoted_search_only_answers(migrated: Settings) -> None:
+    """Evidence stored when a search-only 👍 credited only the top source is recomputed: the quoted source joins it."""
+    url, upgrade = _database_at(migrated, "quoted_sources", "0015_source_picks")
+    names = ("kb://top", "kb://quoted")
+    sources = [Source(n, uri, uri, ("text",)) for n, uri in enumerate(names, 1)]
+    with psycopg.connect(url) as conn:
+        docs = {
+            uri: conn.execute(
+                "INSERT INTO documents (uri, title, content_hash) VALUES (%s, %s, 'h') RETURNING id", (uri, uri)
+            ).fetchone()[0]
+            for uri in names
+        }
+        chunk = conn.execute(
+            "INSERT INTO chunks (document_id, uri, title, ord, text, text_hash, acl, embedding)"
+            " VALUES (%s, 'kb://top', 'top', 0, 't', 'h', '{public}', array_fill(0.05, ARRAY[384])::vector)"
+            " RETURNING id",
+            (docs["kb://top"],),
+        ).fetchone()[0]
+        answer = conn.execute(
+            "INSERT INTO answers (question, answer, model, citations, chunk_ids)"
+            " VALUES ('q', %s, 'search-only', %s, %s) RETURNING id",
+            (
+                extractive_answer([(2, "The quoted page answers it.")], sources),
+                Jsonb([{"number": n, "uri": uri, "title": uri} for n, uri in enumerate(names, 1)]),
+                [chunk],
+            ),
+        ).fetchone()[0]
+        conn.execute("INSERT INTO votes (answer_id, user_id, value) VALUES (%s, 'U1', 1)", (answer,))
+        conn.execute(  # what the rules before stored: the top source alone
+            "INSERT INTO feedback_evidence (answer_id, document_id, w) VALUES (%s, %s, 0.2)",
+            (answer, docs["kb://top"]),
+        )
+    upgrade("0016_evidence_quoted")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT d.uri, e.w FROM feedback_evidence e JOIN documents d ON d.id = e.document_id"
+        ).fetchall()
+    share = 1 / (1 + feedback_memory.WILSON_Z**2)
+    assert dict(rows) == pytest.approx({"kb://top": share, "kb://quoted": share})
