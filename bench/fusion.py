@@ -51,9 +51,9 @@ from lore.search import (
 BENCH = Path(__file__).resolve().parent
 # fresh10 and fresh11 reported the page term in session 13, fresh12 and fresh13 checked it again in session 14,
 # fresh14 to fresh17 reported session 15's share of words, fresh18 to fresh21 checked it in sessions 16 and 17; all
-# twelve are in the pool since, and so are fresh22 to fresh25 (sessions 18 and 19). fresh26 and fresh27 (written at
-# the end of session 19, unseen) report next.
-BLIND = ["fresh26_questions.jsonl", "fresh26_rephrasings.jsonl", "fresh27_questions.jsonl", "fresh27_rephrasings.jsonl"]
+# twelve are in the pool since, and so are fresh22 to fresh27 (sessions 18 to 20). fresh28 and fresh29 (written in
+# session 20 from the pages alone, unseen) report next.
+BLIND = ["fresh28_questions.jsonl", "fresh28_rephrasings.jsonl", "fresh29_questions.jsonl", "fresh29_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)
 K = 5

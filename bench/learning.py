@@ -8,10 +8,10 @@ Questions (written for this benchmark): bench/learning_questions.jsonl (80 quest
 substrings; each row has "split": "tune" or "report") and bench/learning_rephrasings.jsonl (two everyday
 rephrasings per question, linked by "of"). Blind sets, one everyday rephrasing each, written from the docs alone
 without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2 (40), fresh3 (60), fresh4 (50),
-fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh27 (60
-each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh25;
-1,540 questions since the end of session 19, 1,420 during it, 1,300 in session 18), and the figures to report come
-from the newest blind sets, fresh26 and fresh27 (`--split fresh26`), run once per configuration. In each split,
+fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh29 (60
+each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh27;
+1,660 questions since the end of session 20, 1,540 during it, 1,420 in session 19), and the figures to report come
+from the newest blind sets, fresh28 and fresh29 (`--split fresh28`), run once per configuration. In each split,
 every other question is "voted": its rephrasings are asked; the others are "untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
@@ -62,16 +62,16 @@ QUESTIONS = ROOT / "bench" / "learning_questions.jsonl"
 REPHRASINGS = ROOT / "bench" / "learning_rephrasings.jsonl"
 # The blind sets, written from the docs alone without looking at any search result (docs/benchmarks.md says when
 # each was run): fresh (60 questions), fresh2 (40), fresh3 (60), fresh4 (50), fresh5 (60), fresh6 (50), fresh7 (60),
-# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh27 (60 each).
-BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 28)))
+# fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60) and fresh12 to fresh29 (60 each).
+BLIND_SETS = ("fresh", *(f"fresh{n}" for n in range(2, 30)))
 FILES = {
     name: (ROOT / "bench" / f"{name}_questions.jsonl", ROOT / "bench" / f"{name}_rephrasings.jsonl")
     for name in BLIND_SETS
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
-# fresh25. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh25 in sessions 14 to 19, and joined the
-# pool after; fresh26 and fresh27 (written at the end of session 19, unseen) report next.
-TUNED = BLIND_SETS[: BLIND_SETS.index("fresh25") + 1]
+# fresh27. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh27 in sessions 14 to 20, and joined the
+# pool after; fresh28 and fresh29 (written in session 20 from the pages alone, unseen) report next.
+TUNED = BLIND_SETS[: BLIND_SETS.index("fresh27") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "naming", "naming-one", "noisy", "hostile")
 VOTERS = 3
