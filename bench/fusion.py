@@ -52,7 +52,7 @@ BENCH = Path(__file__).resolve().parent
 # fresh10 and fresh11 reported the page term in session 13, fresh12 and fresh13 checked it again in session 14,
 # fresh14 to fresh17 reported session 15's share of words, fresh18 to fresh21 checked it in sessions 16 and 17; all
 # twelve are in the pool since, and so are fresh22 to fresh27 (sessions 18 to 20). fresh28 and fresh29 (written in
-# session 20 from the pages alone, unseen) report next.
+# session 20 from the pages alone) reported once at its end; they join the pool when newer blind sets replace them.
 BLIND = ["fresh28_questions.jsonl", "fresh28_rephrasings.jsonl", "fresh29_questions.jsonl", "fresh29_rephrasings.jsonl"]
 # Not retrieval sets: the extraction benchmark's questions.
 NOT_RETRIEVAL = ("extract_",)

@@ -11,8 +11,9 @@ without looking at any search result: bench/fresh_*.jsonl (60 questions), fresh2
 fresh5 (60), fresh6 (50), fresh7 (60), fresh8 (60), fresh9 (60), fresh10 (60), fresh11 (60), fresh12 to fresh29 (60
 each). Parameters are chosen on `--split pool` (the 80 and the blind sets already reported once: fresh to fresh27;
 1,660 questions since the end of session 20, 1,540 during it, 1,420 in session 19), and the figures to report come
-from the newest blind sets, fresh28 and fresh29 (`--split fresh28`), run once per configuration. In each split,
-every other question is "voted": its rephrasings are asked; the others are "untouched".
+from the newest blind sets (fresh28 and fresh29, `--split fresh28`, reported in session 20), run once per
+configuration. In each split, every other question is "voted": its rephrasings are asked; the others are
+"untouched".
 
 Protocol, per user model and attribution (search-only answers; a scripted chat model that cites [n]):
 1. the feedback tables are emptied; each rephrasing of a voted question is asked through `answer_question` (what
@@ -70,7 +71,8 @@ FILES = {
 }
 # The blind sets already looked at by this benchmark, which choosing parameters may now use (split "pool"): fresh to
 # fresh27. fresh10 and fresh11 reported votes in session 14, fresh12 to fresh27 in sessions 14 to 20, and joined the
-# pool after; fresh28 and fresh29 (written in session 20 from the pages alone, unseen) report next.
+# pool after. fresh28 and fresh29 (written in session 20 from the pages alone) reported once at its end; they join
+# the pool when newer blind sets are written to report next.
 TUNED = BLIND_SETS[: BLIND_SETS.index("fresh27") + 1]
 DOCS = Path("/usr/share/doc/python3.11/html")
 USER_MODELS = ("strict", "lenient", "naming", "naming-one", "noisy", "hostile")
