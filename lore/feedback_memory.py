@@ -80,6 +80,7 @@ import psycopg
 
 from lore.config import Settings
 from lore.db import decode_vectors
+from lore.prompts import QUOTE_LINE_SQL
 from lore.types import EMBEDDING_DIM
 
 # Nearest past questions (with evidence about the candidates) that count: a flood of similar questions
@@ -138,7 +139,8 @@ WITH compared AS (
     FROM comparisons WHERE chosen_id = ANY(%(ids)s) GROUP BY chosen_id, rejected_id
 ),
 ans AS (
-    SELECT a.id, a.answer, a.citations, a.chunk_ids,
+    SELECT a.id, a.answer, a.chunk_ids,
+           CASE WHEN jsonb_typeof(a.citations) = 'array' THEN a.citations ELSE '[]'::jsonb END AS citations,
            a.model <> 'search-only' AND coalesce(a.generation->>'generated', 'true') <> 'false' AS generated
     FROM answers a
     WHERE a.id = ANY(%(ids)s) OR a.id IN (SELECT rejected_id FROM compared)
@@ -148,8 +150,7 @@ inline AS (
            strpos(ans.answer, substring(ans.answer
                FROM '\[(?:\d+\s*[,;]\s*)*' || (c->>'number') || '(?:\s*[,;]\s*\d+)*\]')) AS pos
     FROM ans
-    CROSS JOIN LATERAL jsonb_array_elements(
-        CASE WHEN jsonb_typeof(ans.citations) = 'array' THEN ans.citations ELSE '[]'::jsonb END) c
+    CROSS JOIN LATERAL jsonb_array_elements(ans.citations) c
     JOIN documents d ON d.uri = c->>'uri'
     WHERE ans.generated AND (c->>'number') ~ '^[0-9]+$'
 ),
@@ -163,10 +164,8 @@ lead AS (
 quoted AS (
     SELECT ans.id AS answer_id, d.id AS document_id
     FROM ans
-    CROSS JOIN LATERAL regexp_matches(ans.answer, '^> .*\[([0-9]+)\]$', 'gn') m
-    JOIN LATERAL jsonb_array_elements(
-        CASE WHEN jsonb_typeof(ans.citations) = 'array' THEN ans.citations ELSE '[]'::jsonb END) c
-        ON c->>'number' = m[1]
+    CROSS JOIN LATERAL regexp_matches(ans.answer, %(quote_line)s, 'gn') m
+    JOIN LATERAL jsonb_array_elements(ans.citations) c ON c->>'number' = m[1]
     JOIN documents d ON d.uri = c->>'uri'
     WHERE %(quoted)s AND NOT ans.generated
 ),
@@ -250,6 +249,7 @@ def refresh_evidence(conn: psycopg.Connection[Any], answer_ids: list[int]) -> No
         "comparison": COMPARISON_SCORE,
         "follow": bool(NAMED_FOR_ALL),
         "quoted": bool(QUOTED_MAIN),
+        "quote_line": QUOTE_LINE_SQL,
     }
     with conn.pipeline():
         for statement in _REFRESH:

@@ -135,6 +135,11 @@ def search_only_answer(sources: Sequence[Source], *, excerpt_chars: int = 400) -
     return "\n\n".join(parts)
 
 
+# A quoted line of an extractive answer, in PostgreSQL's newline-sensitive regex syntax: its group is the source
+# number the answer appended (lore.feedback_memory credits a 👍 to it).
+QUOTE_LINE_SQL = r"^> .*\[([0-9]+)\]$"
+
+
 def extractive_answer(quotes: Sequence[tuple[int, str]], sources: Sequence[Source]) -> str:
     """The search-only answer: quoted sentences (each group with its source number), then every numbered source.
     `quotes` are (source number, sentences) in the order to show."""
